@@ -1,0 +1,28 @@
+//! Shared vocabulary of Asterope.
+//!
+//! Everything that both sides of the product speak lives here: validated [`Key`]s, the
+//! [`ObjectInfo`] record a caller sees, the MessagePack-shaped metadata [`Value`] model, the one
+//! [`Error`] enum with stable machine-readable codes, and the object-safe async [`Store`] trait.
+//! The embedded `Database` (asterope-storage) implements [`Store`]; so does the network client.
+//!
+//! Blob bodies travel as [`ByteStream`]s of chunks in both directions, so no implementation ever
+//! needs to hold a whole blob in memory.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod digest;
+mod error;
+mod key;
+mod object;
+mod store;
+mod value;
+
+pub use digest::Sha256Digest;
+pub use error::{Error, Result};
+pub use key::Key;
+pub use object::{
+    ByteRange, Condition, GetOptions, ListOptions, ListPage, ObjectInfo, PutOptions,
+    DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+};
+pub use store::{ByteStream, GetResult, Store, StoreExt};
+pub use value::{Metadata, Timestamp, Value};

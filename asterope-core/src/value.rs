@@ -1,0 +1,296 @@
+//! The metadata value model: the MessagePack data model, with timestamps.
+//!
+//! Metadata documents are maps from field names to [`Value`]s. Values serialize through serde so
+//! that MessagePack (via rmp-serde) keeps every type, timestamps included: they use the MessagePack
+//! timestamp extension (type -1).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Error, Result};
+
+/// A metadata document: field name to value.
+pub type Metadata = BTreeMap<String, Value>;
+
+/// A metadata value.
+///
+/// Integers are signed 64-bit; an unsigned MessagePack integer above `i64::MAX` is read as a float.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Absent / null.
+    Nil,
+    /// Boolean.
+    Bool(bool),
+    /// Signed integer.
+    Int(i64),
+    /// 64-bit float.
+    Float(f64),
+    /// UTF-8 string.
+    String(String),
+    /// Raw bytes.
+    Binary(Vec<u8>),
+    /// Ordered list.
+    Array(Vec<Value>),
+    /// Nested document.
+    Map(BTreeMap<String, Value>),
+    /// A point in time, nanosecond precision.
+    Timestamp(Timestamp),
+}
+
+impl Value {
+    /// Nesting depth: scalars are 0, a container is one more than its deepest child.
+    pub fn depth(&self) -> usize {
+        match self {
+            Value::Array(items) => 1 + items.iter().map(Value::depth).max().unwrap_or(0),
+            Value::Map(map) => 1 + map.values().map(Value::depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::String(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::String(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
+        Value::Int(n)
+    }
+}
+impl From<i32> for Value {
+    fn from(n: i32) -> Value {
+        Value::Int(n.into())
+    }
+}
+impl From<f64> for Value {
+    fn from(n: f64) -> Value {
+        Value::Float(n)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Value {
+        Value::Bool(b)
+    }
+}
+impl From<Timestamp> for Value {
+    fn from(t: Timestamp) -> Value {
+        Value::Timestamp(t)
+    }
+}
+
+/// Seconds and nanoseconds since the Unix epoch (UTC).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp {
+    /// Whole seconds since 1970-01-01T00:00:00Z (negative before).
+    pub secs: i64,
+    /// Nanoseconds within the second, `0..1_000_000_000`.
+    pub nanos: u32,
+}
+
+/// MessagePack extension type of timestamps.
+const TIMESTAMP_EXT: i8 = -1;
+/// rmp-serde's magic newtype name for extension values.
+const EXT_STRUCT: &str = "_ExtStruct";
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Timestamp {
+        let now = time::OffsetDateTime::now_utc();
+        Timestamp {
+            secs: now.unix_timestamp(),
+            nanos: now.nanosecond(),
+        }
+    }
+
+    /// Parses RFC 3339 (`2024-01-31T12:00:00Z`, fractional seconds and offsets allowed) or a bare
+    /// date (`2024-01-31`, midnight UTC).
+    pub fn parse(text: &str) -> Result<Timestamp> {
+        use time::format_description::well_known::Rfc3339;
+        let parsed = time::OffsetDateTime::parse(text, &Rfc3339).or_else(|_| {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(text, &format).map(|d| d.midnight().assume_utc())
+        });
+        let datetime = parsed.map_err(|e| Error::InvalidArgument {
+            reason: format!("invalid timestamp {text:?} (expected RFC 3339): {e}"),
+        })?;
+        Ok(Timestamp {
+            secs: datetime.unix_timestamp(),
+            nanos: datetime.nanosecond(),
+        })
+    }
+
+    /// RFC 3339 text in UTC.
+    pub fn to_rfc3339(&self) -> String {
+        use time::format_description::well_known::Rfc3339;
+        time::OffsetDateTime::from_unix_timestamp(self.secs)
+            .ok()
+            .and_then(|t| t.replace_nanosecond(self.nanos).ok())
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| format!("@{}.{:09}", self.secs, self.nanos))
+    }
+
+    /// Encodes as the 12-byte MessagePack timestamp-96 payload.
+    fn to_ext_payload(self) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        out[..4].copy_from_slice(&self.nanos.to_be_bytes());
+        out[4..].copy_from_slice(&self.secs.to_be_bytes());
+        out
+    }
+
+    /// Decodes any of the MessagePack timestamp payload forms (32, 64 or 96 bits).
+    fn from_ext_payload(payload: &[u8]) -> Option<Timestamp> {
+        match payload.len() {
+            4 => {
+                let secs = u32::from_be_bytes(payload.try_into().ok()?);
+                Some(Timestamp {
+                    secs: secs.into(),
+                    nanos: 0,
+                })
+            }
+            8 => {
+                let raw = u64::from_be_bytes(payload.try_into().ok()?);
+                let nanos = u32::try_from(raw >> 34).ok()?;
+                let secs = i64::try_from(raw & 0x3_ffff_ffff).ok()?;
+                (nanos < 1_000_000_000).then_some(Timestamp { secs, nanos })
+            }
+            12 => {
+                let nanos = u32::from_be_bytes(payload.get(..4)?.try_into().ok()?);
+                let secs = i64::from_be_bytes(payload.get(4..)?.try_into().ok()?);
+                (nanos < 1_000_000_000).then_some(Timestamp { secs, nanos })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({})", self.to_rfc3339())
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Value::Nil => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int(n) => serializer.serialize_i64(*n),
+            Value::Float(x) => serializer.serialize_f64(*x),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Binary(b) => serializer.serialize_bytes(b),
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Map(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (k, v) in map {
+                    out.serialize_entry(k, v)?;
+                }
+                out.end()
+            }
+            Value::Timestamp(t) => serializer.serialize_newtype_struct(
+                EXT_STRUCT,
+                &(TIMESTAMP_EXT, serde_bytes::Bytes::new(&t.to_ext_payload())),
+            ),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a MessagePack value")
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Nil)
+    }
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Nil)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_bool<E>(self, b: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> std::result::Result<Value, E> {
+        Ok(Value::Int(n))
+    }
+    fn visit_u64<E>(self, n: u64) -> std::result::Result<Value, E> {
+        #[allow(clippy::cast_precision_loss)] // documented: above i64::MAX becomes a float
+        Ok(i64::try_from(n).map_or(Value::Float(n as f64), Value::Int))
+    }
+    fn visit_f64<E>(self, x: f64) -> std::result::Result<Value, E> {
+        Ok(Value::Float(x))
+    }
+    fn visit_str<E>(self, s: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_bytes<E>(self, b: &[u8]) -> std::result::Result<Value, E> {
+        Ok(Value::Binary(b.to_vec()))
+    }
+    fn visit_byte_buf<E>(self, b: Vec<u8>) -> std::result::Result<Value, E> {
+        Ok(Value::Binary(b))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> std::result::Result<Value, A::Error> {
+        let mut map = BTreeMap::new();
+        while let Some((k, v)) = access.next_entry::<String, Value>()? {
+            map.insert(k, v);
+        }
+        Ok(Value::Map(map))
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Value, D::Error> {
+        let (tag, payload): (i8, serde_bytes::ByteBuf) = Deserialize::deserialize(d)?;
+        if tag != TIMESTAMP_EXT {
+            return Err(de::Error::custom(format!(
+                "unsupported MessagePack extension type {tag}"
+            )));
+        }
+        Timestamp::from_ext_payload(&payload)
+            .map(Value::Timestamp)
+            .ok_or_else(|| de::Error::custom("malformed MessagePack timestamp"))
+    }
+}

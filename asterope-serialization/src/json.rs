@@ -1,0 +1,157 @@
+//! The JSON bridge: metadata documents to and from JSON.
+//!
+//! JSON has no timestamp or binary type, so they use tagged objects in the style of MongoDB's
+//! extended JSON: `{"$date": "2024-01-31T12:00:00Z"}` and `{"$base64": "AAEC"}`. Every other JSON
+//! value maps to the obvious [`Value`]. Integers above `i64::MAX` become floats.
+
+use std::collections::BTreeMap;
+
+use asterope_core::{Error, Metadata, Result, Timestamp, Value};
+use base64::Engine;
+use serde_json::Value as Json;
+
+use crate::msgpack::MAX_METADATA_DEPTH;
+
+/// Parses a JSON object text into a metadata document.
+pub fn metadata_from_json_str(text: &str) -> Result<Metadata> {
+    let json: Json = serde_json::from_str(text).map_err(|e| Error::InvalidMetadata {
+        reason: format!("not valid JSON: {e}"),
+    })?;
+    metadata_from_json(json)
+}
+
+/// Converts a JSON object into a metadata document.
+pub fn metadata_from_json(json: Json) -> Result<Metadata> {
+    match value_from_json(json, 0)? {
+        Value::Map(map) => Ok(map),
+        other => Err(Error::InvalidMetadata {
+            reason: format!("metadata must be a JSON object, got {}", kind(&other)),
+        }),
+    }
+}
+
+/// Converts a metadata document to a JSON object.
+pub fn metadata_to_json(metadata: &Metadata) -> Json {
+    Json::Object(
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
+}
+
+/// Converts one value to JSON.
+pub fn value_to_json(value: &Value) -> Json {
+    match value {
+        Value::Nil => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(n) => Json::from(*n),
+        Value::Float(x) => Json::from(*x),
+        Value::String(s) => Json::String(s.clone()),
+        Value::Binary(b) => tagged(
+            "$base64",
+            base64::engine::general_purpose::STANDARD.encode(b),
+        ),
+        Value::Array(items) => Json::Array(items.iter().map(value_to_json).collect()),
+        Value::Map(map) => metadata_to_json(map),
+        Value::Timestamp(t) => tagged("$date", t.to_rfc3339()),
+    }
+}
+
+fn tagged(tag: &str, text: String) -> Json {
+    let mut map = serde_json::Map::new();
+    map.insert(tag.to_string(), Json::String(text));
+    Json::Object(map)
+}
+
+fn value_from_json(json: Json, depth: usize) -> Result<Value> {
+    if depth > MAX_METADATA_DEPTH {
+        return Err(Error::InvalidMetadata {
+            reason: format!("nested more than {MAX_METADATA_DEPTH} levels deep"),
+        });
+    }
+    Ok(match json {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Bool(b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::String(s),
+        Json::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|item| value_from_json(item, depth + 1))
+                .collect::<Result<_>>()?,
+        ),
+        Json::Object(map) => {
+            if let Some(special) = tagged_value(&map)? {
+                return Ok(special);
+            }
+            let mut out = BTreeMap::new();
+            for (k, v) in map {
+                out.insert(k, value_from_json(v, depth + 1)?);
+            }
+            Value::Map(out)
+        }
+    })
+}
+
+fn tagged_value(map: &serde_json::Map<String, Json>) -> Result<Option<Value>> {
+    let mut entries = map.iter();
+    let (Some((tag, Json::String(text))), None) = (entries.next(), entries.next()) else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| Error::InvalidMetadata { reason };
+    match tag.as_str() {
+        "$date" => Timestamp::parse(text)
+            .map(|t| Some(Value::Timestamp(t)))
+            .map_err(|e| invalid(e.to_string())),
+        "$base64" => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(|b| Some(Value::Binary(b)))
+            .map_err(|e| invalid(format!("invalid $base64 value: {e}"))),
+        _ => Ok(None),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Int(_) | Value::Float(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Binary(_) => "binary",
+        Value::Array(_) => "an array",
+        Value::Map(_) => "an object",
+        Value::Timestamp(_) => "a timestamp",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_with_tagged_types() {
+        let text = r#"{"patient_id":"12345","study_date":{"$date":"2024-01-31T12:00:00Z"},
+            "raw":{"$base64":"AAEC"},"slices":120,"dose":0.5,"tags":["a","b"],"n":{"x":null}}"#;
+        let m = metadata_from_json_str(text).unwrap();
+        assert_eq!(m["slices"], Value::Int(120));
+        assert_eq!(m["raw"], Value::Binary(vec![0, 1, 2]));
+        assert!(matches!(m["study_date"], Value::Timestamp(_)));
+        let back = metadata_from_json(metadata_to_json(&m)).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn bad_json_is_invalid_metadata() {
+        for bad in ["[1,2]", "\"x\"", "{", r#"{"d":{"$date":"yesterday"}}"#] {
+            let err = metadata_from_json_str(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_metadata", "{bad}");
+        }
+        let bomb = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let err = metadata_from_json_str(&format!("{{\"a\":{bomb}}}")).unwrap_err();
+        assert_eq!(err.code(), "invalid_metadata");
+    }
+}

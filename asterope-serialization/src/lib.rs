@@ -1,0 +1,13 @@
+//! Serialization of Asterope: MessagePack for metadata and stored records, and the JSON bridge
+//! for users who speak JSON (the CLI, curl).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod json;
+mod msgpack;
+
+pub use json::{metadata_from_json, metadata_from_json_str, metadata_to_json, value_to_json};
+pub use msgpack::{
+    decode, decode_versioned, encode, encode_versioned, validate_metadata, MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+};

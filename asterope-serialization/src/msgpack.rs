@@ -1,0 +1,148 @@
+//! MessagePack encoding (rmp-serde), with a format-version byte for stored records and the
+//! limits that every metadata document must respect.
+
+use asterope_core::{Error, Metadata, Result, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Largest encoded metadata document accepted, in bytes.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Deepest nesting of maps and arrays accepted in a metadata document.
+pub const MAX_METADATA_DEPTH: usize = 32;
+
+/// Encodes a value as MessagePack, structs as maps (field names kept, so records can grow).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    rmp_serde::to_vec_named(value).map_err(|e| Error::internal(format!("MessagePack encode: {e}")))
+}
+
+/// Decodes MessagePack; `what` names the structure in the error.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| Error::InvalidArgument {
+        reason: format!("malformed MessagePack {what}: {e}"),
+    })
+}
+
+/// Encodes with a leading format-version byte.
+pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result<Vec<u8>> {
+    let mut out = vec![version];
+    rmp_serde::encode::write_named(&mut out, value)
+        .map_err(|e| Error::internal(format!("MessagePack encode: {e}")))?;
+    Ok(out)
+}
+
+/// Decodes what [`encode_versioned`] wrote, refusing unknown format versions with
+/// [`Error::UnsupportedFormat`].
+pub fn decode_versioned<T: DeserializeOwned>(
+    supported: u8,
+    bytes: &[u8],
+    what: &str,
+) -> Result<T> {
+    match bytes.split_first() {
+        Some((&version, body)) if version == supported => decode(body, what),
+        Some((&version, _)) => Err(Error::UnsupportedFormat {
+            what: what.to_string(),
+            found: version.into(),
+            supported: supported.into(),
+        }),
+        None => Err(Error::InvalidArgument {
+            reason: format!("empty {what}"),
+        }),
+    }
+}
+
+/// Checks a metadata document against the limits and returns its MessagePack encoding.
+pub fn validate_metadata(metadata: &Metadata) -> Result<Vec<u8>> {
+    let depth = metadata.values().map(Value::depth).max().unwrap_or(0) + 1;
+    if depth > MAX_METADATA_DEPTH {
+        return Err(Error::InvalidMetadata {
+            reason: format!("nested {depth} levels deep; the limit is {MAX_METADATA_DEPTH}"),
+        });
+    }
+    if let Some(name) = metadata.keys().find(|name| name.is_empty()) {
+        return Err(Error::InvalidMetadata {
+            reason: format!("field name {name:?} is empty"),
+        });
+    }
+    let encoded = encode(metadata)?;
+    if encoded.len() > MAX_METADATA_BYTES {
+        return Err(Error::InvalidMetadata {
+            reason: format!(
+                "{} bytes encoded; the limit is {MAX_METADATA_BYTES}",
+                encoded.len()
+            ),
+        });
+    }
+    Ok(encoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asterope_core::Timestamp;
+    use std::collections::BTreeMap;
+
+    fn sample() -> Metadata {
+        let mut nested = BTreeMap::new();
+        nested.insert("series".to_string(), Value::Int(3));
+        let mut m = Metadata::new();
+        m.insert("patient_id".into(), "12345".into());
+        m.insert("slices".into(), Value::Int(-42));
+        m.insert("dose".into(), Value::Float(1.5));
+        m.insert("raw".into(), Value::Binary(vec![0, 1, 255]));
+        m.insert("flags".into(), Value::Array(vec![Value::Bool(true), Value::Nil]));
+        m.insert("study".into(), Value::Map(nested));
+        m.insert(
+            "date".into(),
+            Value::Timestamp(Timestamp::parse("2024-03-01T10:20:30.123456789Z").unwrap()),
+        );
+        m
+    }
+
+    #[test]
+    fn metadata_round_trips_every_type() {
+        let m = sample();
+        let bytes = validate_metadata(&m).unwrap();
+        let back: Metadata = decode(&bytes, "metadata").unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn timestamp_uses_the_msgpack_extension() {
+        let t = Timestamp::parse("2024-03-01T00:00:00Z").unwrap();
+        let bytes = encode(&Value::Timestamp(t)).unwrap();
+        // ext 8 (0xc7), length 12, type -1 (0xff).
+        assert_eq!(&bytes[..3], &[0xc7, 12, 0xff]);
+        // The 64-bit timestamp form written by other MessagePack libraries decodes too.
+        let secs = u64::try_from(t.secs).unwrap();
+        let mut ts64 = vec![0xd7, 0xff];
+        ts64.extend_from_slice(&secs.to_be_bytes());
+        assert_eq!(
+            decode::<Value>(&ts64, "value").unwrap(),
+            Value::Timestamp(t)
+        );
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let mut deep = Value::Int(1);
+        for _ in 0..40 {
+            deep = Value::Array(vec![deep]);
+        }
+        let mut m = Metadata::new();
+        m.insert("deep".into(), deep);
+        assert_eq!(validate_metadata(&m).unwrap_err().code(), "invalid_metadata");
+
+        let mut big = Metadata::new();
+        big.insert("blob".into(), Value::Binary(vec![7; MAX_METADATA_BYTES]));
+        assert_eq!(validate_metadata(&big).unwrap_err().code(), "invalid_metadata");
+    }
+
+    #[test]
+    fn versioned_records_refuse_unknown_versions() {
+        let bytes = encode_versioned(1, &sample()).unwrap();
+        assert!(decode_versioned::<Metadata>(1, &bytes, "record").is_ok());
+        let err = decode_versioned::<Metadata>(2, &bytes, "record").unwrap_err();
+        assert_eq!(err.code(), "unsupported_format");
+        assert!(decode::<Metadata>(&[0xc1], "metadata").is_err());
+    }
+}
