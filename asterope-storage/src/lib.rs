@@ -1,1 +1,54 @@
-//! placeholder
+//! The embedded Asterope database.
+//!
+//! A [`Database`] owns one data directory:
+//!
+//! ```text
+//! <dir>/LOCK            exclusive lock: one process at a time
+//! <dir>/extents/*.ext   preallocated extent files holding blob bytes
+//! <dir>/meta/           the metadata B+tree (sled): one MessagePack record per key
+//! ```
+//!
+//! Blob bytes are written with positioned writes into space handed out by an allocator, hashed
+//! (SHA-256) on another core as they arrive, made durable with `fdatasync`, and only then
+//! published by committing the metadata record: **the metadata commit is the commit point**. A
+//! process killed at any moment leaves either the old object or the new one; space written but
+//! never committed is free again when the directory is next opened, because free space is
+//! derived from the committed records.
+//!
+//! Reads slice a read-only memory mapping of the extent and hand out [`bytes::Bytes`] chunks
+//! that own the mapping, so a download copies nothing and memory stays bounded by the chunk
+//! size. Space of a deleted or overwritten blob is reused only once every reader that could
+//! still see it has finished.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> asterope_core::Result<()> {
+//! use asterope_core::{Key, Metadata, StoreExt};
+//! use asterope_storage::Database;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Database::open(dir.path())?;
+//! let key = Key::new("scans/ct-0001.dcm")?;
+//! let mut meta = Metadata::new();
+//! meta.insert("patient_id".into(), "12345".into());
+//! db.put_bytes(&key, "pixel data".into(), meta).await?;
+//! let (info, bytes) = db.get_bytes(&key).await?;
+//! assert_eq!((info.size, &bytes[..]), (10, &b"pixel data"[..]));
+//! # Ok(())
+//! # }
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod alloc;
+mod database;
+mod extent;
+mod lock;
+mod meta;
+mod mmap;
+mod reader;
+mod record;
+mod space;
+mod writer;
+
+pub use database::{Database, DatabaseBuilder, SpaceStats};

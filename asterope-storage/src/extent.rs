@@ -1,0 +1,187 @@
+//! Extent files: preallocated, fixed-size files that hold blob bytes.
+//!
+//! An extent is created under a temporary name, preallocated (`fallocate`, so a full disk fails
+//! here with a clear error rather than later on a write), synced, and renamed into place; so an
+//! extent file either exists at its full size or not at all. Extents are never truncated or grown
+//! afterwards, which is what makes mapping them safe.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use asterope_core::{Error, Result};
+use memmap2::Mmap;
+use rustix::fs::{fallocate, FallocateFlags};
+
+use crate::mmap::map_extent;
+
+/// Identifier of an extent file (`<id>.ext`).
+pub(crate) type ExtentId = u32;
+
+/// One open extent file.
+#[derive(Debug)]
+pub(crate) struct Extent {
+    pub(crate) id: ExtentId,
+    pub(crate) size: u64,
+    file: File,
+    /// Read-only mapping of the whole file, made on first read and kept.
+    mapping: OnceLock<Arc<Mmap>>,
+}
+
+impl Extent {
+    /// Writes `data` at `offset` (a positioned write; no shared file cursor).
+    pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|e| Error::io(format!("writing extent {} at offset {offset}", self.id), e))
+    }
+
+    /// Makes written data durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(format!("syncing extent {}", self.id), e))
+    }
+
+    /// The read-only mapping of this extent.
+    pub(crate) fn mapping(&self) -> Result<Arc<Mmap>> {
+        if let Some(map) = self.mapping.get() {
+            return Ok(Arc::clone(map));
+        }
+        let map = map_extent(&self.file, self.size)
+            .map_err(|e| Error::io(format!("mapping extent {}", self.id), e))?;
+        Ok(Arc::clone(self.mapping.get_or_init(|| Arc::new(map))))
+    }
+}
+
+/// The set of extent files of a data directory.
+#[derive(Debug)]
+pub(crate) struct ExtentSet {
+    dir: PathBuf,
+    extents: RwLock<BTreeMap<ExtentId, Arc<Extent>>>,
+}
+
+impl ExtentSet {
+    /// Opens `<data>/extents`, removing leftovers of interrupted extent creation.
+    pub(crate) fn open(dir: PathBuf) -> Result<ExtentSet> {
+        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let mut extents = BTreeMap::new();
+        let entries =
+            fs::read_dir(&dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
+                .path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(".tmp") {
+                fs::remove_file(&path)
+                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+                continue;
+            }
+            let Some(id) = name
+                .strip_suffix(".ext")
+                .and_then(|stem| stem.parse::<ExtentId>().ok())
+            else {
+                continue;
+            };
+            let file = open_rw(&path)?;
+            let size = file
+                .metadata()
+                .map_err(|e| Error::io(format!("reading size of {}", path.display()), e))?
+                .len();
+            extents.insert(id, Arc::new(new_extent(id, size, file)));
+        }
+        Ok(ExtentSet {
+            dir,
+            extents: RwLock::new(extents),
+        })
+    }
+
+    /// Every extent, by id.
+    pub(crate) fn all(&self) -> Vec<Arc<Extent>> {
+        self.read_lock().values().cloned().collect()
+    }
+
+    /// The extent with this id.
+    pub(crate) fn get(&self, id: ExtentId) -> Result<Arc<Extent>> {
+        self.read_lock()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::internal(format!("extent {id} does not exist")))
+    }
+
+    /// Creates a new preallocated extent of `size` bytes.
+    pub(crate) fn create(&self, size: u64) -> Result<Arc<Extent>> {
+        let mut extents = self
+            .extents
+            .write()
+            .map_err(|_| Error::internal("extent table lock poisoned"))?;
+        let id = extents.keys().next_back().map_or(0, |last| last + 1);
+        let final_path = self.dir.join(format!("{id:08}.ext"));
+        let tmp_path = self.dir.join(format!("{id:08}.ext.tmp"));
+        let result = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp_path)
+                .map_err(|e| Error::io(format!("creating {}", tmp_path.display()), e))?;
+            preallocate(&file, size)
+                .map_err(|e| Error::io(format!("preallocating {size} bytes for extent {id}"), e))?;
+            file.sync_all()
+                .map_err(|e| Error::io(format!("syncing {}", tmp_path.display()), e))?;
+            fs::rename(&tmp_path, &final_path)
+                .map_err(|e| Error::io(format!("renaming {}", tmp_path.display()), e))?;
+            sync_dir(&self.dir)?;
+            Ok(file)
+        })();
+        let file = result.inspect_err(|_| {
+            let _ = fs::remove_file(&tmp_path);
+        })?;
+        let extent = Arc::new(new_extent(id, size, file));
+        extents.insert(id, Arc::clone(&extent));
+        Ok(extent)
+    }
+
+    fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ExtentId, Arc<Extent>>> {
+        // A poisoned lock only means another thread panicked while holding it; the map itself
+        // is always consistent (single insert), so keep using it.
+        self.extents.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn new_extent(id: ExtentId, size: u64, file: File) -> Extent {
+    Extent {
+        id,
+        size,
+        file,
+        mapping: OnceLock::new(),
+    }
+}
+
+fn open_rw(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+}
+
+/// Reserves disk blocks for the whole file. Filesystems without `fallocate` get a sparse file of
+/// the right size instead; a full disk then surfaces as an error on the positioned write.
+fn preallocate(file: &File, size: u64) -> std::io::Result<()> {
+    match fallocate(file, FallocateFlags::empty(), 0, size) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => file.set_len(size),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Makes a rename or creation inside `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
+}

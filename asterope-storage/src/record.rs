@@ -1,0 +1,45 @@
+//! The stored record of one object: MessagePack, behind a format-version byte.
+
+use asterope_core::{Key, Metadata, ObjectInfo, Result, Sha256Digest, Timestamp};
+use asterope_serialization::{decode_versioned, encode_versioned};
+use serde::{Deserialize, Serialize};
+
+use crate::alloc::Run;
+
+/// Format version of [`ObjectRecord`] encodings.
+const RECORD_FORMAT: u8 = 1;
+
+/// What the metadata tree stores per key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ObjectRecord {
+    pub(crate) version: u64,
+    pub(crate) size: u64,
+    pub(crate) sha256: Sha256Digest,
+    pub(crate) created: Timestamp,
+    pub(crate) updated: Timestamp,
+    pub(crate) metadata: Metadata,
+    /// Where the blob's bytes are, in order.
+    pub(crate) runs: Vec<Run>,
+}
+
+impl ObjectRecord {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        encode_versioned(RECORD_FORMAT, self)
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<ObjectRecord> {
+        decode_versioned(RECORD_FORMAT, bytes, "object record")
+    }
+
+    pub(crate) fn info(&self, key: Key) -> ObjectInfo {
+        ObjectInfo {
+            key,
+            size: self.size,
+            sha256: self.sha256,
+            version: self.version,
+            created: self.created,
+            updated: self.updated,
+            metadata: self.metadata.clone(),
+        }
+    }
+}
