@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod body;
+
+pub use asterope_core::*;
+pub use asterope_storage::{Database, DatabaseBuilder, SpaceStats};
