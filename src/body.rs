@@ -45,7 +45,10 @@ pub fn reader_body<R: Read + Send + 'static>(mut reader: R, what: String) -> Byt
             return;
         }
     });
-    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }
 
 /// Streams a file.
@@ -68,6 +71,7 @@ pub async fn drain_into(
         total += chunk.len() as u64;
         progress(chunk.len() as u64);
     }
-    out.flush().map_err(|e| Error::io("writing the output", e))?;
+    out.flush()
+        .map_err(|e| Error::io("writing the output", e))?;
     Ok(total)
 }

@@ -19,10 +19,19 @@ use indicatif::{ProgressBar, ProgressStyle};
 const PROGRESS_THRESHOLD: u64 = 4 << 20;
 
 #[derive(Parser, Debug)]
-#[command(name = "asterope", version, about = "Large-binary object store with metadata queries")]
+#[command(
+    name = "asterope",
+    version,
+    about = "Large-binary object store with metadata queries"
+)]
 struct Cli {
     /// Data directory of the embedded database.
-    #[arg(long, global = true, env = "ASTEROPE_DATA", default_value = "./asterope-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "ASTEROPE_DATA",
+        default_value = "./asterope-data"
+    )]
     data: PathBuf,
     /// Cap on the total size of extent files, in bytes (writes beyond it fail with storage_full).
     #[arg(long, global = true, env = "ASTEROPE_CAPACITY_LIMIT")]

@@ -23,7 +23,17 @@ async fn read_all(db: &Database, k: &Key, options: GetOptions) -> asterope::Resu
 async fn round_trips_sizes_around_chunk_and_extent_boundaries() -> asterope::Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let db = small_extent_db(dir.path());
-    let sizes = [0, 1, 4095, 4096, 4097, MIB - 1, MIB, MIB + 1, 3 * MIB + MIB / 2];
+    let sizes = [
+        0,
+        1,
+        4095,
+        4096,
+        4097,
+        MIB - 1,
+        MIB,
+        MIB + 1,
+        3 * MIB + MIB / 2,
+    ];
     for (i, &size) in sizes.iter().enumerate() {
         let data = pattern(i as u64, size);
         for chunk in [7777, MIB / 4, 2 * MIB] {
@@ -35,7 +45,10 @@ async fn round_trips_sizes_around_chunk_and_extent_boundaries() -> asterope::Res
             assert_eq!(info.sha256, sha256(&data));
             let back = read_all(&db, &k, GetOptions::default()).await?;
             assert_eq!(back.len(), data.len());
-            assert!(back == data, "content differs for size {size} chunk {chunk}");
+            assert!(
+                back == data,
+                "content differs for size {size} chunk {chunk}"
+            );
             assert_eq!(db.head(&k).await?, info);
         }
     }
@@ -123,7 +136,10 @@ async fn delete_frees_space_for_reuse() -> asterope::Result<()> {
     assert_eq!(stats.free_bytes, stats.extent_bytes, "{stats:?}");
     assert_eq!(db.head(&k).await.unwrap_err().code(), "not_found");
     assert_eq!(
-        db.delete(&k, Condition::default()).await.unwrap_err().code(),
+        db.delete(&k, Condition::default())
+            .await
+            .unwrap_err()
+            .code(),
         "not_found"
     );
     assert_eq!(
@@ -148,8 +164,12 @@ async fn a_reader_keeps_the_old_blob_alive_until_it_finishes() -> asterope::Resu
         .await?;
     assert!(db.space_stats().pending_reclaim_bytes >= 3 * MIB as u64);
     for i in 0..4 {
-        db.put_bytes(&key(&format!("churn{i}")), pattern(10 + i, 2 * MIB), Metadata::new())
-            .await?;
+        db.put_bytes(
+            &key(&format!("churn{i}")),
+            pattern(10 + i, 2 * MIB),
+            Metadata::new(),
+        )
+        .await?;
     }
     let mut rest = first.to_vec();
     while let Some(chunk) = reading.next().await {
@@ -199,7 +219,9 @@ async fn refused_uploads_store_nothing() -> asterope::Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let db = small_extent_db(dir.path());
     let k = key("kept");
-    let original = db.put_bytes(&k, pattern(1, 10_000), Metadata::new()).await?;
+    let original = db
+        .put_bytes(&k, pattern(1, 10_000), Metadata::new())
+        .await?;
     let used = |db: &Database| {
         let stats = db.space_stats();
         stats.extent_bytes - stats.free_bytes
@@ -244,7 +266,11 @@ async fn refused_uploads_store_nothing() -> asterope::Result<()> {
     let mut bad_meta = Metadata::new();
     bad_meta.insert(String::new(), Value::Nil);
     let err = db
-        .put(&k, chunked(data, MIB), PutOptions::default().with_metadata(bad_meta))
+        .put(
+            &k,
+            chunked(data, MIB),
+            PutOptions::default().with_metadata(bad_meta),
+        )
         .await;
     assert_eq!(err.unwrap_err().code(), "invalid_metadata");
 
@@ -286,7 +312,8 @@ async fn conditional_writes_follow_versions() -> asterope::Result<()> {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "precondition_failed");
-    db.delete(&k, Condition::if_version(updated.version)).await?;
+    db.delete(&k, Condition::if_version(updated.version))
+        .await?;
     let err = db
         .update_metadata(&k, Metadata::new(), Condition::default())
         .await
@@ -300,7 +327,8 @@ async fn metadata_update_keeps_the_blob() -> asterope::Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let db = small_extent_db(dir.path());
     let k = key("m");
-    db.put_bytes(&k, pattern(5, 50_000), Metadata::new()).await?;
+    db.put_bytes(&k, pattern(5, 50_000), Metadata::new())
+        .await?;
     let mut meta = Metadata::new();
     meta.insert("patient_id".into(), "12345".into());
     db.update_metadata(&k, meta.clone(), Condition::default())
@@ -319,8 +347,10 @@ async fn listing_pages_through_a_prefix() -> asterope::Result<()> {
         db.put_bytes(&key(&format!("a/{i:03}")), pattern(i, 10), Metadata::new())
             .await?;
     }
-    db.put_bytes(&key("b/0"), pattern(0, 1), Metadata::new()).await?;
-    db.put_bytes(&key("a"), pattern(0, 1), Metadata::new()).await?;
+    db.put_bytes(&key("b/0"), pattern(0, 1), Metadata::new())
+        .await?;
+    db.put_bytes(&key("a"), pattern(0, 1), Metadata::new())
+        .await?;
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {

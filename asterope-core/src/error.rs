@@ -70,7 +70,9 @@ pub enum Error {
         reason: String,
     },
     /// A conditional write found a different version than the caller required.
-    #[error("precondition failed for {key}: required version {required}, current version {current}")]
+    #[error(
+        "precondition failed for {key}: required version {required}, current version {current}"
+    )]
     PreconditionFailed {
         /// The key.
         key: String,

@@ -128,7 +128,10 @@ mod tests {
         for bad in ["", "a\0b"] {
             assert_eq!(Key::new(bad).unwrap_err().code(), "invalid_key");
         }
-        assert_eq!(Key::new("x".repeat(1025)).unwrap_err().code(), "invalid_key");
+        assert_eq!(
+            Key::new("x".repeat(1025)).unwrap_err().code(),
+            "invalid_key"
+        );
         assert_eq!(
             Key::from_bytes(&[0xff, 0xfe]).unwrap_err().code(),
             "invalid_key"

@@ -84,12 +84,7 @@ pub trait Store: Send + Sync {
 #[async_trait::async_trait]
 pub trait StoreExt: Store {
     /// Stores an in-memory buffer.
-    async fn put_bytes(
-        &self,
-        key: &Key,
-        bytes: Bytes,
-        metadata: Metadata,
-    ) -> Result<ObjectInfo> {
+    async fn put_bytes(&self, key: &Key, bytes: Bytes, metadata: Metadata) -> Result<ObjectInfo> {
         let size = u64::try_from(bytes.len()).map_err(|_| Error::internal("buffer too large"))?;
         let body = stream::once(async move { Ok(bytes) }).boxed();
         let options = PutOptions::default()

@@ -32,11 +32,7 @@ pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result
 
 /// Decodes what [`encode_versioned`] wrote, refusing unknown format versions with
 /// [`Error::UnsupportedFormat`].
-pub fn decode_versioned<T: DeserializeOwned>(
-    supported: u8,
-    bytes: &[u8],
-    what: &str,
-) -> Result<T> {
+pub fn decode_versioned<T: DeserializeOwned>(supported: u8, bytes: &[u8], what: &str) -> Result<T> {
     match bytes.split_first() {
         Some((&version, body)) if version == supported => decode(body, what),
         Some((&version, _)) => Err(Error::UnsupportedFormat {
@@ -89,7 +85,10 @@ mod tests {
         m.insert("slices".into(), Value::Int(-42));
         m.insert("dose".into(), Value::Float(1.5));
         m.insert("raw".into(), Value::Binary(vec![0, 1, 255]));
-        m.insert("flags".into(), Value::Array(vec![Value::Bool(true), Value::Nil]));
+        m.insert(
+            "flags".into(),
+            Value::Array(vec![Value::Bool(true), Value::Nil]),
+        );
         m.insert("study".into(), Value::Map(nested));
         m.insert(
             "date".into(),
@@ -130,11 +129,17 @@ mod tests {
         }
         let mut m = Metadata::new();
         m.insert("deep".into(), deep);
-        assert_eq!(validate_metadata(&m).unwrap_err().code(), "invalid_metadata");
+        assert_eq!(
+            validate_metadata(&m).unwrap_err().code(),
+            "invalid_metadata"
+        );
 
         let mut big = Metadata::new();
         big.insert("blob".into(), Value::Binary(vec![7; MAX_METADATA_BYTES]));
-        assert_eq!(validate_metadata(&big).unwrap_err().code(), "invalid_metadata");
+        assert_eq!(
+            validate_metadata(&big).unwrap_err().code(),
+            "invalid_metadata"
+        );
     }
 
     #[test]

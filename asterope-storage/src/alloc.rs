@@ -219,7 +219,10 @@ mod tests {
         a.add_extent(0, 4 * UNIT);
         a.add_extent(1, 8 * UNIT);
         assert_eq!(a.allocate(100 * UNIT, 16 * UNIT), None);
-        assert_eq!(a.allocate(100 * UNIT, 2 * UNIT).unwrap(), run(1, 0, 8 * UNIT));
+        assert_eq!(
+            a.allocate(100 * UNIT, 2 * UNIT).unwrap(),
+            run(1, 0, 8 * UNIT)
+        );
     }
 
     #[test]
@@ -229,7 +232,10 @@ mod tests {
         assert_eq!(a.mark_used(run(0, 2 * UNIT, 10)), Ok(()));
         assert_eq!(a.free_bytes(), 7 * UNIT);
         assert_eq!(a.mark_used(run(0, 2 * UNIT, 10)), Err(MarkError::Overlap));
-        assert_eq!(a.mark_used(run(0, 8 * UNIT, 1)), Err(MarkError::OutOfBounds));
+        assert_eq!(
+            a.mark_used(run(0, 8 * UNIT, 1)),
+            Err(MarkError::OutOfBounds)
+        );
         assert_eq!(a.mark_used(run(5, 0, 1)), Err(MarkError::UnknownExtent));
         assert_eq!(a.mark_used(run(0, 0, 0)), Ok(()));
     }

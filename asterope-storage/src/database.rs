@@ -60,7 +60,8 @@ impl DatabaseBuilder {
     /// Opens (creating if needed) and recovers the data directory.
     pub fn open(self) -> Result<Database> {
         let dir = self.dir;
-        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let lock = DirLock::acquire(&dir)?;
         let extents = ExtentSet::open(dir.join("extents"))?;
         let meta = MetaStore::open(&dir.join("meta"), self.cache_bytes)?;

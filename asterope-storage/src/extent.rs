@@ -66,7 +66,8 @@ pub(crate) struct ExtentSet {
 impl ExtentSet {
     /// Opens `<data>/extents`, removing leftovers of interrupted extent creation.
     pub(crate) fn open(dir: PathBuf) -> Result<ExtentSet> {
-        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let mut extents = BTreeMap::new();
         let entries =
             fs::read_dir(&dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;

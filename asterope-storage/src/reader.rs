@@ -79,7 +79,9 @@ pub(crate) fn read_stream(
 }
 
 fn out_of_bounds(extent: u32, offset: u64) -> Error {
-    Error::internal(format!("run at extent {extent} offset {offset} is out of bounds"))
+    Error::internal(format!(
+        "run at extent {extent} offset {offset} is out of bounds"
+    ))
 }
 
 /// Wraps a whole-blob stream so that it ends with [`Error::Corrupt`] if the bytes do not hash to

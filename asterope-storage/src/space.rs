@@ -137,7 +137,12 @@ impl Space {
         let mut pins = self.pins();
         let epoch = pins.epoch;
         pins.epoch += 1;
-        if pins.active.keys().next().is_some_and(|&oldest| oldest <= epoch) {
+        if pins
+            .active
+            .keys()
+            .next()
+            .is_some_and(|&oldest| oldest <= epoch)
+        {
             pins.pending.push((epoch, runs));
         } else {
             drop(pins);
