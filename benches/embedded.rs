@@ -119,17 +119,25 @@ async fn main() -> asterope::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(4096);
     let size = size_mib * MIB;
-    let base = std::env::var("ASTEROPE_BENCH_DIR").unwrap_or_else(|_| "target/bench-scratch".into());
+    let base =
+        std::env::var("ASTEROPE_BENCH_DIR").unwrap_or_else(|_| "target/bench-scratch".into());
     std::fs::create_dir_all(&base).unwrap();
     let scratch = tempfile::tempdir_in(&base).unwrap();
     let source = scratch.path().join("source.bin");
     let copy = scratch.path().join("copy.bin");
-    println!("# embedded benchmark: {size_mib} MiB blob, scratch {}", scratch.path().display());
+    println!(
+        "# embedded benchmark: {size_mib} MiB blob, scratch {}",
+        scratch.path().display()
+    );
     write_source(&source, size);
     shell(&format!("cat {} > /dev/null", source.display()));
 
     // Put: cp + fsync of the copy, against Database::put of the same file (durable at return).
-    let cp = shell(&format!("cp {0} {1} && sync {1}", source.display(), copy.display()));
+    let cp = shell(&format!(
+        "cp {0} {1} && sync {1}",
+        source.display(),
+        copy.display()
+    ));
     std::fs::remove_file(&copy).unwrap();
     let db = Database::open(scratch.path().join("db"))?;
     let key = Key::new("bench/blob")?;
