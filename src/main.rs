@@ -1,4 +1,5 @@
-//! The `asterope` command-line tool: put, get, head, rm and ls against an embedded data directory.
+//! The `asterope` command-line tool: `serve`, and put, get, head, rm and ls against an embedded
+//! data directory or, with `--server`, a running server (same commands, same output).
 
 use std::fs::File;
 use std::io::{IsTerminal, Write};
@@ -7,10 +8,10 @@ use std::process::ExitCode;
 
 use asterope::body::{drain_into, file_body, reader_body};
 use asterope::{
-    ByteRange, Condition, Database, Error, GetOptions, Key, ListOptions, ObjectInfo, PutOptions,
-    Result, Store,
+    Access, ByteRange, Client, Condition, Database, Error, GetOptions, Key, ListOptions,
+    ObjectInfo, PutOptions, Result, ServerConfig, Store, Tokens,
 };
-use asterope_serialization::{metadata_from_json_str, metadata_to_json};
+use asterope_serialization::{metadata_from_json_str, object_info_to_json};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,12 +40,47 @@ struct Cli {
     /// Size of newly created extent files, in bytes.
     #[arg(long, global = true, env = "ASTEROPE_EXTENT_SIZE", hide = true)]
     extent_size: Option<u64>,
+    /// Talk to this server (http://HOST:PORT or https://HOST:PORT) instead of a data directory.
+    #[arg(long, global = true, env = "ASTEROPE_URL")]
+    server: Option<String>,
+    /// Bearer token sent to the server.
+    #[arg(long, global = true, env = "ASTEROPE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// CA certificate (PEM) trusted for an https server.
+    #[arg(long, global = true, env = "ASTEROPE_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve the data directory over HTTP/2 (h2c, or TLS with --tls-cert/--tls-key).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: String,
+        /// Certificate chain (PEM) for TLS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Private key (PEM) for TLS.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Read-write bearer token (repeatable). With any token set, every route but
+        /// /v1/health needs one.
+        #[arg(
+            long = "auth-token",
+            env = "ASTEROPE_SERVER_TOKEN",
+            hide_env_values = true
+        )]
+        auth_tokens: Vec<String>,
+        /// Read-only bearer token (repeatable).
+        #[arg(long = "read-token")]
+        read_tokens: Vec<String>,
+        /// File of tokens, one `rw TOKEN` or `ro TOKEN` per line.
+        #[arg(long)]
+        tokens_file: Option<PathBuf>,
+    },
     /// Store FILE (or stdin with `-`) under KEY, replacing any previous object.
     Put {
         key: String,
@@ -98,11 +134,23 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let mut builder = Database::builder(&cli.data).capacity_limit(cli.capacity_limit);
-    if let Some(size) = cli.extent_size {
-        builder = builder.extent_size(size);
+    if let Command::Serve { .. } = cli.command {
+        return serve(cli).await;
     }
-    let db = builder.open()?;
+    let store: Box<dyn Store> = match &cli.server {
+        Some(url) => {
+            let mut builder = Client::builder(url.as_str());
+            if let Some(token) = &cli.token {
+                builder = builder.token(token.as_str());
+            }
+            if let Some(ca) = &cli.ca_cert {
+                builder = builder.root_certificate(ca);
+            }
+            Box::new(builder.connect().await?)
+        }
+        None => Box::new(open_database(&cli)?),
+    };
+    let db = store.as_ref();
     match cli.command {
         Command::Put {
             key,
@@ -120,8 +168,8 @@ async fn run(cli: Cli) -> Result<()> {
                 options.sha256 = Some(sha256.parse()?);
             }
             options.condition.if_version = if_version;
-            let info = put(&db, &key, &file, options).await?;
-            print_json(&info_json(&info));
+            let info = put(db, &key, &file, options).await?;
+            print_json(&object_info_to_json(&info));
             Ok(())
         }
         Command::Get {
@@ -134,13 +182,14 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(range) = range {
                 options = options.with_range(ByteRange::parse(&range)?);
             }
-            get(&db, &Key::new(key)?, output.as_deref(), options).await
+            get(db, &Key::new(key)?, output.as_deref(), options).await
         }
         Command::Head { key } => {
             let info = db.head(&Key::new(key)?).await?;
-            print_json(&info_json(&info));
+            print_json(&object_info_to_json(&info));
             Ok(())
         }
+        Command::Serve { .. } => Ok(()),
         Command::Rm { key, if_version } => {
             let condition = Condition { if_version };
             db.delete(&Key::new(key)?, condition).await
@@ -173,7 +222,12 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn put(db: &Database, key: &Key, file: &Path, mut options: PutOptions) -> Result<ObjectInfo> {
+async fn put(
+    db: &dyn Store,
+    key: &Key,
+    file: &Path,
+    mut options: PutOptions,
+) -> Result<ObjectInfo> {
     let (body, size) = if file == Path::new("-") {
         (reader_body(std::io::stdin(), "stdin".into()), None)
     } else {
@@ -204,7 +258,7 @@ async fn put(db: &Database, key: &Key, file: &Path, mut options: PutOptions) -> 
     result
 }
 
-async fn get(db: &Database, key: &Key, output: Option<&Path>, options: GetOptions) -> Result<()> {
+async fn get(db: &dyn Store, key: &Key, output: Option<&Path>, options: GetOptions) -> Result<()> {
     let result = db.get(key, options).await?;
     let bar = progress_bar(Some(result.range.end - result.range.start));
     let progress = |n| {
@@ -267,18 +321,77 @@ fn progress_bar(size: Option<u64>) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn info_json(info: &ObjectInfo) -> serde_json::Value {
-    serde_json::json!({
-        "key": info.key.as_str(),
-        "size": info.size,
-        "sha256": info.sha256.to_hex(),
-        "version": info.version,
-        "created": info.created.to_rfc3339(),
-        "updated": info.updated.to_rfc3339(),
-        "meta": metadata_to_json(&info.metadata),
-    })
-}
-
 fn print_json(value: &serde_json::Value) {
     println!("{value}");
+}
+
+fn open_database(cli: &Cli) -> Result<Database> {
+    let mut builder = Database::builder(&cli.data).capacity_limit(cli.capacity_limit);
+    if let Some(size) = cli.extent_size {
+        builder = builder.extent_size(size);
+    }
+    builder.open()
+}
+
+async fn serve(cli: Cli) -> Result<()> {
+    let Command::Serve {
+        listen,
+        tls_cert,
+        tls_key,
+        auth_tokens,
+        read_tokens,
+        tokens_file,
+    } = &cli.command
+    else {
+        return Ok(());
+    };
+    let mut config = ServerConfig::default();
+    if let Some(path) = tokens_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        config.tokens = Tokens::parse_file(&text)?;
+    }
+    for token in auth_tokens {
+        config.tokens.add(token, Access::ReadWrite);
+    }
+    for token in read_tokens {
+        config.tokens.add(token, Access::ReadOnly);
+    }
+    if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+        config.tls = Some(asterope_network::load_tls_config(cert, key)?);
+    }
+    let db = open_database(&cli)?;
+    let listener = tokio::net::TcpListener::bind(listen.as_str())
+        .await
+        .map_err(|e| Error::io(format!("listening on {listen}"), e))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listening address", e))?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    eprintln!(
+        "asterope: serving {} on {scheme}://{address} (HTTP/2)",
+        cli.data.display()
+    );
+    asterope::serve(listener, db, config, shutdown_signal()).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    eprintln!("asterope: shutting down");
 }

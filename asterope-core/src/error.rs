@@ -81,6 +81,24 @@ pub enum Error {
         /// The version found (0 = does not exist).
         current: u64,
     },
+    /// A query filter or query request is malformed.
+    #[error("invalid query: {reason}")]
+    InvalidQuery {
+        /// What is wrong and where.
+        reason: String,
+    },
+    /// The request carries no valid credentials.
+    #[error("unauthorized: {reason}")]
+    Unauthorized {
+        /// Why the credentials were refused.
+        reason: String,
+    },
+    /// The credentials are valid but do not allow this operation.
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// What was not allowed.
+        reason: String,
+    },
     /// The data directory is held by another process.
     #[error("data directory {path} is locked by another process")]
     Locked {
@@ -128,6 +146,9 @@ impl Error {
             Error::Corrupt { .. } => "corrupt",
             Error::StorageFull { .. } => "storage_full",
             Error::PreconditionFailed { .. } => "precondition_failed",
+            Error::InvalidQuery { .. } => "invalid_query",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Forbidden { .. } => "forbidden",
             Error::Locked { .. } => "locked",
             Error::UnsupportedFormat { .. } => "unsupported_format",
             Error::Io { .. } => "io_error",

@@ -14,8 +14,11 @@ mod digest;
 mod error;
 mod key;
 mod object;
+pub mod protocol;
+mod query;
 mod store;
 mod value;
+mod wire;
 
 pub use digest::Sha256Digest;
 pub use error::{Error, Result};
@@ -24,5 +27,10 @@ pub use object::{
     ByteRange, Condition, GetOptions, ListOptions, ListPage, ObjectInfo, PutOptions,
     DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
+pub use query::{
+    and, compare_values, field, not, or, FieldCondition, FieldPath, Filter, Predicate, Query,
+    SortSpec, MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_IN_LIST_LEN,
+};
 pub use store::{ByteStream, GetResult, Store, StoreExt};
 pub use value::{Metadata, Timestamp, Value};
+pub use wire::ErrorBody;

@@ -2,6 +2,7 @@
 //! operations.
 
 use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use crate::{Error, Key, Metadata, Result, Sha256Digest, Timestamp};
 
@@ -121,6 +122,9 @@ pub struct PutOptions {
     pub size: Option<u64>,
     /// Optimistic-concurrency requirement.
     pub condition: Condition,
+    /// A SHA-256 that arrives only after the body (an HTTP/2 trailer): whatever the slot holds
+    /// when the body ends is checked like [`PutOptions::sha256`].
+    pub sha256_after_body: Option<Arc<OnceLock<Sha256Digest>>>,
 }
 
 impl PutOptions {

@@ -58,6 +58,23 @@ pub fn value_to_json(value: &Value) -> Json {
     }
 }
 
+/// Converts one JSON value to a [`Value`] with the bridge's rules (tagged `$date`/`$base64`
+/// objects, the nesting limit); used for the literal operands of filters. Errors are
+/// [`Error::InvalidMetadata`]; the filter parser rewraps them with the operand's position.
+pub(crate) fn value_from_json_literal(json: Json) -> Result<Value> {
+    value_from_json(json, 0)
+}
+
+/// Whether a JSON object is one of the bridge's tagged literals (`{"$date": ".."}`,
+/// `{"$base64": ".."}`) rather than an ordinary object.
+pub(crate) fn is_tagged_literal(map: &serde_json::Map<String, Json>) -> bool {
+    let mut entries = map.iter();
+    matches!(
+        (entries.next(), entries.next()),
+        (Some((tag, Json::String(_))), None) if tag == "$date" || tag == "$base64"
+    )
+}
+
 fn tagged(tag: &str, text: String) -> Json {
     let mut map = serde_json::Map::new();
     map.insert(tag.to_string(), Json::String(text));

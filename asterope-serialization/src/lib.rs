@@ -3,9 +3,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod info;
 mod json;
 mod msgpack;
 
+pub use info::{object_info_from_json, object_info_to_json};
 pub use json::{metadata_from_json, metadata_from_json_str, metadata_to_json, value_to_json};
 pub use msgpack::{
     decode, decode_versioned, encode, encode_versioned, validate_metadata, MAX_METADATA_BYTES,

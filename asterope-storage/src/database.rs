@@ -278,8 +278,12 @@ impl Store for Database {
             options.condition.check(key, current)?;
         }
         let written = write_blob(Arc::clone(&self.inner.space), body, options.size).await?;
-        if let Some(expected) = options.sha256 {
-            if expected != written.sha256 {
+        let late = options
+            .sha256_after_body
+            .as_ref()
+            .and_then(|slot| slot.get());
+        for expected in options.sha256.iter().chain(late) {
+            if *expected != written.sha256 {
                 return Err(Error::ChecksumMismatch {
                     expected: expected.to_hex(),
                     actual: written.sha256.to_hex(),

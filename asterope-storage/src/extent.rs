@@ -122,7 +122,7 @@ impl ExtentSet {
         let id = extents.keys().next_back().map_or(0, |last| last + 1);
         let final_path = self.dir.join(format!("{id:08}.ext"));
         let tmp_path = self.dir.join(format!("{id:08}.ext.tmp"));
-        let result = (|| {
+        let result: Result<File> = (|| {
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)

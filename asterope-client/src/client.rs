@@ -1,0 +1,443 @@
+//! The [`Client`]: requests out, [`Store`] semantics back.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use asterope_core::protocol::*;
+use asterope_core::{
+    ByteRange, ByteStream, Condition, Error, ErrorBody, GetOptions, GetResult, Key, ListOptions,
+    ListPage, Metadata, ObjectInfo, PutOptions, Result, Sha256Digest, Store, Timestamp,
+};
+use asterope_serialization::{metadata_from_json_str, metadata_to_json, object_info_from_json};
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, BodyStream, Empty, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::client::conn::http2::SendRequest;
+use percent_encoding::utf8_percent_encode;
+use sha2::{Digest, Sha256};
+
+use crate::connection::{Endpoint, RequestBody};
+
+/// Largest error or JSON reply read into memory.
+const MAX_REPLY: usize = 16 << 20;
+
+/// Configures a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    token: Option<String>,
+    root_cert_pem: Option<PathBuf>,
+}
+
+impl ClientBuilder {
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Trusts the CA certificate(s) in this PEM file for `https` URLs (instead of the public web
+    /// roots).
+    pub fn root_certificate(mut self, pem: impl Into<PathBuf>) -> Self {
+        self.root_cert_pem = Some(pem.into());
+        self
+    }
+
+    /// Connects.
+    pub async fn connect(self) -> Result<Client> {
+        let endpoint = Endpoint::parse(&self.url, self.root_cert_pem)?;
+        let sender = endpoint.connect().await?;
+        let authorization = self
+            .token
+            .map(|t| {
+                HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| Error::InvalidArgument {
+                    reason: "the token contains characters not allowed in a header".into(),
+                })
+            })
+            .transpose()?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                base: format!(
+                    "{}://{}",
+                    if endpoint.tls { "https" } else { "http" },
+                    endpoint.authority()
+                ),
+                endpoint,
+                authorization,
+                sender: tokio::sync::Mutex::new(sender),
+            }),
+        })
+    }
+}
+
+/// A connection to an Asterope server, implementing [`Store`]. Cheap to clone; clones share
+/// the connection and multiplex their requests on it. A closed connection is reopened on the
+/// next request.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoint: Endpoint,
+    base: String,
+    authorization: Option<HeaderValue>,
+    sender: tokio::sync::Mutex<SendRequest<RequestBody>>,
+}
+
+impl Client {
+    /// Connects to `url` (`http://host:port` or `https://host:port`) without a token.
+    pub async fn connect(url: &str) -> Result<Client> {
+        Client::builder(url).connect().await
+    }
+
+    /// Starts configuring a client for `url`.
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            token: None,
+            root_cert_pem: None,
+        }
+    }
+
+    fn object_uri(&self, base: &str, key: &Key) -> String {
+        format!(
+            "{}{base}/{}",
+            self.inner.base,
+            utf8_percent_encode(key.as_str(), KEY_ESCAPES)
+        )
+    }
+
+    fn request(&self, method: Method, uri: String) -> http::request::Builder {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(auth) = &self.inner.authorization {
+            builder = builder.header(AUTHORIZATION, auth.clone());
+        }
+        builder
+    }
+
+    async fn send(&self, request: Request<RequestBody>) -> Result<Response<Incoming>> {
+        let mut sender = {
+            let mut guard = self.inner.sender.lock().await;
+            if guard.is_closed() {
+                *guard = self.inner.endpoint.connect().await?;
+            }
+            guard.clone()
+        };
+        sender
+            .ready()
+            .await
+            .map_err(|e| Error::io("waiting for the connection", std::io::Error::other(e)))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| Error::io("sending the request", std::io::Error::other(e)))
+    }
+
+    /// Sends a request and returns the response if it succeeded, else its error.
+    async fn call(
+        &self,
+        request: Request<RequestBody>,
+        key: Option<&Key>,
+    ) -> Result<Response<Incoming>> {
+        let response = self.send(request).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(read_error(response, key).await)
+    }
+}
+
+fn empty_body() -> RequestBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+fn build(builder: http::request::Builder, body: RequestBody) -> Result<Request<RequestBody>> {
+    builder
+        .body(body)
+        .map_err(|e| Error::internal(format!("building a request: {e}")))
+}
+
+async fn read_json(response: Response<Incoming>) -> Result<serde_json::Value> {
+    let bytes = Limited::new(response.into_body(), MAX_REPLY)
+        .collect()
+        .await
+        .map_err(|e| Error::io("reading the reply", std::io::Error::other(e.to_string())))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| Error::Internal {
+        reason: format!("the server's reply is not JSON: {e}"),
+    })
+}
+
+/// Rebuilds the server's error from `{"error": {...}}`, or from the status and the error-code
+/// header when there is no body (HEAD).
+async fn read_error(response: Response<Incoming>, key: Option<&Key>) -> Error {
+    let status = response.status();
+    let code_header = response
+        .headers()
+        .get(HEADER_ERROR_CODE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let parsed = read_json(response)
+        .await
+        .ok()
+        .and_then(|json| serde_json::from_value::<ErrorBody>(json.get("error")?.clone()).ok());
+    let body = parsed.unwrap_or_else(|| ErrorBody {
+        code: code_header.unwrap_or_else(|| "internal".into()),
+        message: format!("server replied {status}"),
+        key: key.map(|k| k.to_string()),
+        reason: Some(format!("server replied {status}")),
+        ..ErrorBody::default()
+    });
+    Error::from(body)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::Internal {
+            reason: format!("the server's reply lacks header {name}"),
+        })
+}
+
+fn info_from_headers(key: &Key, headers: &HeaderMap) -> Result<ObjectInfo> {
+    let number = |name: &str| {
+        header(headers, name)?
+            .parse::<u64>()
+            .map_err(|_| Error::Internal {
+                reason: format!("header {name} is not a number"),
+            })
+    };
+    Ok(ObjectInfo {
+        key: key.clone(),
+        size: number(HEADER_SIZE)?,
+        sha256: header(headers, HEADER_SHA256)?.parse()?,
+        version: number(HEADER_VERSION)?,
+        created: Timestamp::parse(header(headers, HEADER_CREATED)?)?,
+        updated: Timestamp::parse(header(headers, HEADER_UPDATED)?)?,
+        metadata: metadata_from_json_str(header(headers, HEADER_META)?)?,
+    })
+}
+
+fn condition_header(
+    builder: http::request::Builder,
+    condition: Condition,
+) -> http::request::Builder {
+    match condition.if_version {
+        Some(version) => builder.header(HEADER_IF_VERSION, version),
+        None => builder,
+    }
+}
+
+/// The upload body: the caller's chunks as DATA frames, then the SHA-256 of everything sent as
+/// a trailer. A failing source stream is remembered in `failure` and resets the request.
+fn upload_body(body: ByteStream, failure: Arc<Mutex<Option<Error>>>) -> RequestBody {
+    let frames = stream::unfold((body, Some(Sha256::new())), move |(mut body, hasher)| {
+        let failure = Arc::clone(&failure);
+        async move {
+            let mut hasher = hasher?;
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    hasher.update(&chunk);
+                    Some((Ok(Frame::data(chunk)), (body, Some(hasher))))
+                }
+                Some(Err(e)) => {
+                    let reported = Error::Truncated {
+                        reason: format!("the upload's source failed: {e}"),
+                    };
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    Some((Err(reported), (body, None)))
+                }
+                None => {
+                    let digest = Sha256Digest(hasher.finalize().into());
+                    let mut trailers = HeaderMap::new();
+                    let value = HeaderValue::from_str(&digest.to_hex()).ok()?;
+                    trailers.insert(HEADER_SHA256, value);
+                    Some((Ok(Frame::trailers(trailers)), (body, None)))
+                }
+            }
+        }
+    });
+    BodyExt::boxed_unsync(StreamBody::new(frames))
+}
+
+/// The download body, verified against `expected` when given.
+fn download_body(incoming: Incoming, key: Key, expected: Option<Sha256Digest>) -> ByteStream {
+    let frames = Box::pin(BodyStream::new(incoming));
+    let state = (frames, expected.map(|e| (Sha256::new(), e)), false);
+    stream::unfold(state, move |(mut frames, mut verify, done)| {
+        let key = key.clone();
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                match frames.next().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            if let Some((hasher, _)) = &mut verify {
+                                hasher.update(&data);
+                            }
+                            return Some((Ok(data), (frames, verify, false)));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let error = Error::io(
+                            format!("receiving {key}"),
+                            std::io::Error::other(e.to_string()),
+                        );
+                        return Some((Err(error), (frames, None, true)));
+                    }
+                    None => {
+                        let (hasher, expected) = verify.take()?;
+                        let actual = Sha256Digest(hasher.finalize().into());
+                        if actual == expected {
+                            return None;
+                        }
+                        let error = Error::Corrupt {
+                            key: key.to_string(),
+                            reason: format!(
+                                "received bytes hash to {actual}, recorded sha256 is {expected}"
+                            ),
+                        };
+                        return Some((Err(error), (frames, None, true)));
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+#[async_trait::async_trait]
+impl Store for Client {
+    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
+        let meta = serde_json::to_string(&metadata_to_json(&options.metadata))
+            .map_err(|e| Error::internal(format!("encoding metadata: {e}")))?;
+        let meta = HeaderValue::from_str(&meta).map_err(|_| Error::InvalidMetadata {
+            reason: "metadata JSON cannot travel in a header".into(),
+        })?;
+        let mut builder = self
+            .request(Method::PUT, self.object_uri(OBJECTS_PATH, key))
+            .header(HEADER_META, meta)
+            .header(CONTENT_TYPE, "application/octet-stream");
+        if let Some(size) = options.size {
+            builder = builder.header(CONTENT_LENGTH, size);
+        }
+        if let Some(sha) = options.sha256 {
+            builder = builder.header(HEADER_SHA256, sha.to_hex());
+        }
+        builder = condition_header(builder, options.condition);
+        let failure = Arc::new(Mutex::new(None));
+        let request = build(builder, upload_body(body, Arc::clone(&failure)))?;
+        let outcome = self.call(request, Some(key)).await;
+        if let Some(source_error) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(source_error);
+        }
+        object_info_from_json(&read_json(outcome?).await?)
+    }
+
+    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+        let mut builder = self
+            .request(Method::GET, self.object_uri(OBJECTS_PATH, key))
+            .header(HEADER_VERIFY, "client");
+        if let Some(range) = options.range {
+            let spec = match range {
+                ByteRange::Inclusive { first, last } => format!("bytes={first}-{last}"),
+                ByteRange::From(first) => format!("bytes={first}-"),
+                ByteRange::Suffix(n) => format!("bytes=-{n}"),
+            };
+            builder = builder.header(RANGE, spec);
+        }
+        let response = self.call(build(builder, empty_body())?, Some(key)).await?;
+        let info = info_from_headers(key, response.headers())?;
+        let length = header(response.headers(), CONTENT_LENGTH.as_str())?
+            .parse::<u64>()
+            .map_err(|_| Error::internal("content-length is not a number"))?;
+        let range = if response.status() == StatusCode::PARTIAL_CONTENT {
+            let start = header(response.headers(), CONTENT_RANGE.as_str())?
+                .strip_prefix("bytes ")
+                .and_then(|r| r.split_once('-'))
+                .and_then(|(start, _)| start.parse::<u64>().ok())
+                .ok_or_else(|| Error::internal("malformed content-range"))?;
+            start..start + length
+        } else {
+            0..length
+        };
+        let expected = (options.verify && options.range.is_none()).then_some(info.sha256);
+        let body = download_body(response.into_body(), key.clone(), expected);
+        Ok(GetResult { info, range, body })
+    }
+
+    async fn head(&self, key: &Key) -> Result<ObjectInfo> {
+        let request = build(
+            self.request(Method::HEAD, self.object_uri(OBJECTS_PATH, key)),
+            empty_body(),
+        )?;
+        let response = self.call(request, Some(key)).await?;
+        info_from_headers(key, response.headers())
+    }
+
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
+        let builder = condition_header(
+            self.request(Method::DELETE, self.object_uri(OBJECTS_PATH, key)),
+            condition,
+        );
+        self.call(build(builder, empty_body())?, Some(key)).await?;
+        Ok(())
+    }
+
+    async fn update_metadata(
+        &self,
+        key: &Key,
+        metadata: Metadata,
+        condition: Condition,
+    ) -> Result<ObjectInfo> {
+        let json = metadata_to_json(&metadata).to_string();
+        let builder = condition_header(
+            self.request(Method::PUT, self.object_uri(METADATA_PATH, key))
+                .header(CONTENT_TYPE, "application/json"),
+            condition,
+        );
+        let body = Full::new(Bytes::from(json))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let response = self.call(build(builder, body)?, Some(key)).await?;
+        object_info_from_json(&read_json(response).await?)
+    }
+
+    async fn list(&self, options: ListOptions) -> Result<ListPage> {
+        let encode =
+            |s: &str| utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let mut uri = format!(
+            "{}{OBJECTS_PATH}?prefix={}&limit={}",
+            self.inner.base,
+            encode(&options.prefix),
+            options.limit
+        );
+        if let Some(cursor) = &options.cursor {
+            uri.push_str(&format!("&cursor={}", encode(cursor)));
+        }
+        let response = self
+            .call(build(self.request(Method::GET, uri), empty_body())?, None)
+            .await?;
+        let json = read_json(response).await?;
+        let objects = json
+            .get("items")
+            .and_then(|items| items.as_array())
+            .ok_or_else(|| Error::internal("listing reply lacks items"))?
+            .iter()
+            .map(object_info_from_json)
+            .collect::<Result<Vec<_>>>()?;
+        let next = json
+            .get("next")
+            .and_then(|n| n.as_str())
+            .map(str::to_string);
+        Ok(ListPage { objects, next })
+    }
+}

@@ -1,0 +1,399 @@
+//! Requests to store calls: routing, header parsing, and the JSON replies.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use asterope_core::protocol::*;
+use asterope_core::{
+    ByteRange, Condition, Error, ErrorBody, GetOptions, Key, ListOptions, ObjectInfo, PutOptions,
+    Result, Store,
+};
+use asterope_serialization::{metadata_from_json_str, metadata_to_json, object_info_to_json};
+use asterope_storage::Database;
+use http::header::{
+    ACCEPT_RANGES, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, RANGE,
+};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+use serde_json::json;
+
+use crate::auth::{Access, Tokens};
+use crate::body::{empty, full, parse_sha256, request_stream, streaming, ResponseBody};
+use crate::metrics::Metrics;
+use crate::status::http_status;
+
+/// Largest JSON request body accepted (metadata updates).
+const MAX_JSON_BODY: usize = 1 << 20;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) db: Database,
+    pub(crate) tokens: Tokens,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) body_idle_timeout: Duration,
+}
+
+/// The routes, for metrics labels.
+#[derive(Clone, Copy)]
+enum Route {
+    Health,
+    Metrics,
+    List,
+    Object,
+    Metadata,
+    Unknown,
+}
+
+impl Route {
+    fn of(path: &str) -> (Route, &str) {
+        if path == HEALTH_PATH {
+            (Route::Health, "")
+        } else if path == METRICS_PATH {
+            (Route::Metrics, "")
+        } else if path == OBJECTS_PATH || path == "/v1/objects/" {
+            (Route::List, "")
+        } else if let Some(key) = strip(path, OBJECTS_PATH) {
+            (Route::Object, key)
+        } else if let Some(key) = strip(path, METADATA_PATH) {
+            (Route::Metadata, key)
+        } else {
+            (Route::Unknown, "")
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::List => "list",
+            Route::Object => "object",
+            Route::Metadata => "metadata",
+            Route::Unknown => "unknown",
+        }
+    }
+}
+
+fn strip<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix)?.strip_prefix('/')
+}
+
+/// Serves one request; never fails (errors become error replies).
+pub(crate) async fn handle(
+    state: Arc<AppState>,
+    request: Request<Incoming>,
+) -> std::result::Result<Response<ResponseBody>, std::convert::Infallible> {
+    let metrics = Arc::clone(&state.metrics);
+    metrics.requests_in_flight.fetch_add(1, Ordering::Relaxed);
+    let method = method_label(request.method());
+    let path = request.uri().path().to_string();
+    let (route, raw_key) = Route::of(&path);
+    let response = match dispatch(&state, route, raw_key, request).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    };
+    metrics.record(route.label(), method, response.status().as_u16());
+    metrics.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
+    Ok(response)
+}
+
+async fn dispatch(
+    state: &AppState,
+    route: Route,
+    raw_key: &str,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>> {
+    let method = request.method().clone();
+    let needed = match method {
+        Method::GET | Method::HEAD => Access::ReadOnly,
+        _ => Access::ReadWrite,
+    };
+    if !matches!(route, Route::Health) {
+        let auth = request
+            .headers()
+            .get(AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        state.tokens.authorize(auth, needed)?;
+    }
+    match (route, method) {
+        (Route::Health, Method::GET | Method::HEAD) => {
+            Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+        }
+        (Route::Metrics, Method::GET) => Ok(Response::builder()
+            .header(CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(full(state.metrics.render()))
+            .map_err(internal)?),
+        (Route::List, Method::GET) => list(state, &request).await,
+        (Route::Object, Method::PUT) => put_object(state, parse_key(raw_key)?, request).await,
+        (Route::Object, Method::GET) => {
+            get_object(state, parse_key(raw_key)?, &request, true).await
+        }
+        (Route::Object, Method::HEAD) => {
+            get_object(state, parse_key(raw_key)?, &request, false).await
+        }
+        (Route::Object, Method::DELETE) => {
+            let key = parse_key(raw_key)?;
+            state.db.delete(&key, condition(request.headers())?).await?;
+            Ok(Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(empty())
+                .map_err(internal)?)
+        }
+        (Route::Metadata, Method::GET) => {
+            let info = state.db.head(&parse_key(raw_key)?).await?;
+            Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
+        }
+        (Route::Metadata, Method::PUT) => {
+            update_metadata(state, parse_key(raw_key)?, request).await
+        }
+        (Route::Unknown, _) => Err(Error::InvalidArgument {
+            reason: "no such route".into(),
+        }),
+        (_, method) => Err(Error::InvalidArgument {
+            reason: format!("method {method} is not supported on this route"),
+        }),
+    }
+}
+
+fn parse_key(raw: &str) -> Result<Key> {
+    let bytes: Vec<u8> = percent_decode_str(raw).collect();
+    Key::from_bytes(&bytes)
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str().map_err(|_| Error::InvalidArgument {
+                reason: format!("header {name} is not visible ASCII"),
+            })
+        })
+        .transpose()
+}
+
+fn condition(headers: &HeaderMap) -> Result<Condition> {
+    let if_version = header_str(headers, HEADER_IF_VERSION)?
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| Error::InvalidArgument {
+                reason: format!("{HEADER_IF_VERSION} must be a non-negative integer"),
+            })
+        })
+        .transpose()?;
+    Ok(Condition { if_version })
+}
+
+async fn put_object(
+    state: &AppState,
+    key: Key,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>> {
+    let headers = request.headers();
+    let mut options = PutOptions {
+        condition: condition(headers)?,
+        ..PutOptions::default()
+    };
+    if let Some(meta) = header_str(headers, HEADER_META)? {
+        options.metadata = metadata_from_json_str(meta)?;
+    }
+    if let Some(sha) = headers.get(HEADER_SHA256) {
+        options.sha256 = Some(parse_sha256(sha)?);
+    }
+    if let Some(length) = header_str(headers, CONTENT_LENGTH.as_str())? {
+        options.size = Some(length.parse().map_err(|_| Error::InvalidArgument {
+            reason: "content-length is not a number".into(),
+        })?);
+    }
+    let trailer = Arc::new(OnceLock::new());
+    options.sha256_after_body = Some(Arc::clone(&trailer));
+    let body = request_stream(
+        request.into_body(),
+        trailer,
+        state.body_idle_timeout,
+        Arc::clone(&state.metrics),
+    );
+    let info = state.db.put(&key, body, options).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &object_info_to_json(&info),
+    ))
+}
+
+async fn get_object(
+    state: &AppState,
+    key: Key,
+    request: &Request<Incoming>,
+    with_body: bool,
+) -> Result<Response<ResponseBody>> {
+    let range = match header_str(request.headers(), RANGE.as_str())? {
+        Some(value) => Some(parse_range_header(value)?),
+        None => None,
+    };
+    if !with_body {
+        let info = state.db.head(&key).await?;
+        let builder = object_headers(Response::builder(), &info)?
+            .header(CONTENT_LENGTH, info.size)
+            .status(StatusCode::OK);
+        return builder.body(empty()).map_err(internal);
+    }
+    // A client that verifies the download itself says so; everyone else (curl) gets a stream
+    // that the server verifies and resets instead of ending cleanly if the bytes are corrupt.
+    let client_verifies = header_str(request.headers(), HEADER_VERIFY)? == Some("client");
+    let options = GetOptions {
+        range,
+        verify: !client_verifies,
+    };
+    let result = state.db.get(&key, options).await?;
+    let mut builder = object_headers(Response::builder(), &result.info)?
+        .header(CONTENT_LENGTH, result.range.end - result.range.start);
+    builder = if range.is_some() {
+        builder.status(StatusCode::PARTIAL_CONTENT).header(
+            CONTENT_RANGE,
+            format!(
+                "bytes {}-{}/{}",
+                result.range.start,
+                result.range.end.saturating_sub(1),
+                result.info.size
+            ),
+        )
+    } else {
+        builder.status(StatusCode::OK)
+    };
+    builder
+        .body(streaming(result.body, Arc::clone(&state.metrics)))
+        .map_err(internal)
+}
+
+fn object_headers(
+    builder: http::response::Builder,
+    info: &ObjectInfo,
+) -> Result<http::response::Builder> {
+    let meta = serde_json::to_string(&metadata_to_json(&info.metadata))
+        .map_err(|e| Error::internal(format!("encoding metadata: {e}")))?;
+    Ok(builder
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(ACCEPT_RANGES, "bytes")
+        .header(ETAG, format!("\"{}\"", info.sha256))
+        .header(HEADER_SHA256, info.sha256.to_hex())
+        .header(HEADER_VERSION, info.version)
+        .header(HEADER_SIZE, info.size)
+        .header(HEADER_CREATED, info.created.to_rfc3339())
+        .header(HEADER_UPDATED, info.updated.to_rfc3339())
+        .header(HEADER_META, meta))
+}
+
+/// Parses a single `bytes=` range; multiple ranges are refused.
+fn parse_range_header(value: &str) -> Result<ByteRange> {
+    let spec = value
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or_else(|| Error::InvalidRange {
+            reason: format!("unsupported range unit in {value:?}; use bytes="),
+        })?;
+    if spec.contains(',') {
+        return Err(Error::InvalidRange {
+            reason: "multiple ranges are not supported".into(),
+        });
+    }
+    ByteRange::parse(spec)
+}
+
+async fn update_metadata(
+    state: &AppState,
+    key: Key,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>> {
+    let condition = condition(request.headers())?;
+    let body = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY)
+        .collect()
+        .await
+        .map_err(|e| Error::InvalidMetadata {
+            reason: format!("reading the request body: {e}"),
+        })?
+        .to_bytes();
+    let text = std::str::from_utf8(&body).map_err(|_| Error::InvalidMetadata {
+        reason: "body is not UTF-8".into(),
+    })?;
+    let metadata = metadata_from_json_str(text)?;
+    let info = state.db.update_metadata(&key, metadata, condition).await?;
+    Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
+}
+
+async fn list(state: &AppState, request: &Request<Incoming>) -> Result<Response<ResponseBody>> {
+    let mut options = ListOptions::default();
+    for (name, value) in form_pairs(request.uri().query().unwrap_or("")) {
+        match name.as_str() {
+            "prefix" => options.prefix = value,
+            "cursor" => options.cursor = Some(value),
+            "limit" => {
+                options.limit = value.parse().map_err(|_| Error::InvalidArgument {
+                    reason: format!("limit {value:?} is not a number"),
+                })?
+            }
+            other => {
+                return Err(Error::InvalidArgument {
+                    reason: format!("unknown list parameter {other:?}"),
+                })
+            }
+        }
+    }
+    let page = state.db.list(options).await?;
+    let items: Vec<_> = page.objects.iter().map(object_info_to_json).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"items": items, "next": page.next}),
+    ))
+}
+
+/// Decodes `a=b&c=d` (percent-encoding and `+` for space).
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let spaced = s.replace('+', " ");
+        percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    let mut response = Response::new(full(value.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `{"error": {"code", "message", ...}}` with the mapped status and the code in a header.
+pub(crate) fn error_response(error: &Error) -> Response<ResponseBody> {
+    let body = ErrorBody::from(error);
+    let json = serde_json::to_value(&body).unwrap_or_else(|_| json!({"code": body.code}));
+    let mut response = json_response(http_status(error), &json!({ "error": json }));
+    if let Ok(code) = HeaderValue::from_str(error.code()) {
+        response.headers_mut().insert(HEADER_ERROR_CODE, code);
+    }
+    response
+}
+
+fn internal(e: http::Error) -> Error {
+    Error::internal(format!("building a response: {e}"))
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
