@@ -235,30 +235,60 @@ fn condition_header(
 }
 
 /// The upload body: the caller's chunks as DATA frames, then the SHA-256 of everything sent as
-/// a trailer. A failing source stream is remembered in `failure` and resets the request.
-fn upload_body(body: ByteStream, failure: Arc<Mutex<Option<Error>>>) -> RequestBody {
-    let frames = stream::unfold((body, Some(Sha256::new())), move |(mut body, hasher)| {
+/// a trailer. A failing source stream, or one that does not deliver the announced size, is
+/// remembered in `failure` and resets the request, so the server stores nothing.
+fn upload_body(
+    body: ByteStream,
+    expected_size: Option<u64>,
+    failure: Arc<Mutex<Option<Error>>>,
+) -> RequestBody {
+    struct Upload {
+        body: ByteStream,
+        hasher: Sha256,
+        sent: u64,
+    }
+    let start = Some(Upload {
+        body,
+        hasher: Sha256::new(),
+        sent: 0,
+    });
+    let frames = stream::unfold(start, move |state| {
         let failure = Arc::clone(&failure);
         async move {
-            let mut hasher = hasher?;
-            match body.next().await {
+            let mut upload = state?;
+            let fail = |error: Error| {
+                let reported = Error::Truncated {
+                    reason: format!("the upload failed: {error}"),
+                };
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+                Some((Err(reported), None))
+            };
+            match upload.body.next().await {
                 Some(Ok(chunk)) => {
-                    hasher.update(&chunk);
-                    Some((Ok(Frame::data(chunk)), (body, Some(hasher))))
+                    upload.sent += chunk.len() as u64;
+                    if let Some(expected) = expected_size.filter(|&e| upload.sent > e) {
+                        return fail(Error::Truncated {
+                            reason: format!("received more than the announced {expected} bytes"),
+                        });
+                    }
+                    upload.hasher.update(&chunk);
+                    Some((Ok(Frame::data(chunk)), Some(upload)))
                 }
-                Some(Err(e)) => {
-                    let reported = Error::Truncated {
-                        reason: format!("the upload's source failed: {e}"),
-                    };
-                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    Some((Err(reported), (body, None)))
-                }
+                Some(Err(e)) => fail(e),
                 None => {
-                    let digest = Sha256Digest(hasher.finalize().into());
+                    if let Some(expected) = expected_size.filter(|&e| upload.sent != e) {
+                        return fail(Error::Truncated {
+                            reason: format!(
+                                "received {} of the announced {expected} bytes",
+                                upload.sent
+                            ),
+                        });
+                    }
+                    let digest = Sha256Digest(upload.hasher.finalize().into());
                     let mut trailers = HeaderMap::new();
                     let value = HeaderValue::from_str(&digest.to_hex()).ok()?;
                     trailers.insert(HEADER_SHA256, value);
-                    Some((Ok(Frame::trailers(trailers)), (body, None)))
+                    Some((Ok(Frame::trailers(trailers)), None))
                 }
             }
         }
@@ -334,7 +364,10 @@ impl Store for Client {
         }
         builder = condition_header(builder, options.condition);
         let failure = Arc::new(Mutex::new(None));
-        let request = build(builder, upload_body(body, Arc::clone(&failure)))?;
+        let request = build(
+            builder,
+            upload_body(body, options.size, Arc::clone(&failure)),
+        )?;
         let outcome = self.call(request, Some(key)).await;
         if let Some(source_error) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(source_error);
