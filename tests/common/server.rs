@@ -1,4 +1,5 @@
 //! Starting an in-process server on an ephemeral port for tests.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 

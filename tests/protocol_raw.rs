@@ -1,0 +1,539 @@
+//! The wire protocol seen by an independent HTTP/2 client (the `h2` crate directly, and curl
+//! where installed): trailers, ranges, bad keys, truncated bodies, oversize metadata, wrong
+//! checksums, auth, and the exact error replies.
+
+mod common;
+#[path = "common/server.rs"]
+mod server;
+
+use std::time::Duration;
+
+use asterope::{Access, Database, ServerConfig, Tokens};
+use bytes::Bytes;
+use common::{pattern, sha256, MIB};
+use h2::client::SendRequest;
+use http::{HeaderMap, Method, Request, StatusCode};
+use server::TestServer;
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+    fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+async fn connect(server: &TestServer) -> SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+fn request(method: Method, path: &str, headers: &[(&str, &str)]) -> Request<()> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://localhost{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(()).unwrap()
+}
+
+async fn read_reply(response: h2::client::ResponseFuture) -> Reply {
+    read_reply_of(response, true).await
+}
+
+/// Reads a reply; a HEAD reply announces the object's length but carries no body.
+async fn read_reply_of(response: h2::client::ResponseFuture, with_body: bool) -> Reply {
+    let response = response.await.unwrap();
+    let (parts, mut body) = response.into_parts();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await.filter(|_| with_body) {
+        let chunk = chunk.unwrap_or_else(|e| panic!("{parts:?} {bytes:?}: {e}"));
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: bytes,
+    }
+}
+
+/// Sends a request with an optional body and optional trailers.
+async fn send(
+    client: &SendRequest<Bytes>,
+    request: Request<()>,
+    body: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+) -> Reply {
+    let mut client = client.clone().ready().await.unwrap();
+    let with_body = request.method() != Method::HEAD;
+    let end_now = body.is_none() && trailers.is_none();
+    let (response, mut stream) = client.send_request(request, end_now).unwrap();
+    if let Some(body) = body {
+        stream.send_data(body, trailers.is_none()).unwrap();
+    }
+    if let Some(trailers) = trailers {
+        stream.send_trailers(trailers).unwrap();
+    }
+    read_reply_of(response, with_body).await
+}
+
+async fn start(config: ServerConfig) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder(dir.path())
+        .extent_size(8 << 20)
+        .open()
+        .unwrap();
+    let server = TestServer::start(db, config).await;
+    (dir, server)
+}
+
+#[tokio::test]
+async fn sha256_trailer_is_checked_before_commit() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let data = pattern(1, 300_000);
+    let mut good = HeaderMap::new();
+    good.insert("x-asterope-sha256", sha256(&data).to_hex().parse().unwrap());
+    let put = |path: &str| request(Method::PUT, path, &[("x-asterope-meta", "{\"a\":1}")]);
+    let reply = send(
+        &client,
+        put("/v1/objects/t/good"),
+        Some(data.clone()),
+        Some(good),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.json()["sha256"], sha256(&data).to_hex());
+    assert_eq!(reply.json()["size"], 300_000);
+
+    let mut bad = HeaderMap::new();
+    bad.insert("x-asterope-sha256", sha256(b"x").to_hex().parse().unwrap());
+    let reply = send(
+        &client,
+        put("/v1/objects/t/bad"),
+        Some(data.clone()),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "checksum_mismatch");
+    assert_eq!(reply.headers["x-asterope-error-code"], "checksum_mismatch");
+    let reply = send(
+        &client,
+        request(Method::HEAD, "/v1/objects/t/bad", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.headers["x-asterope-error-code"], "not_found");
+
+    // A digest in the header is checked too.
+    let header = sha256(b"y").to_hex();
+    let with_header = request(
+        Method::PUT,
+        "/v1/objects/t/hdr",
+        &[("x-asterope-sha256", &header)],
+    );
+    let reply = send(&client, with_header, Some(data), None).await;
+    assert_eq!(reply.error_code(), "checksum_mismatch");
+}
+
+#[tokio::test]
+async fn ranges_and_object_headers() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let data = pattern(2, 100_000);
+    let reply = send(
+        &client,
+        request(Method::PUT, "/v1/objects/r", &[]),
+        Some(data.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/objects/r", &[("range", "bytes=10-19")]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(reply.headers["content-range"], "bytes 10-19/100000");
+    assert_eq!(reply.headers["content-length"], "10");
+    assert_eq!(&reply.body[..], &data[10..20]);
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/objects/r", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.headers["etag"].to_str().unwrap(),
+        format!("\"{}\"", sha256(&data).to_hex())
+    );
+    assert_eq!(reply.body, data.to_vec());
+    for bad in ["bytes=100000-", "bytes=0-1,5-6", "items=0-1", "bytes=9-2"] {
+        let reply = send(
+            &client,
+            request(Method::GET, "/v1/objects/r", &[("range", bad)]),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::RANGE_NOT_SATISFIABLE, "{bad}");
+        assert_eq!(reply.error_code(), "invalid_range", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let cases: Vec<(Request<()>, StatusCode, &str)> = vec![
+        (
+            request(Method::PUT, "/v1/objects/a%00b", &[]),
+            StatusCode::BAD_REQUEST,
+            "invalid_key",
+        ),
+        (
+            request(Method::PUT, "/v1/objects/%ff%fe", &[]),
+            StatusCode::BAD_REQUEST,
+            "invalid_key",
+        ),
+        (
+            request(
+                Method::GET,
+                &format!("/v1/objects/{}", "k".repeat(1025)),
+                &[],
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_key",
+        ),
+        (
+            request(
+                Method::PUT,
+                "/v1/objects/m",
+                &[("x-asterope-meta", "{not json")],
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_metadata",
+        ),
+        (
+            request(
+                Method::PUT,
+                "/v1/objects/m",
+                &[("x-asterope-meta", "[1,2]")],
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_metadata",
+        ),
+        (
+            request(
+                Method::PUT,
+                "/v1/objects/m",
+                &[("x-asterope-sha256", "xyz")],
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+        ),
+        (
+            request(
+                Method::DELETE,
+                "/v1/objects/m",
+                &[("x-asterope-if-version", "-1")],
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+        ),
+        (
+            request(Method::GET, "/v1/objects/missing", &[]),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            request(Method::GET, "/v1/objects?limit=abc", &[]),
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+        ),
+        (
+            request(Method::GET, "/v2/whatever", &[]),
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let uri = req.uri().clone();
+        let reply = send(&client, req, Some(Bytes::from_static(b"data")), None).await;
+        assert_eq!(reply.status, status, "{uri}");
+        assert_eq!(reply.error_code(), code, "{uri}");
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(!message.is_empty(), "{uri}: no message");
+    }
+    // Oversize metadata (64 KiB encoded is the limit).
+    let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(100_000));
+    let reply = send(
+        &client,
+        request(Method::PUT, "/v1/objects/m", &[("x-asterope-meta", &big)]),
+        Some(Bytes::from_static(b"data")),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "invalid_metadata");
+    // The exact error body of a missing object.
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/objects/nope", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"error": {"code": "not_found", "message": "object not found: nope", "key": "nope"}})
+    );
+}
+
+#[tokio::test]
+async fn reset_uploads_commit_nothing_and_the_server_keeps_serving() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let mut sender = client.clone().ready().await.unwrap();
+    let (response, mut stream) = sender
+        .send_request(request(Method::PUT, "/v1/objects/cut", &[]), false)
+        .unwrap();
+    stream.send_data(pattern(3, 2 * MIB), false).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream.send_reset(h2::Reason::CANCEL);
+    let _ = response.await;
+    // Declared length longer than what is sent: HTTP/2 itself resets the stream.
+    let mut sender = client.clone().ready().await.unwrap();
+    let short = request(
+        Method::PUT,
+        "/v1/objects/short",
+        &[("content-length", "1000")],
+    );
+    let (response, mut stream) = sender.send_request(short, false).unwrap();
+    stream
+        .send_data(Bytes::from_static(b"only this"), true)
+        .unwrap();
+    assert!(response.await.map_or(true, |r| !r.status().is_success()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for key in ["cut", "short"] {
+        let reply = send(
+            &client,
+            request(Method::HEAD, &format!("/v1/objects/{key}"), &[]),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{key}");
+    }
+    let reply = send(&client, request(Method::GET, "/v1/health", &[]), None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn stalled_uploads_are_shed() {
+    let config = ServerConfig {
+        body_idle_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let (_dir, server) = start(config).await;
+    let client = connect(&server).await;
+    let mut sender = client.clone().ready().await.unwrap();
+    let (response, mut stream) = sender
+        .send_request(request(Method::PUT, "/v1/objects/slow", &[]), false)
+        .unwrap();
+    stream
+        .send_data(Bytes::from_static(b"a little"), false)
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), read_reply(response))
+        .await
+        .expect("stalled upload not shed");
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "truncated");
+    drop(stream);
+    let reply = send(
+        &client,
+        request(Method::HEAD, "/v1/objects/slow", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn tokens_guard_every_route_but_health() {
+    let mut tokens = Tokens::default();
+    tokens.add("writer-secret", Access::ReadWrite);
+    tokens.add("reader-secret", Access::ReadOnly);
+    let config = ServerConfig {
+        tokens,
+        ..ServerConfig::default()
+    };
+    let (_dir, server) = start(config).await;
+    let client = connect(&server).await;
+    let writer = [("authorization", "Bearer writer-secret")];
+    let reader = [("authorization", "Bearer reader-secret")];
+    let wrong = [("authorization", "Bearer nope")];
+    let put = |h: &[(&str, &str)]| request(Method::PUT, "/v1/objects/guarded", h);
+    let body = || Some(Bytes::from_static(b"payload"));
+
+    let reply = send(&client, put(&[]), body(), None).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let reply = send(&client, put(&wrong), body(), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = send(&client, put(&reader), body(), None).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/objects/guarded", &writer),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::NOT_FOUND,
+        "refused writes stored something"
+    );
+    let reply = send(&client, put(&writer), body(), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    for path in [
+        "/v1/objects/guarded",
+        "/v1/objects",
+        "/metrics",
+        "/v1/metadata/guarded",
+    ] {
+        let reply = send(&client, request(Method::GET, path, &[]), None, None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path}");
+        let reply = send(&client, request(Method::GET, path, &reader), None, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+    }
+    let reply = send(
+        &client,
+        request(Method::DELETE, "/v1/objects/guarded", &reader),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = send(&client, request(Method::GET, "/v1/health", &[]), None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    send(
+        &client,
+        request(Method::PUT, "/v1/objects/m1", &[]),
+        Some(Bytes::from_static(b"12345")),
+        None,
+    )
+    .await;
+    let reply = send(&client, request(Method::GET, "/metrics", &[]), None, None).await;
+    let text = String::from_utf8(reply.body).unwrap();
+    assert!(
+        text.contains("asterope_requests_total{route=\"object\",method=\"PUT\",status=\"201\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("asterope_bytes_received_total 5"), "{text}");
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.starts_with("asterope_"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn curl_speaks_to_the_server_with_prior_knowledge() {
+    let Ok(version) = std::process::Command::new("curl").arg("--version").output() else {
+        eprintln!("SKIPPED: curl is not installed");
+        return;
+    };
+    assert!(version.status.success());
+    let (dir, server) = start(ServerConfig::default()).await;
+    let file = dir.path().join("upload.bin");
+    let data = pattern(4, 3 * MIB);
+    std::fs::write(&file, &data).unwrap();
+    let base = format!("{}/v1/objects/curl%20key", server.url());
+    let curl = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl")
+                .args(["-sS", "--http2-prior-knowledge"])
+                .args(args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let out = curl(vec![
+        "-X".into(),
+        "PUT".into(),
+        "--data-binary".into(),
+        format!("@{}", file.display()),
+        "-H".into(),
+        "x-asterope-meta: {\"source\":\"curl\"}".into(),
+        "-H".into(),
+        format!("x-asterope-sha256: {}", sha256(&data).to_hex()),
+        base.clone(),
+    ])
+    .await;
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["size"], 3 * MIB);
+    assert_eq!(reply["meta"]["source"], "curl");
+    let out = curl(vec![base.clone()]).await;
+    assert!(out.stdout == data.to_vec());
+    let out = curl(vec!["-r".into(), "5-9".into(), base.clone()]).await;
+    assert_eq!(&out.stdout[..], &data[5..10]);
+    let out = curl(vec![
+        "-X".into(),
+        "DELETE".into(),
+        "-w".into(),
+        "%{http_code}".into(),
+        base.clone(),
+    ])
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
+    let out = curl(vec![
+        "-w".into(),
+        "%{http_code}".into(),
+        "-o".into(),
+        "/dev/null".into(),
+        base,
+    ])
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+}
