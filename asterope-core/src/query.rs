@@ -40,7 +40,7 @@ pub const MAX_FILTER_NODES: usize = 10_000;
 /// `series`, `count`.
 ///
 /// Segments are map keys; there is no array-index syntax (arrays are searched element by element,
-/// see the [module documentation](self)). A key that itself contains a dot cannot be addressed.
+/// see [`Filter`] and docs/QUERY.md). A key that itself contains a dot cannot be addressed.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FieldPath {
     segments: Vec<String>,
@@ -351,7 +351,13 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
     }
 }
 
-/// A filter over metadata documents.
+/// A filter over metadata documents (JSON syntax and full reference: docs/QUERY.md).
+///
+/// Semantics follow MongoDB: a [`FieldPath`] descends nested maps and fans out through arrays;
+/// a predicate matches when **any** value reached matches (or, for equality, a whole array);
+/// numbers compare across int and float exactly; range operators only match values of the
+/// operand's class (a type mismatch is no match, never an error); `$eq: null` also matches a
+/// missing field, and `$ne`, `$nin` and field-level `Not` match missing fields.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Filter {
     /// Matches every document (the empty filter `{}`).

@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod filter;
 mod info;
 mod json;
 mod msgpack;
 
+pub use filter::{filter_from_json, filter_to_json, parse_filter};
 pub use info::{object_info_from_json, object_info_to_json};
 pub use json::{metadata_from_json, metadata_from_json_str, metadata_to_json, value_to_json};
 pub use msgpack::{
