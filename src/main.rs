@@ -9,9 +9,11 @@ use std::process::ExitCode;
 use asterope::body::{drain_into, file_body, reader_body};
 use asterope::{
     Access, ByteRange, Client, Condition, Database, Error, GetOptions, Key, ListOptions,
-    ObjectInfo, PutOptions, Result, ServerConfig, Store, Tokens,
+    ObjectInfo, PutOptions, Query, Result, ServerConfig, SortSpec, Store, Tokens, MAX_LIST_LIMIT,
 };
-use asterope_serialization::{metadata_from_json_str, object_info_to_json};
+use asterope_serialization::{
+    metadata_from_json_str, metadata_to_json, object_info_to_json, parse_filter,
+};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -119,6 +121,41 @@ enum Command {
     },
     /// List objects (one JSON object per line), optionally under a key prefix.
     Ls { prefix: Option<String> },
+    /// Query metadata with a JSON filter; prints one JSON object per line.
+    Query {
+        /// The filter, e.g. '{"patient_id": "12345", "study_date": {"$gt": {"$date": "2024-01-01"}}}'.
+        filter: String,
+        /// Sort by FIELD (ascending) or -FIELD (descending).
+        #[arg(long, allow_hyphen_values = true)]
+        sort: Option<String>,
+        /// At most N results.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only keys under this prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Print only the number of matches.
+        #[arg(long)]
+        count: bool,
+        /// Print how the query would run (index or scan) instead of running it.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Manage secondary indexes.
+    Index {
+        #[command(subcommand)]
+        action: IndexAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IndexAction {
+    /// Index a field path (built in the background from existing objects).
+    Create { field: String },
+    /// Remove an index.
+    Drop { field: String },
+    /// List indexes and their state.
+    Ls,
 }
 
 #[tokio::main]
@@ -190,6 +227,65 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve { .. } => Ok(()),
+        Command::Query {
+            filter,
+            sort,
+            limit,
+            prefix,
+            count,
+            explain,
+        } => {
+            let mut query = Query::new(parse_filter(&filter)?);
+            query.key_prefix = prefix;
+            query.sort = sort.as_deref().map(SortSpec::parse).transpose()?;
+            if explain {
+                let plan = db.explain(&query).await?;
+                print_json(&serde_json::json!({
+                    "access": plan.access, "index": plan.index, "detail": plan.detail,
+                }));
+                return Ok(());
+            }
+            if count {
+                println!("{}", db.count(&query).await?);
+                return Ok(());
+            }
+            let mut remaining = limit.unwrap_or(usize::MAX);
+            let stdout = std::io::stdout();
+            while remaining > 0 {
+                query.limit = Some(remaining.min(MAX_LIST_LIMIT));
+                let page = db.query(&query).await?;
+                let mut out = stdout.lock();
+                for info in page.objects.iter().take(remaining) {
+                    let line = serde_json::json!({
+                        "key": info.key.as_str(),
+                        "size": info.size,
+                        "sha256": info.sha256.to_hex(),
+                        "meta": metadata_to_json(&info.metadata),
+                    });
+                    writeln!(out, "{line}").map_err(|e| Error::io("writing results", e))?;
+                }
+                remaining = remaining.saturating_sub(page.objects.len());
+                match page.next {
+                    Some(next) => query.cursor = Some(next),
+                    None => break,
+                }
+            }
+            Ok(())
+        }
+        Command::Index { action } => match action {
+            IndexAction::Create { field } => {
+                let info = db.create_index(&field).await?;
+                print_json(&serde_json::json!({"field": info.field, "state": info.state}));
+                Ok(())
+            }
+            IndexAction::Drop { field } => db.drop_index(&field).await,
+            IndexAction::Ls => {
+                for info in db.list_indexes().await? {
+                    print_json(&serde_json::json!({"field": info.field, "state": info.state}));
+                }
+                Ok(())
+            }
+        },
         Command::Rm { key, if_version } => {
             let condition = Condition { if_version };
             db.delete(&Key::new(key)?, condition).await

@@ -5,10 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use asterope_core::protocol::*;
 use asterope_core::{
-    ByteRange, ByteStream, Condition, Error, ErrorBody, GetOptions, GetResult, Key, ListOptions,
-    ListPage, Metadata, ObjectInfo, PutOptions, Result, Sha256Digest, Store, Timestamp,
+    ByteRange, ByteStream, Condition, Error, ErrorBody, GetOptions, GetResult, IndexInfo, Key,
+    ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result,
+    Sha256Digest, Store, Timestamp, Transaction,
 };
-use asterope_serialization::{metadata_from_json_str, metadata_to_json, object_info_from_json};
+use asterope_serialization::{
+    metadata_from_json_str, metadata_to_json, object_info_from_json, query_to_json,
+};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
@@ -112,6 +115,25 @@ impl Client {
         )
     }
 
+    fn index_uri(&self, field: &str) -> String {
+        format!(
+            "{}{INDEXES_PATH}/{}",
+            self.inner.base,
+            utf8_percent_encode(field, KEY_ESCAPES)
+        )
+    }
+
+    async fn post_query(&self, path: &str, query: &Query) -> Result<serde_json::Value> {
+        let body = Full::new(Bytes::from(query_to_json(query).to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let builder = self
+            .request(Method::POST, format!("{}{path}", self.inner.base))
+            .header(CONTENT_TYPE, "application/json");
+        let response = self.call(build(builder, body)?, None).await?;
+        read_json(response).await
+    }
+
     fn request(&self, method: Method, uri: String) -> http::request::Builder {
         let mut builder = Request::builder().method(method).uri(uri);
         if let Some(auth) = &self.inner.authorization {
@@ -194,6 +216,19 @@ async fn read_error(response: Response<Incoming>, key: Option<&Key>) -> Error {
         ..ErrorBody::default()
     });
     Error::from(body)
+}
+
+fn index_info(json: &serde_json::Value) -> Result<IndexInfo> {
+    let text = |name: &str| {
+        json.get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| Error::internal(format!("index description lacks {name}")))
+    };
+    Ok(IndexInfo {
+        field: text("field")?,
+        state: text("state")?,
+    })
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str> {
@@ -442,6 +477,78 @@ impl Store for Client {
             .boxed_unsync();
         let response = self.call(build(builder, body)?, Some(key)).await?;
         object_info_from_json(&read_json(response).await?)
+    }
+
+    async fn query(&self, query: &Query) -> Result<QueryPage> {
+        let json = self.post_query(QUERY_PATH, query).await?;
+        let objects = json
+            .get("items")
+            .and_then(|items| items.as_array())
+            .ok_or_else(|| Error::internal("query reply lacks items"))?
+            .iter()
+            .map(object_info_from_json)
+            .collect::<Result<Vec<_>>>()?;
+        let next = json
+            .get("next")
+            .and_then(|n| n.as_str())
+            .map(str::to_string);
+        Ok(QueryPage { objects, next })
+    }
+
+    async fn count(&self, query: &Query) -> Result<u64> {
+        let json = self.post_query("/v1/query/count", query).await?;
+        json.get("count")
+            .and_then(|c| c.as_u64())
+            .ok_or_else(|| Error::internal("count reply lacks count"))
+    }
+
+    async fn explain(&self, query: &Query) -> Result<QueryPlan> {
+        let json = self.post_query("/v1/query/explain", query).await?;
+        let text = |name: &str| json.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        Ok(QueryPlan {
+            access: text("access").unwrap_or_default(),
+            index: text("index"),
+            detail: text("detail").unwrap_or_default(),
+        })
+    }
+
+    async fn create_index(&self, field: &str) -> Result<IndexInfo> {
+        let uri = self.index_uri(field);
+        let response = self
+            .call(build(self.request(Method::PUT, uri), empty_body())?, None)
+            .await?;
+        index_info(&read_json(response).await?)
+    }
+
+    async fn drop_index(&self, field: &str) -> Result<()> {
+        let uri = self.index_uri(field);
+        self.call(
+            build(self.request(Method::DELETE, uri), empty_body())?,
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn list_indexes(&self) -> Result<Vec<IndexInfo>> {
+        let uri = format!("{}{INDEXES_PATH}", self.inner.base);
+        let response = self
+            .call(build(self.request(Method::GET, uri), empty_body())?, None)
+            .await?;
+        read_json(response)
+            .await?
+            .get("indexes")
+            .and_then(|i| i.as_array())
+            .ok_or_else(|| Error::internal("index listing lacks indexes"))?
+            .iter()
+            .map(index_info)
+            .collect()
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction>> {
+        Err(Error::InvalidArgument {
+            reason: "interactive transactions are not available over HTTP in this version".into(),
+        })
     }
 
     async fn list(&self, options: ListOptions) -> Result<ListPage> {

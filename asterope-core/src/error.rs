@@ -99,6 +99,13 @@ pub enum Error {
         /// What was not allowed.
         reason: String,
     },
+    /// A transaction lost a write-write race: another transaction committed a newer version of
+    /// this key after this one started. Retry the transaction.
+    #[error("conflict on {key}: another transaction committed it first; retry")]
+    Conflict {
+        /// The contended key.
+        key: String,
+    },
     /// The data directory is held by another process.
     #[error("data directory {path} is locked by another process")]
     Locked {
@@ -149,6 +156,7 @@ impl Error {
             Error::InvalidQuery { .. } => "invalid_query",
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
+            Error::Conflict { .. } => "conflict",
             Error::Locked { .. } => "locked",
             Error::UnsupportedFormat { .. } => "unsupported_format",
             Error::Io { .. } => "io_error",

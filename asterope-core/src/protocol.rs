@@ -4,6 +4,10 @@
 pub const OBJECTS_PATH: &str = "/v1/objects";
 /// Metadata-only routes: `/v1/metadata/{percent-encoded key}`.
 pub const METADATA_PATH: &str = "/v1/metadata";
+/// Metadata queries: `POST /v1/query` (and `POST /v1/query/explain`, `POST /v1/query/count`).
+pub const QUERY_PATH: &str = "/v1/query";
+/// Secondary indexes: `GET /v1/indexes`, `PUT|DELETE /v1/indexes/{field}`.
+pub const INDEXES_PATH: &str = "/v1/indexes";
 /// Liveness route (never needs a token).
 pub const HEALTH_PATH: &str = "/v1/health";
 /// Prometheus metrics route.

@@ -6,7 +6,10 @@ use std::ops::Range;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
 
-use crate::{Condition, GetOptions, Key, ListOptions, ListPage, Metadata, ObjectInfo, PutOptions};
+use crate::{
+    Condition, GetOptions, IndexInfo, Key, ListOptions, ListPage, Metadata, ObjectInfo, PutOptions,
+    Query, QueryPage, QueryPlan, Transaction,
+};
 use crate::{Error, Result};
 
 /// A blob body in flight: chunks of bytes, each possibly failing.
@@ -78,6 +81,28 @@ pub trait Store: Send + Sync {
 
     /// Lists objects in key order, one page at a time.
     async fn list(&self, options: ListOptions) -> Result<ListPage>;
+
+    /// Runs a metadata query, one page at a time.
+    async fn query(&self, query: &Query) -> Result<QueryPage>;
+
+    /// Counts the objects a query selects (ignoring sort, limit and cursor).
+    async fn count(&self, query: &Query) -> Result<u64>;
+
+    /// Tells how a query would be executed: through which index, or by a scan.
+    async fn explain(&self, query: &Query) -> Result<QueryPlan>;
+
+    /// Declares a secondary index on a field path and fills it from existing objects in the
+    /// background; queries use it once it is ready.
+    async fn create_index(&self, field: &str) -> Result<IndexInfo>;
+
+    /// Removes a secondary index.
+    async fn drop_index(&self, field: &str) -> Result<()>;
+
+    /// The declared indexes.
+    async fn list_indexes(&self) -> Result<Vec<IndexInfo>>;
+
+    /// Starts a transaction with snapshot isolation.
+    async fn begin(&self) -> Result<Box<dyn Transaction>>;
 }
 
 /// Conveniences over any [`Store`].

@@ -50,7 +50,7 @@ impl From<&Error> for ErrorBody {
             | Error::Unauthorized { reason }
             | Error::Forbidden { reason }
             | Error::Internal { reason } => body.reason = Some(reason.clone()),
-            Error::NotFound { key } => body.key = Some(key.clone()),
+            Error::NotFound { key } | Error::Conflict { key } => body.key = Some(key.clone()),
             Error::ChecksumMismatch { expected, actual } => {
                 body.expected = Some(expected.clone());
                 body.actual = Some(actual.clone());
@@ -92,6 +92,7 @@ impl From<ErrorBody> for Error {
             "unauthorized" => Error::Unauthorized { reason },
             "forbidden" => Error::Forbidden { reason },
             "not_found" => Error::NotFound { key },
+            "conflict" => Error::Conflict { key },
             "checksum_mismatch" => Error::ChecksumMismatch {
                 expected: body.expected.unwrap_or_default(),
                 actual: body.actual.unwrap_or_default(),

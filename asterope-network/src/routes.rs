@@ -9,7 +9,9 @@ use asterope_core::{
     ByteRange, Condition, Error, ErrorBody, GetOptions, Key, ListOptions, ObjectInfo, PutOptions,
     Result, Store,
 };
-use asterope_serialization::{metadata_from_json_str, metadata_to_json, object_info_to_json};
+use asterope_serialization::{
+    metadata_from_json_str, metadata_to_json, object_info_to_json, query_from_json,
+};
 use asterope_storage::Database;
 use http::header::{
     ACCEPT_RANGES, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, RANGE,
@@ -45,6 +47,11 @@ enum Route {
     List,
     Object,
     Metadata,
+    Query,
+    Explain,
+    Count,
+    Indexes,
+    Index,
     Unknown,
 }
 
@@ -60,6 +67,16 @@ impl Route {
             (Route::Object, key)
         } else if let Some(key) = strip(path, METADATA_PATH) {
             (Route::Metadata, key)
+        } else if path == QUERY_PATH {
+            (Route::Query, "")
+        } else if path == "/v1/query/explain" {
+            (Route::Explain, "")
+        } else if path == "/v1/query/count" {
+            (Route::Count, "")
+        } else if path == INDEXES_PATH {
+            (Route::Indexes, "")
+        } else if let Some(field) = strip(path, INDEXES_PATH) {
+            (Route::Index, field)
         } else {
             (Route::Unknown, "")
         }
@@ -72,6 +89,11 @@ impl Route {
             Route::List => "list",
             Route::Object => "object",
             Route::Metadata => "metadata",
+            Route::Query => "query",
+            Route::Explain => "explain",
+            Route::Count => "count",
+            Route::Indexes => "indexes",
+            Route::Index => "index",
             Route::Unknown => "unknown",
         }
     }
@@ -107,8 +129,9 @@ async fn dispatch(
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
     let method = request.method().clone();
-    let needed = match method {
-        Method::GET | Method::HEAD => Access::ReadOnly,
+    let needed = match (route, &method) {
+        (_, &Method::GET | &Method::HEAD) => Access::ReadOnly,
+        (Route::Query | Route::Explain | Route::Count, _) => Access::ReadOnly,
         _ => Access::ReadWrite,
     };
     if !matches!(route, Route::Health) {
@@ -149,6 +172,48 @@ async fn dispatch(
         (Route::Metadata, Method::PUT) => {
             update_metadata(state, parse_key(raw_key)?, request).await
         }
+        (Route::Query, Method::POST) => {
+            let query = read_query(request).await?;
+            let page = state.db.query(&query).await?;
+            let items: Vec<_> = page.objects.iter().map(object_info_to_json).collect();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"items": items, "next": page.next}),
+            ))
+        }
+        (Route::Count, Method::POST) => {
+            let count = state.db.count(&read_query(request).await?).await?;
+            Ok(json_response(StatusCode::OK, &json!({ "count": count })))
+        }
+        (Route::Explain, Method::POST) => {
+            let plan = state.db.explain(&read_query(request).await?).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"access": plan.access, "index": plan.index, "detail": plan.detail}),
+            ))
+        }
+        (Route::Indexes, Method::GET) => {
+            let indexes = state.db.list_indexes().await?;
+            let items: Vec<_> = indexes
+                .iter()
+                .map(|i| json!({"field": i.field, "state": i.state}))
+                .collect();
+            Ok(json_response(StatusCode::OK, &json!({ "indexes": items })))
+        }
+        (Route::Index, Method::PUT) => {
+            let info = state.db.create_index(&decode_segment(raw_key)).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"field": info.field, "state": info.state}),
+            ))
+        }
+        (Route::Index, Method::DELETE) => {
+            state.db.drop_index(&decode_segment(raw_key)).await?;
+            Ok(Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(empty())
+                .map_err(internal)?)
+        }
         (Route::Unknown, _) => Err(Error::InvalidArgument {
             reason: "no such route".into(),
         }),
@@ -156,6 +221,25 @@ async fn dispatch(
             reason: format!("method {method} is not supported on this route"),
         }),
     }
+}
+
+fn decode_segment(raw: &str) -> String {
+    percent_decode_str(raw).decode_utf8_lossy().into_owned()
+}
+
+/// Reads a JSON query request body (at most 1 MiB).
+async fn read_query(request: Request<Incoming>) -> Result<asterope_core::Query> {
+    let body = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY)
+        .collect()
+        .await
+        .map_err(|e| Error::InvalidQuery {
+            reason: format!("reading the request body: {e}"),
+        })?
+        .to_bytes();
+    let json = serde_json::from_slice(&body).map_err(|e| Error::InvalidQuery {
+        reason: format!("the request is not valid JSON: {e}"),
+    })?;
+    query_from_json(json)
 }
 
 fn parse_key(raw: &str) -> Result<Key> {

@@ -7,6 +7,8 @@ mod filter;
 mod info;
 mod json;
 mod msgpack;
+mod ordered;
+mod request;
 
 pub use filter::{filter_from_json, filter_to_json, parse_filter};
 pub use info::{object_info_from_json, object_info_to_json};
@@ -15,3 +17,5 @@ pub use msgpack::{
     decode, decode_versioned, encode, encode_versioned, validate_metadata, MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
 };
+pub use ordered::{encode_ordered, encode_string_prefix, ordered_len};
+pub use request::{query_from_json, query_to_json};

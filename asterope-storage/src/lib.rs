@@ -43,12 +43,17 @@
 mod alloc;
 mod database;
 mod extent;
+mod index;
+mod keys;
 mod lock;
 mod meta;
 mod mmap;
+mod mvcc;
+mod query;
 mod reader;
 mod record;
 mod space;
+mod txn;
 mod writer;
 
 pub use database::{Database, DatabaseBuilder, SpaceStats};

@@ -1,4 +1,4 @@
-//! The stored record of one object: MessagePack, behind a format-version byte.
+//! The stored versions of an object: MessagePack, behind a format-version byte.
 
 use asterope_core::{Key, Metadata, ObjectInfo, Result, Sha256Digest, Timestamp};
 use asterope_serialization::{decode_versioned, encode_versioned};
@@ -6,10 +6,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::alloc::Run;
 
-/// Format version of [`ObjectRecord`] encodings.
-const RECORD_FORMAT: u8 = 1;
+/// Format version of [`VersionRecord`] encodings.
+const RECORD_FORMAT: u8 = 2;
 
-/// What the metadata tree stores per key.
+/// One version of one key in the metadata tree.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum VersionRecord {
+    /// The object as of this version.
+    Object(ObjectRecord),
+    /// The key was deleted at this version.
+    Tombstone,
+}
+
+/// An object's state at one version.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct ObjectRecord {
     pub(crate) version: u64,
@@ -22,15 +31,31 @@ pub(crate) struct ObjectRecord {
     pub(crate) runs: Vec<Run>,
 }
 
-impl ObjectRecord {
+impl VersionRecord {
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         encode_versioned(RECORD_FORMAT, self)
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<ObjectRecord> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<VersionRecord> {
         decode_versioned(RECORD_FORMAT, bytes, "object record")
     }
 
+    pub(crate) fn object(&self) -> Option<&ObjectRecord> {
+        match self {
+            VersionRecord::Object(record) => Some(record),
+            VersionRecord::Tombstone => None,
+        }
+    }
+
+    pub(crate) fn into_object(self) -> Option<ObjectRecord> {
+        match self {
+            VersionRecord::Object(record) => Some(record),
+            VersionRecord::Tombstone => None,
+        }
+    }
+}
+
+impl ObjectRecord {
     pub(crate) fn info(&self, key: Key) -> ObjectInfo {
         ObjectInfo {
             key,

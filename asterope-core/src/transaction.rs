@@ -1,0 +1,74 @@
+//! Transactions, query results and index descriptions: the MVCC half of the [`Store`] API.
+//!
+//! [`Store`]: crate::Store
+
+use crate::{
+    ByteStream, Condition, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata, ObjectInfo,
+    PutOptions, Query, Result,
+};
+
+/// One page of query results.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryPage {
+    /// Matching objects, in the query's order.
+    pub objects: Vec<ObjectInfo>,
+    /// Continuation token of the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// How a query is (or would be) executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// `"index"` or `"scan"`.
+    pub access: String,
+    /// The indexed field used, for an index plan.
+    pub index: Option<String>,
+    /// Human-readable description, e.g. `index patient_id (equality)`.
+    pub detail: String,
+}
+
+/// State of a secondary index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexInfo {
+    /// The indexed field path (dotted).
+    pub field: String,
+    /// `"building"` (filling from existing objects; queries scan meanwhile) or `"ready"`.
+    pub state: String,
+}
+
+/// An interactive transaction with snapshot isolation.
+///
+/// Reads see the snapshot taken at `begin` plus the transaction's own writes. Writes are staged
+/// (blob bytes are written to free space right away, but nothing is visible to others) and
+/// applied atomically by [`Transaction::commit`], which fails with
+/// [`Error::Conflict`](crate::Error::Conflict) if another transaction committed one of the
+/// written keys after this one began (first committer wins). Dropping a transaction without
+/// committing rolls it back.
+#[async_trait::async_trait]
+pub trait Transaction: Send + Sync {
+    /// The commit version this transaction reads at.
+    fn snapshot_version(&self) -> u64;
+    /// Reads an object at the snapshot (or as staged by this transaction).
+    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult>;
+    /// Describes an object at the snapshot (or as staged).
+    async fn head(&self, key: &Key) -> Result<ObjectInfo>;
+    /// Stages a blob upload.
+    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<()>;
+    /// Stages a metadata replacement.
+    async fn update_metadata(
+        &self,
+        key: &Key,
+        metadata: Metadata,
+        condition: Condition,
+    ) -> Result<()>;
+    /// Stages a delete.
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()>;
+    /// Lists at the snapshot, with staged writes applied.
+    async fn list(&self, options: ListOptions) -> Result<ListPage>;
+    /// Queries at the snapshot, with staged writes applied.
+    async fn query(&self, query: &Query) -> Result<QueryPage>;
+    /// Applies every staged write atomically and durably; returns the commit version.
+    async fn commit(self: Box<Self>) -> Result<u64>;
+    /// Discards every staged write.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}

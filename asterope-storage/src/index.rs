@@ -1,0 +1,208 @@
+//! Secondary indexes: which fields are indexed, the entries a version contributes, and the
+//! index scans a filter can use.
+//!
+//! An entry maps (field, order-preserving encoded value, key, version) to nothing; a version
+//! whose field holds an array contributes one entry per distinct scalar element. Entries are
+//! written in the same atomic batch as the version and removed with it by garbage collection.
+//! A query reads candidates from an index and re-reads each at its snapshot, re-checking the
+//! whole filter, so results are exactly those of a scan.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use asterope_core::{FieldPath, Filter, Metadata, Predicate, Value};
+use asterope_serialization::{encode_ordered, encode_string_prefix};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{index_entry_key, index_prefix};
+
+/// Persisted state of an index definition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct IndexDef {
+    /// Snapshots at or after this timestamp may use the index; `None` while it is being built.
+    pub(crate) ready_at: Option<u64>,
+}
+
+/// An index as the engine uses it.
+#[derive(Clone, Debug)]
+pub(crate) struct Index {
+    pub(crate) path: FieldPath,
+    pub(crate) prefix: Vec<u8>,
+    pub(crate) def: IndexDef,
+}
+
+impl Index {
+    pub(crate) fn new(field: &str, def: IndexDef) -> Index {
+        Index {
+            path: FieldPath::new(field),
+            prefix: index_prefix(field),
+            def,
+        }
+    }
+
+    /// The tree keys of the entries contributed by one version of `key`.
+    pub(crate) fn entries(&self, key: &[u8], ts: u64, metadata: &Metadata) -> Vec<Vec<u8>> {
+        let mut encoded = BTreeSet::new();
+        for value in self.path.resolve(metadata) {
+            let mut out = Vec::new();
+            if encode_ordered(value, &mut out) {
+                encoded.insert(out);
+            }
+        }
+        encoded
+            .into_iter()
+            .map(|value| index_entry_key(&self.prefix, &value, key, ts))
+            .collect()
+    }
+
+    /// Whether a snapshot at `ts` may use this index.
+    pub(crate) fn usable_at(&self, ts: u64) -> bool {
+        self.def.ready_at.is_some_and(|ready| ready <= ts)
+    }
+}
+
+/// A range of tree keys.
+pub(crate) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+/// Ranges of tree keys (within one index) holding every candidate of a predicate.
+pub(crate) type KeyRanges = Vec<KeyRange>;
+
+/// An index access chosen for a filter.
+#[derive(Debug)]
+pub(crate) struct IndexPlan {
+    pub(crate) field: String,
+    pub(crate) ranges: KeyRanges,
+    pub(crate) kind: &'static str,
+}
+
+/// Picks an index for the filter: the first field predicate of its top-level conjunction that
+/// an index usable at `ts` can answer (equality and `$in` before ranges and prefixes).
+pub(crate) fn plan(
+    filter: &Filter,
+    indexes: &BTreeMap<String, Index>,
+    ts: u64,
+) -> Option<IndexPlan> {
+    let conjuncts: Vec<&Filter> = match filter {
+        Filter::And(parts) => parts.iter().collect(),
+        other => vec![other],
+    };
+    let mut best: Option<(u8, IndexPlan)> = None;
+    for conjunct in conjuncts {
+        let Filter::Field { path, predicate } = conjunct else {
+            continue;
+        };
+        let field = path.to_string();
+        let Some(index) = indexes.get(&field).filter(|i| i.usable_at(ts)) else {
+            continue;
+        };
+        let Some((rank, kind, ranges)) = ranges_for(predicate, &index.prefix) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(r, _)| rank < *r) {
+            best = Some((
+                rank,
+                IndexPlan {
+                    field,
+                    ranges,
+                    kind,
+                },
+            ));
+        }
+    }
+    best.map(|(_, plan)| plan)
+}
+
+/// Key ranges answering a predicate, with a preference rank (lower is better).
+fn ranges_for(predicate: &Predicate, prefix: &[u8]) -> Option<(u8, &'static str, KeyRanges)> {
+    let point = |value: &Value| -> Option<KeyRange> {
+        let encoded = encode_scalar(value)?;
+        let start = [prefix, &encoded].concat();
+        let end = successor(&start);
+        Some((Bound::Included(start), Bound::Excluded(end)))
+    };
+    match predicate {
+        Predicate::Eq(value) => Some((0, "equality", vec![point(value)?])),
+        Predicate::In(values) if !values.is_empty() => {
+            let ranges = values.iter().map(point).collect::<Option<Vec<_>>>()?;
+            Some((1, "$in", ranges))
+        }
+        Predicate::Gt(_) | Predicate::Gte(_) | Predicate::Lt(_) | Predicate::Lte(_) => Some((
+            2,
+            "range",
+            vec![range(std::slice::from_ref(predicate), prefix)?],
+        )),
+        Predicate::All(parts) if parts.iter().all(is_comparison) && !parts.is_empty() => {
+            Some((2, "range", vec![range(parts, prefix)?]))
+        }
+        Predicate::Prefix(text) => {
+            let mut start = prefix.to_vec();
+            encode_string_prefix(text, &mut start);
+            let end = successor(&start);
+            Some((
+                3,
+                "prefix",
+                vec![(Bound::Included(start), Bound::Excluded(end))],
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn is_comparison(predicate: &Predicate) -> bool {
+    matches!(
+        predicate,
+        Predicate::Gt(_) | Predicate::Gte(_) | Predicate::Lt(_) | Predicate::Lte(_)
+    )
+}
+
+/// The key range of a conjunction of comparisons. Comparisons only match values of the
+/// operand's type class, so an open side ends at the class boundary. Bounds are inclusive:
+/// numbers are encoded through `f64`, so neighbours may share an encoding; the executor's
+/// re-check removes what does not match.
+fn range(parts: &[Predicate], prefix: &[u8]) -> Option<KeyRange> {
+    let mut lower: Option<Vec<u8>> = None;
+    let mut upper: Option<Vec<u8>> = None;
+    let mut class: Option<u8> = None;
+    for part in parts {
+        let (Predicate::Gt(v) | Predicate::Gte(v) | Predicate::Lt(v) | Predicate::Lte(v)) = part
+        else {
+            return None;
+        };
+        let encoded = encode_scalar(v)?;
+        let tag = *encoded.first()?;
+        if class.is_some_and(|c| c != tag) {
+            return None;
+        }
+        class = Some(tag);
+        let key = [prefix, &encoded].concat();
+        match part {
+            Predicate::Gt(_) | Predicate::Gte(_) => lower = Some(key),
+            _ => upper = Some(successor(&key)),
+        }
+    }
+    let class = class?;
+    let lower = lower.unwrap_or_else(|| [prefix, &[class]].concat());
+    let upper = upper.unwrap_or_else(|| [prefix, &[class.saturating_add(1)]].concat());
+    Some((Bound::Included(lower), Bound::Excluded(upper)))
+}
+
+/// Encodes a scalar operand usable for an index lookup (`null` is not: it also matches
+/// missing fields, which have no entries).
+fn encode_scalar(value: &Value) -> Option<Vec<u8>> {
+    if matches!(value, Value::Nil) {
+        return None;
+    }
+    let mut out = Vec::new();
+    encode_ordered(value, &mut out).then_some(out)
+}
+
+/// The smallest byte string greater than every string starting with `prefix`.
+pub(crate) fn successor(prefix: &[u8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < u8::MAX {
+            out.push(last + 1);
+            return out;
+        }
+    }
+    vec![u8::MAX; prefix.len() + 1]
+}

@@ -1,0 +1,188 @@
+//! Multi-version concurrency control over the metadata tree: snapshots, reads at a snapshot,
+//! and the rule for collecting versions no snapshot can see.
+//!
+//! Every commit gets the next timestamp from the oracle and writes new versions; it never
+//! overwrites one. A snapshot is a timestamp: it sees, per key, the newest version at or below
+//! it. Snapshots are registered while in use so that garbage collection (run by each commit on
+//! the keys it writes) keeps every version some live snapshot can still see.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use asterope_core::{Error, Key, Result};
+
+use crate::keys::{after_all_versions, split_version_key, version_key, USER_REGION_START};
+use crate::meta::MetaStore;
+use crate::record::{ObjectRecord, VersionRecord};
+
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotState {
+    /// Timestamp of the last commit whose versions are all applied.
+    pub(crate) visible: u64,
+    /// Live snapshots per timestamp.
+    live: BTreeMap<u64, usize>,
+}
+
+impl SnapshotState {
+    /// Live snapshot timestamps, ascending.
+    pub(crate) fn live(&self) -> Vec<u64> {
+        self.live.keys().copied().collect()
+    }
+}
+
+/// The registry of live snapshots and the visible timestamp.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshots {
+    state: Mutex<SnapshotState>,
+}
+
+impl Snapshots {
+    pub(crate) fn new(visible: u64) -> Arc<Snapshots> {
+        Arc::new(Snapshots {
+            state: Mutex::new(SnapshotState {
+                visible,
+                live: BTreeMap::new(),
+            }),
+        })
+    }
+
+    /// Takes a snapshot of everything committed so far.
+    pub(crate) fn take(self: &Arc<Self>) -> Snapshot {
+        let mut state = self.lock();
+        let ts = state.visible;
+        *state.live.entry(ts).or_insert(0) += 1;
+        Snapshot {
+            ts,
+            registry: Arc::clone(self),
+        }
+    }
+
+    /// Holds the registry: no snapshot can be taken until the guard drops. Commits hold it
+    /// while they decide what to collect, apply, and publish their timestamp.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SnapshotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A registered snapshot; unregisters on drop.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) ts: u64,
+    registry: Arc<Snapshots>,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let mut state = self.registry.lock();
+        if let Some(count) = state.live.get_mut(&self.ts) {
+            *count -= 1;
+            if *count == 0 {
+                state.live.remove(&self.ts);
+            }
+        }
+    }
+}
+
+/// Decodes a version, naming the key on failure.
+pub(crate) fn decode_version(key: &[u8], bytes: &[u8]) -> Result<VersionRecord> {
+    VersionRecord::decode(bytes).map_err(|e| match e {
+        Error::UnsupportedFormat { .. } => e,
+        other => Error::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// The object as of snapshot `ts`, if it existed then.
+pub(crate) fn read_at(meta: &MetaStore, key: &Key, ts: u64) -> Result<Option<ObjectRecord>> {
+    let start = Bound::Included(version_key(key.as_bytes(), ts));
+    let end = Bound::Included(version_key(key.as_bytes(), 0));
+    match meta.range(start, end).next() {
+        Some(entry) => {
+            let (_, value) = entry?;
+            Ok(decode_version(key.as_bytes(), &value)?.into_object())
+        }
+        None => Ok(None),
+    }
+}
+
+/// Every stored version of a key, newest first.
+pub(crate) fn versions_of(meta: &MetaStore, key: &Key) -> Result<Vec<(u64, VersionRecord)>> {
+    let start = Bound::Included(version_key(key.as_bytes(), u64::MAX));
+    let end = Bound::Included(version_key(key.as_bytes(), 0));
+    meta.range(start, end)
+        .map(|entry| {
+            let (tree_key, value) = entry?;
+            let (_, ts) = split_version_key(&tree_key)
+                .ok_or_else(|| Error::internal("malformed version key"))?;
+            Ok((ts, decode_version(key.as_bytes(), &value)?))
+        })
+        .collect()
+}
+
+/// Objects visible at snapshot `ts`, in key order, from `start` (a user-key bound).
+pub(crate) fn scan_at<'a>(
+    meta: &'a MetaStore,
+    start: Bound<&[u8]>,
+    ts: u64,
+) -> impl Iterator<Item = Result<(Key, ObjectRecord)>> + 'a {
+    let start = match start {
+        Bound::Included(key) => Bound::Included(key.to_vec()),
+        Bound::Excluded(key) => Bound::Included(after_all_versions(key)),
+        Bound::Unbounded => Bound::Included(USER_REGION_START.to_vec()),
+    };
+    let mut entries = meta.range(start, Bound::Unbounded);
+    let mut settled: Option<Vec<u8>> = None;
+    std::iter::from_fn(move || loop {
+        let (tree_key, value) = match entries.next()? {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(e)),
+        };
+        let Some((key, version)) = split_version_key(&tree_key) else {
+            return Some(Err(Error::internal("malformed version key")));
+        };
+        if settled.as_deref() == Some(key) || version > ts {
+            continue;
+        }
+        settled = Some(key.to_vec());
+        let record = match decode_version(key, &value) {
+            Ok(record) => record,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(record) = record.into_object() {
+            return Some(Key::from_bytes(key).map(|key| (key, record)));
+        }
+    })
+}
+
+/// Which stored versions a commit may remove, given the versions of a key newest first
+/// (the version being committed included, at index 0) and the live snapshots (ascending).
+///
+/// Version `i` is needed iff some live snapshot `s` has `ts[i] <= s < ts[i-1]`; the newest is
+/// always needed. Returns the indices of the versions to remove.
+pub(crate) fn collectable(timestamps: &[u64], live: &[u64]) -> Vec<usize> {
+    (1..timestamps.len())
+        .filter(|&i| {
+            let (low, high) = (timestamps[i], timestamps[i - 1]);
+            !live.iter().any(|&s| low <= s && s < high)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_only_versions_no_snapshot_sees() {
+        // Versions at 10 (new), 7, 4, 2.
+        let ts = [10, 7, 4, 2];
+        assert_eq!(collectable(&ts, &[]), vec![1, 2, 3]);
+        assert_eq!(collectable(&ts, &[8]), vec![2, 3]);
+        assert_eq!(collectable(&ts, &[5]), vec![1, 3]);
+        assert_eq!(collectable(&ts, &[1, 4, 9]), vec![3]);
+        assert_eq!(collectable(&[3], &[1]), Vec::<usize>::new());
+    }
+}

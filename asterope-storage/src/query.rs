@@ -1,0 +1,289 @@
+//! The query executor: candidates from an index or a scan, each re-read at the snapshot and
+//! re-checked against the whole filter; then key order or a sort, and a page.
+//!
+//! A transaction passes its staged writes as an overlay, so its queries see its own writes.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use asterope_core::{
+    Error, Key, Query, QueryPlan, Result, SortSpec, Value, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+};
+use asterope_serialization::{decode, encode};
+
+use crate::index::{plan, Index, KeyRange};
+use crate::keys::split_index_entry;
+use crate::meta::MetaStore;
+use crate::mvcc::{read_at, scan_at};
+use crate::record::ObjectRecord;
+
+/// Matching objects, in key order.
+type Matches<'q> = Box<dyn Iterator<Item = Result<(Key, ObjectRecord)>> + 'q>;
+
+/// Staged writes of a transaction: the new state of each key (`None`: deleted).
+pub(crate) type Overlay = BTreeMap<Key, Option<ObjectRecord>>;
+
+/// Where a query runs.
+pub(crate) struct QueryContext<'a> {
+    pub(crate) meta: &'a MetaStore,
+    pub(crate) indexes: &'a BTreeMap<String, Index>,
+    pub(crate) ts: u64,
+    pub(crate) overlay: Option<&'a Overlay>,
+}
+
+/// A page of results.
+pub(crate) struct Page {
+    pub(crate) objects: Vec<(Key, ObjectRecord)>,
+    pub(crate) next: Option<String>,
+}
+
+impl QueryContext<'_> {
+    /// How `query` would run.
+    pub(crate) fn explain(&self, query: &Query) -> QueryPlan {
+        match plan(&query.filter, self.indexes, self.ts) {
+            Some(p) => QueryPlan {
+                access: "index".into(),
+                detail: format!("index {} ({})", p.field, p.kind),
+                index: Some(p.field),
+            },
+            None => QueryPlan {
+                access: "scan".into(),
+                index: None,
+                detail: "full scan".into(),
+            },
+        }
+    }
+
+    /// One page of results.
+    pub(crate) fn page(&self, query: &Query) -> Result<Page> {
+        query.filter.check_limits()?;
+        let limit = match query.limit {
+            None | Some(0) => DEFAULT_LIST_LIMIT,
+            Some(n) if n > MAX_LIST_LIMIT => {
+                return Err(Error::InvalidQuery {
+                    reason: format!("limit {n} is above the maximum {MAX_LIST_LIMIT}"),
+                })
+            }
+            Some(n) => n,
+        };
+        match &query.sort {
+            None => {
+                let after = query.cursor.as_deref();
+                let mut objects = Vec::new();
+                for item in self.matches(query, after)? {
+                    let item = item?;
+                    if objects.len() == limit {
+                        let next = objects.last().map(|(k, _): &(Key, _)| k.to_string());
+                        return Ok(Page { objects, next });
+                    }
+                    objects.push(item);
+                }
+                Ok(Page {
+                    objects,
+                    next: None,
+                })
+            }
+            Some(sort) => self.sorted_page(query, sort, limit),
+        }
+    }
+
+    /// How many objects match (sort, limit and cursor ignored).
+    pub(crate) fn count(&self, query: &Query) -> Result<u64> {
+        query.filter.check_limits()?;
+        let mut count = 0;
+        for item in self.matches(query, None)? {
+            item?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Sorted results: every match is collected and ordered by (field, key); the cursor is the
+    /// position of the last item returned.
+    fn sorted_page(&self, query: &Query, sort: &SortSpec, limit: usize) -> Result<Page> {
+        let position = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let sort_value = |record: &ObjectRecord| {
+            sort.path
+                .lookup(&record.metadata)
+                .cloned()
+                .unwrap_or(Value::Nil)
+        };
+        let order = |a: &(Value, &Key), b: &(Value, &Key)| {
+            let by_value = asterope_core::compare_values(&a.0, &b.0);
+            let by_value = if sort.descending {
+                by_value.reverse()
+            } else {
+                by_value
+            };
+            by_value.then_with(|| a.1.cmp(b.1))
+        };
+        let mut all = Vec::new();
+        for item in self.matches(query, None)? {
+            let (key, record) = item?;
+            let value = sort_value(&record);
+            if let Some((cursor_value, cursor_key)) = &position {
+                if order(&(value.clone(), &key), &(cursor_value.clone(), cursor_key))
+                    != Ordering::Greater
+                {
+                    continue;
+                }
+            }
+            all.push((value, key, record));
+        }
+        all.sort_by(|a, b| order(&(a.0.clone(), &a.1), &(b.0.clone(), &b.1)));
+        let more = all.len() > limit;
+        all.truncate(limit);
+        let next = if more {
+            all.last()
+                .map(|(value, key, _)| encode_cursor(value, key))
+                .transpose()?
+        } else {
+            None
+        };
+        Ok(Page {
+            objects: all.into_iter().map(|(_, k, r)| (k, r)).collect(),
+            next,
+        })
+    }
+
+    /// Matching objects in key order, after the key `after` if given.
+    fn matches<'q>(&'q self, query: &'q Query, after: Option<&'q str>) -> Result<Matches<'q>> {
+        let prefix = query.key_prefix.as_deref().unwrap_or("");
+        let in_range = move |key: &Key| {
+            key.as_str().starts_with(prefix) && after.is_none_or(|a| key.as_str() > a)
+        };
+        let candidates: Matches<'q> = match plan(&query.filter, self.indexes, self.ts) {
+            Some(index_plan) => Box::new(self.index_candidates(&index_plan.ranges)?),
+            None => Box::new(self.scan_candidates(prefix, after)),
+        };
+        Ok(Box::new(
+            candidates
+                .take_while(move |item| match item {
+                    // A scan walks keys in order: past the prefix there is nothing more.
+                    Ok((key, _)) => {
+                        key.as_str() < prefix
+                            || key.as_str().starts_with(prefix)
+                            || prefix.is_empty()
+                    }
+                    Err(_) => true,
+                })
+                .filter(move |item| match item {
+                    Ok((key, record)) => in_range(key) && query.filter.matches(&record.metadata),
+                    Err(_) => true,
+                }),
+        ))
+    }
+
+    /// Keys named by index entries at or below the snapshot, plus staged keys; each read at the
+    /// snapshot (or from the overlay).
+    fn index_candidates(
+        &self,
+        ranges: &[KeyRange],
+    ) -> Result<impl Iterator<Item = Result<(Key, ObjectRecord)>> + '_> {
+        let mut keys = BTreeSet::new();
+        for (start, end) in ranges {
+            let prefix_len = crate::keys::INDEX_ENTRY_PREFIX.len();
+            for entry in self.meta.range(start.clone(), end.clone()) {
+                let (tree_key, _) = entry?;
+                // Skip the field name and its terminator to reach the value.
+                let after_prefix = tree_key
+                    .get(prefix_len..)
+                    .and_then(|rest| {
+                        let field_end = rest.iter().position(|&b| b == 0)?;
+                        rest.get(field_end + 1..)
+                    })
+                    .ok_or_else(|| Error::internal("malformed index entry"))?;
+                let (key, ts) = split_index_entry(after_prefix)
+                    .ok_or_else(|| Error::internal("malformed index entry"))?;
+                if ts <= self.ts {
+                    keys.insert(Key::from_bytes(key)?);
+                }
+            }
+        }
+        if let Some(overlay) = self.overlay {
+            keys.extend(overlay.keys().cloned());
+        }
+        Ok(keys
+            .into_iter()
+            .filter_map(move |key| match self.overlay.and_then(|o| o.get(&key)) {
+                Some(Some(record)) => Some(Ok((key, record.clone()))),
+                Some(None) => None,
+                None => match read_at(self.meta, &key, self.ts) {
+                    Ok(Some(record)) => Some(Ok((key, record))),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e)),
+                },
+            }))
+    }
+
+    /// Every object from the start of the range, merged with the overlay, in key order.
+    fn scan_candidates<'q>(
+        &'q self,
+        prefix: &'q str,
+        after: Option<&'q str>,
+    ) -> impl Iterator<Item = Result<(Key, ObjectRecord)>> + 'q {
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.as_bytes()),
+            _ if prefix.is_empty() => Bound::Unbounded,
+            _ => Bound::Included(prefix.as_bytes()),
+        };
+        let mut base = scan_at(self.meta, start, self.ts).peekable();
+        let empty = Overlay::new();
+        let overlay_items: Vec<(Key, Option<ObjectRecord>)> = self
+            .overlay
+            .unwrap_or(&empty)
+            .iter()
+            .filter(|(k, _)| k.as_str() >= prefix)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut staged = overlay_items.into_iter().peekable();
+        std::iter::from_fn(move || loop {
+            let next_base = match base.peek() {
+                Some(Ok((key, _))) => Some(key.clone()),
+                Some(Err(_)) => return base.next(),
+                None => None,
+            };
+            let take_staged = match (&next_base, staged.peek()) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(b), Some((s, _))) => s <= b,
+            };
+            if take_staged {
+                let (key, state) = staged.next()?;
+                if next_base.as_ref() == Some(&key) {
+                    base.next();
+                }
+                match state {
+                    Some(record) => return Some(Ok((key, record))),
+                    None => continue,
+                }
+            }
+            return base.next();
+        })
+    }
+}
+
+fn encode_cursor(value: &Value, key: &Key) -> Result<String> {
+    let bytes = encode(&(value, key.as_str()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn decode_cursor(text: &str) -> Result<(Value, Key)> {
+    let invalid = || Error::InvalidQuery {
+        reason: "the cursor is not one this store issued for a sorted query".into(),
+    };
+    if text.len() % 2 != 0 {
+        return Err(invalid());
+    }
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(invalid)?;
+    let (value, key): (Value, String) = decode(&bytes, "cursor").map_err(|_| invalid())?;
+    Ok((value, Key::new(key).map_err(|_| invalid())?))
+}

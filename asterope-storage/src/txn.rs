@@ -1,0 +1,225 @@
+//! Interactive transactions with snapshot isolation.
+//!
+//! A transaction reads at the snapshot taken when it began, overlaid with its own staged writes.
+//! Staged blob bytes are written to reserved space at once (so a large upload inside a
+//! transaction streams like any other) but stay invisible until commit; rollback or drop frees
+//! the space. Commit applies every write under one commit version, atomically, after checking
+//! that no written key has a version newer than the snapshot (first committer wins).
+
+use std::collections::BTreeMap;
+
+use asterope_core::{
+    ByteStream, Condition, Error, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata,
+    ObjectInfo, PutOptions, Query, QueryPage, Result, Timestamp, Transaction,
+};
+use asterope_serialization::validate_metadata;
+
+use crate::database::{list_query, Database, Intent, Write};
+use crate::mvcc::Snapshot;
+use crate::query::Overlay;
+use crate::record::ObjectRecord;
+
+/// A transaction of the embedded database.
+#[derive(Debug)]
+pub(crate) struct DbTransaction {
+    db: Database,
+    snapshot: Snapshot,
+    staged: tokio::sync::Mutex<BTreeMap<Key, Intent>>,
+}
+
+impl DbTransaction {
+    pub(crate) fn new(db: Database) -> DbTransaction {
+        let snapshot = db.snapshot();
+        DbTransaction {
+            db,
+            snapshot,
+            staged: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The state of `key` as this transaction sees it.
+    fn visible(&self, key: &Key, staged: &BTreeMap<Key, Intent>) -> Result<Option<ObjectRecord>> {
+        let base = self.db.read_at(key, self.snapshot.ts)?;
+        Ok(match staged.get(key) {
+            None => base,
+            Some(intent) => staged_state(base, &intent.write),
+        })
+    }
+
+    fn overlay(&self, staged: &BTreeMap<Key, Intent>) -> Result<Overlay> {
+        staged
+            .keys()
+            .map(|key| Ok((key.clone(), self.visible(key, staged)?)))
+            .collect()
+    }
+
+    async fn stage(&self, key: &Key, intent: Intent) {
+        // Replacing an earlier staged put drops its reservation, freeing its space.
+        self.staged.lock().await.insert(key.clone(), intent);
+    }
+}
+
+/// A staged write applied to the snapshot's state of a key.
+fn staged_state(base: Option<ObjectRecord>, write: &Write) -> Option<ObjectRecord> {
+    let now = Timestamp::now();
+    match write {
+        Write::Put {
+            reservation,
+            size,
+            sha256,
+            metadata,
+        } => Some(ObjectRecord {
+            version: 0,
+            size: *size,
+            sha256: *sha256,
+            created: base.as_ref().map_or(now, |r| r.created),
+            updated: now,
+            metadata: metadata.clone(),
+            runs: reservation.runs().to_vec(),
+        }),
+        Write::Metadata(metadata) => base.map(|record| ObjectRecord {
+            metadata: metadata.clone(),
+            updated: now,
+            ..record
+        }),
+        Write::Delete => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for DbTransaction {
+    fn snapshot_version(&self) -> u64 {
+        self.snapshot.ts
+    }
+
+    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+        let staged = self.staged.lock().await;
+        let record = self.visible(key, &staged)?;
+        // Staged bytes stay valid while the stream lives: the reservation is only freed when
+        // the transaction ends, and a read pin keeps committed space alive.
+        self.db.get_at(key, record, options)
+    }
+
+    async fn head(&self, key: &Key) -> Result<ObjectInfo> {
+        let staged = self.staged.lock().await;
+        self.visible(key, &staged)?
+            .map(|r| r.info(key.clone()))
+            .ok_or_else(|| Error::NotFound {
+                key: key.to_string(),
+            })
+    }
+
+    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<()> {
+        let condition = options.condition;
+        let write = self.db.write_put(body, &options).await?;
+        self.stage(key, Intent { write, condition }).await;
+        Ok(())
+    }
+
+    async fn update_metadata(
+        &self,
+        key: &Key,
+        metadata: Metadata,
+        condition: Condition,
+    ) -> Result<()> {
+        validate_metadata(&metadata)?;
+        let mut staged = self.staged.lock().await;
+        if self.visible(key, &staged)?.is_none() {
+            return Err(Error::NotFound {
+                key: key.to_string(),
+            });
+        }
+        // Metadata over a staged put keeps the staged blob.
+        let write = match staged.remove(key) {
+            Some(Intent {
+                write:
+                    Write::Put {
+                        reservation,
+                        size,
+                        sha256,
+                        ..
+                    },
+                condition: earlier,
+            }) => {
+                let write = Write::Put {
+                    reservation,
+                    size,
+                    sha256,
+                    metadata,
+                };
+                staged.insert(
+                    key.clone(),
+                    Intent {
+                        write,
+                        condition: earlier,
+                    },
+                );
+                return Ok(());
+            }
+            _ => Write::Metadata(metadata),
+        };
+        staged.insert(key.clone(), Intent { write, condition });
+        Ok(())
+    }
+
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
+        let mut staged = self.staged.lock().await;
+        if self.visible(key, &staged)?.is_none() {
+            return Err(Error::NotFound {
+                key: key.to_string(),
+            });
+        }
+        let base_exists = self.db.read_at(key, self.snapshot.ts)?.is_some();
+        if base_exists {
+            staged.insert(
+                key.clone(),
+                Intent {
+                    write: Write::Delete,
+                    condition,
+                },
+            );
+        } else {
+            // Deleting an object this transaction created: nothing to commit for the key.
+            staged.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn list(&self, options: ListOptions) -> Result<ListPage> {
+        let query = list_query(&options)?;
+        let staged = self.staged.lock().await;
+        let overlay = self.overlay(&staged)?;
+        let page = self
+            .db
+            .with_query(self.snapshot.ts, Some(&overlay), |q| q.page(&query))?;
+        Ok(ListPage {
+            objects: page.objects.into_iter().map(|(k, r)| r.info(k)).collect(),
+            next: page.next,
+        })
+    }
+
+    async fn query(&self, query: &Query) -> Result<QueryPage> {
+        let staged = self.staged.lock().await;
+        let overlay = self.overlay(&staged)?;
+        let page = self
+            .db
+            .with_query(self.snapshot.ts, Some(&overlay), |q| q.page(query))?;
+        Ok(QueryPage {
+            objects: page.objects.into_iter().map(|(k, r)| r.info(k)).collect(),
+            next: page.next,
+        })
+    }
+
+    async fn commit(self: Box<Self>) -> Result<u64> {
+        let staged = std::mem::take(&mut *self.staged.lock().await);
+        if staged.is_empty() {
+            return Ok(self.snapshot.ts);
+        }
+        let (version, _) = self.db.commit(Some(self.snapshot.ts), staged).await?;
+        Ok(version)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
