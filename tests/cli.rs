@@ -1,0 +1,195 @@
+//! The `asterope` command line, embedded and against a server: same commands, same output,
+//! clear errors with stable codes and non-zero exits.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use common::{pattern, sha256, MIB};
+
+fn run(target: &[String], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_asterope"))
+        .args(target)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Runs the same scenario and returns what should be identical across targets.
+fn scenario(target: &[String], dir: &Path) -> Vec<serde_json::Value> {
+    let file = dir.join("scan.bin");
+    let data = pattern(7, 3 * MIB + 11);
+    std::fs::write(&file, &data).unwrap();
+    let file = file.to_str().unwrap();
+    let mut seen = Vec::new();
+    for (i, patient) in ["111", "222", "111"].iter().enumerate() {
+        let meta = format!(
+            r#"{{"patient_id":"{patient}","slices":{},"study_date":{{"$date":"2024-0{}-01"}}}}"#,
+            100 + i,
+            i + 1
+        );
+        let out = json_lines(&stdout(&run(
+            target,
+            &["put", &format!("s/{i}"), file, "--meta", &meta],
+        )));
+        assert_eq!(out[0]["sha256"], sha256(&data).to_hex());
+    }
+    let head = json_lines(&stdout(&run(target, &["head", "s/1"])));
+    seen.push(serde_json::json!([
+        head[0]["key"],
+        head[0]["size"],
+        head[0]["meta"]
+    ]));
+    let got = dir.join("got.bin");
+    stdout(&run(target, &["get", "s/2", "-o", got.to_str().unwrap()]));
+    assert!(std::fs::read(&got).unwrap() == data.to_vec());
+    let range = run(target, &["get", "s/2", "--range", "10-19"]);
+    assert_eq!(&range.stdout[..], &data[10..20]);
+    let listed: Vec<_> = json_lines(&stdout(&run(target, &["ls", "s/"])))
+        .into_iter()
+        .map(|o| o["key"].clone())
+        .collect();
+    seen.push(serde_json::json!(listed));
+    stdout(&run(target, &["index", "create", "patient_id"]));
+    for _ in 0..100 {
+        if stdout(&run(target, &["index", "ls"])).contains("ready") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let explain = json_lines(&stdout(&run(
+        target,
+        &["query", r#"{"patient_id":"111"}"#, "--explain"],
+    )));
+    assert_eq!(explain[0]["access"], "index");
+    let found = json_lines(&stdout(&run(
+        target,
+        &["query", r#"{"patient_id":"111"}"#, "--sort", "-slices"],
+    )));
+    seen.push(serde_json::json!(found
+        .iter()
+        .map(|o| o["key"].clone())
+        .collect::<Vec<_>>()));
+    let count = stdout(&run(
+        target,
+        &[
+            "query",
+            r#"{"study_date":{"$gte":{"$date":"2024-02-01"}}}"#,
+            "--count",
+        ],
+    ));
+    seen.push(serde_json::json!(count.trim()));
+    stdout(&run(target, &["rm", "s/0"]));
+
+    // Errors: stable codes on stderr, non-zero exit, no output file left behind.
+    for (args, code) in [
+        (vec!["get", "s/0"], "not_found"),
+        (vec!["head", ""], "invalid_key"),
+        (vec!["put", "x", file, "--meta", "[1]"], "invalid_metadata"),
+        (
+            vec!["put", "x", file, "--sha256", &"0".repeat(64)],
+            "checksum_mismatch",
+        ),
+        (vec!["get", "s/1", "--range", "99999999-"], "invalid_range"),
+        (vec!["query", r#"{"a":{"$gtx":1}}"#], "invalid_query"),
+        (
+            vec!["rm", "s/1", "--if-version", "999999"],
+            "precondition_failed",
+        ),
+    ] {
+        let out = run(target, &args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("error[{code}]")),
+            "{args:?}: {stderr}"
+        );
+        seen.push(serde_json::json!(code));
+    }
+    let missing = dir.join("missing.bin");
+    assert!(
+        !run(target, &["get", "nope", "-o", missing.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(!missing.exists());
+    seen
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn embedded_and_networked_cli_behave_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = vec![
+        "--data".to_string(),
+        dir.path().join("embedded").display().to_string(),
+    ];
+    let local = scenario(&embedded, dir.path());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_asterope"))
+        .arg("--data")
+        .arg(dir.path().join("served"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let _server = Server(child);
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let networked = vec!["--server".to_string(), url];
+    let remote = scenario(&networked, dir.path());
+    assert_eq!(local, remote);
+}
+
+#[test]
+fn a_corrupt_blob_fails_get_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let target = vec!["--data".to_string(), data_dir.display().to_string()];
+    let file = dir.path().join("in.bin");
+    let data = pattern(3, MIB);
+    std::fs::write(&file, &data).unwrap();
+    stdout(&run(&target, &["put", "k", file.to_str().unwrap()]));
+    let extent = data_dir.join("extents/00000000.ext");
+    let mut bytes = std::fs::read(&extent).unwrap();
+    bytes[500] ^= 1;
+    std::fs::write(&extent, &bytes).unwrap();
+    let out_file = dir.path().join("out.bin");
+    let out = run(&target, &["get", "k", "-o", out_file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[corrupt]"));
+    assert!(!out_file.exists());
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 2, "a partial download file was left behind");
+}
