@@ -7,8 +7,8 @@ mod common;
 mod server;
 
 use asterope::{
-    ByteRange, Client, Condition, Database, Error, GetOptions, Key, ListOptions, Metadata,
-    PutOptions, ServerConfig, Store, StoreExt, Timestamp, Value,
+    field, ByteRange, Client, Condition, Database, Error, GetOptions, Key, ListOptions, Metadata,
+    PutOptions, Query, ServerConfig, SortSpec, Store, StoreExt, Timestamp, Value,
 };
 use asterope_serialization::metadata_from_json_str;
 use bytes::Bytes;
@@ -318,7 +318,171 @@ async fn corruption_is_reported(store: &dyn Store, dir: &std::path::Path) {
     assert_eq!(store.head(&k).await.unwrap().sha256, info.sha256);
 }
 
+async fn transactions(store: &dyn Store) {
+    let mut meta = Metadata::new();
+    meta.insert("n".into(), Value::Int(1));
+    store
+        .put_bytes(&key("tx/a"), pattern(1, 100), meta.clone())
+        .await
+        .unwrap();
+    let tx = store.begin().await.unwrap();
+    // Snapshot: a later commit by someone else is invisible.
+    store
+        .put_bytes(&key("tx/b"), pattern(2, 100), meta.clone())
+        .await
+        .unwrap();
+    assert_eq!(tx.head(&key("tx/b")).await.unwrap_err().code(), "not_found");
+    // Own writes are visible inside, not outside.
+    let data = pattern(3, 2 * MIB);
+    tx.put(
+        &key("tx/c"),
+        chunked(data.clone(), MIB),
+        PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_in(&*tx, &key("tx/c")).await, data);
+    assert_eq!(
+        store.head(&key("tx/c")).await.unwrap_err().code(),
+        "not_found"
+    );
+    tx.delete(&key("tx/a"), Condition::default()).await.unwrap();
+    let listed: Vec<String> = tx
+        .list(ListOptions::default().with_prefix("tx/"))
+        .await
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|o| o.key.to_string())
+        .collect();
+    assert_eq!(listed, vec!["tx/c"]);
+    let version = tx.commit().await.unwrap();
+    assert_eq!(store.head(&key("tx/c")).await.unwrap().version, version);
+    assert_eq!(
+        store.head(&key("tx/a")).await.unwrap_err().code(),
+        "not_found"
+    );
+
+    // First committer wins.
+    let t1 = store.begin().await.unwrap();
+    let t2 = store.begin().await.unwrap();
+    t1.update_metadata(&key("tx/c"), meta.clone(), Condition::default())
+        .await
+        .unwrap();
+    t2.update_metadata(&key("tx/c"), Metadata::new(), Condition::default())
+        .await
+        .unwrap();
+    t1.commit().await.unwrap();
+    let err = t2.commit().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { key } if key == "tx/c"),
+        "{err:?}"
+    );
+    assert_eq!(store.head(&key("tx/c")).await.unwrap().metadata, meta);
+
+    // Rollback discards.
+    let tx = store.begin().await.unwrap();
+    tx.put(
+        &key("tx/d"),
+        chunked(pattern(4, 10), 10),
+        PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        store.head(&key("tx/d")).await.unwrap_err().code(),
+        "not_found"
+    );
+}
+
+async fn read_in(tx: &dyn asterope::Transaction, k: &Key) -> Bytes {
+    tx.get(k, GetOptions::default())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
+async fn queries_and_indexes(store: &dyn Store) {
+    for i in 0..20i64 {
+        let mut meta = Metadata::new();
+        meta.insert("patient_id".into(), Value::from(format!("P{}", i % 4)));
+        meta.insert("slices".into(), Value::Int(i));
+        store
+            .put_bytes(&key(&format!("q/{i:02}")), pattern(i as u64, 10), meta)
+            .await
+            .unwrap();
+    }
+    let info = store.create_index("patient_id").await.unwrap();
+    assert_eq!(info.field, "patient_id");
+    for _ in 0..200 {
+        if store
+            .list_indexes()
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.state == "ready")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let query = Query::new(field("patient_id").eq("P1")).with_key_prefix("q/");
+    assert_eq!(store.explain(&query).await.unwrap().access, "index");
+    let keys: Vec<String> = store
+        .query(&query)
+        .await
+        .unwrap()
+        .objects
+        .iter()
+        .map(|o| o.key.to_string())
+        .collect();
+    assert_eq!(keys, vec!["q/01", "q/05", "q/09", "q/13", "q/17"]);
+    let sorted = Query::new(field("slices").gte(15))
+        .with_sort(SortSpec::descending_by("slices"))
+        .with_limit(2);
+    let page = store.query(&sorted).await.unwrap();
+    let first: Vec<String> = page.objects.iter().map(|o| o.key.to_string()).collect();
+    assert_eq!(first, vec!["q/19", "q/18"]);
+    let rest = store
+        .query(&sorted.clone().with_cursor(page.next.unwrap()))
+        .await
+        .unwrap();
+    let rest: Vec<String> = rest.objects.iter().map(|o| o.key.to_string()).collect();
+    assert_eq!(rest, vec!["q/17", "q/16"]);
+    assert_eq!(
+        store
+            .count(&Query::new(field("slices").lt(5)))
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        store
+            .explain(&Query::new(field("slices").lt(5)))
+            .await
+            .unwrap()
+            .access,
+        "scan"
+    );
+    let err = store
+        .query(&Query::new(field("x").eq(1)).with_limit(1_000_000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_query");
+    store.drop_index("patient_id").await.unwrap();
+    assert_eq!(
+        store.drop_index("patient_id").await.unwrap_err().code(),
+        "not_found"
+    );
+    assert_eq!(store.explain(&query).await.unwrap().access, "scan");
+}
+
 async fn suite(store: &dyn Store, dir: &std::path::Path) {
+    transactions(store).await;
+    queries_and_indexes(store).await;
     round_trips(store).await;
     keys_with_odd_characters(store).await;
     metadata_keeps_every_type(store).await;

@@ -537,3 +537,50 @@ async fn curl_speaks_to_the_server_with_prior_knowledge() {
     .await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 }
+
+#[tokio::test]
+async fn idle_transactions_are_rolled_back_when_their_lease_ends() {
+    let config = ServerConfig {
+        transaction_lease: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let (_dir, server) = start(config).await;
+    let client = connect(&server).await;
+    let reply = send(
+        &client,
+        request(Method::POST, "/v1/transactions", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let id = reply.json()["id"].as_str().unwrap().to_string();
+    let staged = request(
+        Method::PUT,
+        "/v1/objects/leased",
+        &[("x-asterope-transaction", &id)],
+    );
+    let reply = send(&client, staged, Some(Bytes::from_static(b"staged")), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.json()["version"], 0);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let commit = request(Method::POST, &format!("/v1/transactions/{id}/commit"), &[]);
+    let reply = send(&client, commit, None, None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.error_code(), "not_found");
+    let reply = send(
+        &client,
+        request(Method::HEAD, "/v1/objects/leased", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let unknown = request(
+        Method::GET,
+        "/v1/objects/x",
+        &[("x-asterope-transaction", "nope")],
+    );
+    let reply = send(&client, unknown, None, None).await;
+    assert_eq!(reply.error_code(), "not_found");
+}

@@ -62,6 +62,7 @@ impl ClientBuilder {
             })
             .transpose()?;
         Ok(Client {
+            transaction: None,
             inner: Arc::new(Inner {
                 base: format!(
                     "{}://{}",
@@ -82,6 +83,8 @@ impl ClientBuilder {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Set on the client a [`ClientTransaction`] sends its requests with.
+    transaction: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -138,6 +141,9 @@ impl Client {
         let mut builder = Request::builder().method(method).uri(uri);
         if let Some(auth) = &self.inner.authorization {
             builder = builder.header(AUTHORIZATION, auth.clone());
+        }
+        if let Some(id) = &self.transaction {
+            builder = builder.header(HEADER_TRANSACTION, id.as_ref());
         }
         builder
     }
@@ -546,9 +552,24 @@ impl Store for Client {
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
-        Err(Error::InvalidArgument {
-            reason: "interactive transactions are not available over HTTP in this version".into(),
-        })
+        let uri = format!("{}{TRANSACTIONS_PATH}", self.inner.base);
+        let response = self
+            .call(build(self.request(Method::POST, uri), empty_body())?, None)
+            .await?;
+        let json = read_json(response).await?;
+        let id = json.get("id").and_then(|v| v.as_str());
+        let snapshot = json.get("snapshot").and_then(|v| v.as_u64());
+        let (Some(id), Some(snapshot)) = (id, snapshot) else {
+            return Err(Error::internal("transaction reply lacks id or snapshot"));
+        };
+        let mut client = self.clone();
+        client.transaction = Some(Arc::from(id));
+        Ok(Box::new(ClientTransaction {
+            client,
+            id: id.to_string(),
+            snapshot,
+            finished: false,
+        }))
     }
 
     async fn list(&self, options: ListOptions) -> Result<ListPage> {
@@ -579,5 +600,106 @@ impl Store for Client {
             .and_then(|n| n.as_str())
             .map(str::to_string);
         Ok(ListPage { objects, next })
+    }
+}
+
+/// A transaction held open on the server, addressed by id. Dropping it without committing
+/// rolls it back (asynchronously; the server's lease is the backstop).
+#[derive(Debug)]
+struct ClientTransaction {
+    client: Client,
+    id: String,
+    snapshot: u64,
+    finished: bool,
+}
+
+impl ClientTransaction {
+    fn end_uri(&self, suffix: &str) -> String {
+        format!(
+            "{}{TRANSACTIONS_PATH}/{}{suffix}",
+            self.client.inner.base, self.id
+        )
+    }
+
+    /// A request outside the transaction (commit and rollback address it by path).
+    fn plain(&self) -> Client {
+        Client {
+            inner: Arc::clone(&self.client.inner),
+            transaction: None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for ClientTransaction {
+    fn snapshot_version(&self) -> u64 {
+        self.snapshot
+    }
+    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+        self.client.get(key, options).await
+    }
+    async fn head(&self, key: &Key) -> Result<ObjectInfo> {
+        self.client.head(key).await
+    }
+    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<()> {
+        self.client.put(key, body, options).await.map(drop)
+    }
+    async fn update_metadata(
+        &self,
+        key: &Key,
+        metadata: Metadata,
+        condition: Condition,
+    ) -> Result<()> {
+        self.client
+            .update_metadata(key, metadata, condition)
+            .await
+            .map(drop)
+    }
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
+        self.client.delete(key, condition).await
+    }
+    async fn list(&self, options: ListOptions) -> Result<ListPage> {
+        self.client.list(options).await
+    }
+    async fn query(&self, query: &Query) -> Result<QueryPage> {
+        self.client.query(query).await
+    }
+    async fn commit(mut self: Box<Self>) -> Result<u64> {
+        self.finished = true;
+        let plain = self.plain();
+        let request = build(
+            plain.request(Method::POST, self.end_uri("/commit")),
+            empty_body(),
+        )?;
+        let json = read_json(plain.call(request, None).await?).await?;
+        json.get("version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| Error::internal("commit reply lacks version"))
+    }
+    async fn rollback(mut self: Box<Self>) -> Result<()> {
+        self.finished = true;
+        let plain = self.plain();
+        let request = build(
+            plain.request(Method::DELETE, self.end_uri("")),
+            empty_body(),
+        )?;
+        plain.call(request, None).await.map(drop)
+    }
+}
+
+impl Drop for ClientTransaction {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let plain = self.plain();
+        let uri = self.end_uri("");
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Ok(request) = build(plain.request(Method::DELETE, uri), empty_body()) {
+                    let _ = plain.call(request, None).await;
+                }
+            });
+        }
     }
 }

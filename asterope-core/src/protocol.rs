@@ -8,6 +8,11 @@ pub const METADATA_PATH: &str = "/v1/metadata";
 pub const QUERY_PATH: &str = "/v1/query";
 /// Secondary indexes: `GET /v1/indexes`, `PUT|DELETE /v1/indexes/{field}`.
 pub const INDEXES_PATH: &str = "/v1/indexes";
+/// Transactions: `POST /v1/transactions`, `POST /v1/transactions/{id}/commit`,
+/// `DELETE /v1/transactions/{id}`.
+pub const TRANSACTIONS_PATH: &str = "/v1/transactions";
+/// Runs the request inside this open transaction.
+pub const HEADER_TRANSACTION: &str = "x-asterope-transaction";
 /// Liveness route (never needs a token).
 pub const HEALTH_PATH: &str = "/v1/health";
 /// Prometheus metrics route.

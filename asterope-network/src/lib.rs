@@ -19,6 +19,7 @@ mod routes;
 mod server;
 mod status;
 mod tls;
+mod transactions;
 
 pub use auth::{Access, Tokens};
 pub use server::{serve, ServerConfig};

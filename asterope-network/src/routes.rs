@@ -26,6 +26,7 @@ use crate::auth::{Access, Tokens};
 use crate::body::{empty, full, parse_sha256, request_stream, streaming, ResponseBody};
 use crate::metrics::Metrics;
 use crate::status::http_status;
+use crate::transactions::{Ops, Transactions};
 
 /// Largest JSON request body accepted (metadata updates).
 const MAX_JSON_BODY: usize = 1 << 20;
@@ -37,6 +38,7 @@ pub(crate) struct AppState {
     pub(crate) tokens: Tokens,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_idle_timeout: Duration,
+    pub(crate) transactions: Transactions,
 }
 
 /// The routes, for metrics labels.
@@ -52,6 +54,9 @@ enum Route {
     Count,
     Indexes,
     Index,
+    Begin,
+    Transaction,
+    Commit,
     Unknown,
 }
 
@@ -73,6 +78,13 @@ impl Route {
             (Route::Explain, "")
         } else if path == "/v1/query/count" {
             (Route::Count, "")
+        } else if path == TRANSACTIONS_PATH {
+            (Route::Begin, "")
+        } else if let Some(rest) = strip(path, TRANSACTIONS_PATH) {
+            match rest.strip_suffix("/commit") {
+                Some(id) => (Route::Commit, id),
+                None => (Route::Transaction, rest),
+            }
         } else if path == INDEXES_PATH {
             (Route::Indexes, "")
         } else if let Some(field) = strip(path, INDEXES_PATH) {
@@ -94,6 +106,9 @@ impl Route {
             Route::Count => "count",
             Route::Indexes => "indexes",
             Route::Index => "index",
+            Route::Begin => "begin",
+            Route::Transaction => "transaction",
+            Route::Commit => "commit",
             Route::Unknown => "unknown",
         }
     }
@@ -141,7 +156,57 @@ async fn dispatch(
             .map(HeaderValue::as_bytes);
         state.tokens.authorize(auth, needed)?;
     }
+    // Requests naming a transaction run inside it, holding it for their duration.
+    let entry = header_str(request.headers(), HEADER_TRANSACTION)?
+        .map(|id| state.transactions.get(id))
+        .transpose()?;
+    let guard = match &entry {
+        Some(entry) => Some(entry.tx.lock().await),
+        None => None,
+    };
+    let ops: &dyn Ops = match &guard {
+        Some(guard) => guard.as_ref().ok_or_else(|| Error::NotFound {
+            key: "transaction (already ended)".into(),
+        })?,
+        None => &state.db,
+    };
     match (route, method) {
+        (Route::Begin, Method::POST) => {
+            let tx = state.db.begin().await?;
+            let snapshot = tx.snapshot_version();
+            let id = state.transactions.insert(tx);
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"id": id, "snapshot": snapshot,
+                        "lease_seconds": state.transactions.lease().as_secs()}),
+            ))
+        }
+        (Route::Commit, Method::POST) => {
+            let entry = state.transactions.remove(raw_key)?;
+            let tx = entry
+                .tx
+                .lock()
+                .await
+                .take()
+                .ok_or_else(|| Error::NotFound {
+                    key: format!("transaction {raw_key}"),
+                })?;
+            let version = tx.commit().await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "version": version }),
+            ))
+        }
+        (Route::Transaction, Method::DELETE) => {
+            let entry = state.transactions.remove(raw_key)?;
+            if let Some(tx) = entry.tx.lock().await.take() {
+                tx.rollback().await?;
+            }
+            Ok(Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(empty())
+                .map_err(internal)?)
+        }
         (Route::Health, Method::GET | Method::HEAD) => {
             Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
         }
@@ -149,32 +214,30 @@ async fn dispatch(
             .header(CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(full(state.metrics.render()))
             .map_err(internal)?),
-        (Route::List, Method::GET) => list(state, &request).await,
-        (Route::Object, Method::PUT) => put_object(state, parse_key(raw_key)?, request).await,
+        (Route::List, Method::GET) => list(ops, &request).await,
+        (Route::Object, Method::PUT) => put_object(state, ops, parse_key(raw_key)?, request).await,
         (Route::Object, Method::GET) => {
-            get_object(state, parse_key(raw_key)?, &request, true).await
+            get_object(state, ops, parse_key(raw_key)?, &request, true).await
         }
         (Route::Object, Method::HEAD) => {
-            get_object(state, parse_key(raw_key)?, &request, false).await
+            get_object(state, ops, parse_key(raw_key)?, &request, false).await
         }
         (Route::Object, Method::DELETE) => {
             let key = parse_key(raw_key)?;
-            state.db.delete(&key, condition(request.headers())?).await?;
+            ops.delete(&key, condition(request.headers())?).await?;
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
                 .body(empty())
                 .map_err(internal)?)
         }
         (Route::Metadata, Method::GET) => {
-            let info = state.db.head(&parse_key(raw_key)?).await?;
+            let info = ops.head(&parse_key(raw_key)?).await?;
             Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
         }
-        (Route::Metadata, Method::PUT) => {
-            update_metadata(state, parse_key(raw_key)?, request).await
-        }
+        (Route::Metadata, Method::PUT) => update_metadata(ops, parse_key(raw_key)?, request).await,
         (Route::Query, Method::POST) => {
             let query = read_query(request).await?;
-            let page = state.db.query(&query).await?;
+            let page = ops.query(&query).await?;
             let items: Vec<_> = page.objects.iter().map(object_info_to_json).collect();
             Ok(json_response(
                 StatusCode::OK,
@@ -271,6 +334,7 @@ fn condition(headers: &HeaderMap) -> Result<Condition> {
 
 async fn put_object(
     state: &AppState,
+    ops: &dyn Ops,
     key: Key,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
@@ -298,7 +362,7 @@ async fn put_object(
         state.body_idle_timeout,
         Arc::clone(&state.metrics),
     );
-    let info = state.db.put(&key, body, options).await?;
+    let info = ops.put(&key, body, options).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &object_info_to_json(&info),
@@ -307,6 +371,7 @@ async fn put_object(
 
 async fn get_object(
     state: &AppState,
+    ops: &dyn Ops,
     key: Key,
     request: &Request<Incoming>,
     with_body: bool,
@@ -316,7 +381,7 @@ async fn get_object(
         None => None,
     };
     if !with_body {
-        let info = state.db.head(&key).await?;
+        let info = ops.head(&key).await?;
         let builder = object_headers(Response::builder(), &info)?
             .header(CONTENT_LENGTH, info.size)
             .status(StatusCode::OK);
@@ -329,7 +394,7 @@ async fn get_object(
         range,
         verify: !client_verifies,
     };
-    let result = state.db.get(&key, options).await?;
+    let result = ops.get(&key, options).await?;
     let mut builder = object_headers(Response::builder(), &result.info)?
         .header(CONTENT_LENGTH, result.range.end - result.range.start);
     builder = if range.is_some() {
@@ -385,7 +450,7 @@ fn parse_range_header(value: &str) -> Result<ByteRange> {
 }
 
 async fn update_metadata(
-    state: &AppState,
+    ops: &dyn Ops,
     key: Key,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
@@ -401,11 +466,11 @@ async fn update_metadata(
         reason: "body is not UTF-8".into(),
     })?;
     let metadata = metadata_from_json_str(text)?;
-    let info = state.db.update_metadata(&key, metadata, condition).await?;
+    let info = ops.update_metadata(&key, metadata, condition).await?;
     Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
 }
 
-async fn list(state: &AppState, request: &Request<Incoming>) -> Result<Response<ResponseBody>> {
+async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<ResponseBody>> {
     let mut options = ListOptions::default();
     for (name, value) in form_pairs(request.uri().query().unwrap_or("")) {
         match name.as_str() {
@@ -423,7 +488,7 @@ async fn list(state: &AppState, request: &Request<Incoming>) -> Result<Response<
             }
         }
     }
-    let page = state.db.list(options).await?;
+    let page = ops.list(options).await?;
     let items: Vec<_> = page.objects.iter().map(object_info_to_json).collect();
     Ok(json_response(
         StatusCode::OK,

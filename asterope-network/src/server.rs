@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use crate::auth::Tokens;
 use crate::metrics::Metrics;
 use crate::routes::{handle, AppState};
+use crate::transactions::Transactions;
 
 /// Server settings. `Default` gives the production defaults without authentication or TLS.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     pub stream_window: u32,
     /// HTTP/2 flow-control window per connection, in bytes.
     pub connection_window: u32,
+    /// An open transaction unused for this long is rolled back.
+    pub transaction_lease: Duration,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             // one connection can make the server buffer.
             stream_window: 8 << 20,
             connection_window: 32 << 20,
+            transaction_lease: Duration::from_secs(30),
         }
     }
 }
@@ -78,7 +82,18 @@ pub async fn serve(
         tokens: config.tokens.clone(),
         metrics: Arc::clone(&metrics),
         body_idle_timeout: config.body_idle_timeout,
+        transactions: Transactions::new(config.transaction_lease),
     });
+    let reaper = {
+        let state = Arc::clone(&state);
+        let period = (config.transaction_lease / 4).max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                state.transactions.reap();
+            }
+        })
+    };
     let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.max_connections));
@@ -135,6 +150,7 @@ pub async fn serve(
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
+    reaper.abort();
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(config.shutdown_grace, async {
         while connections.join_next().await.is_some() {}

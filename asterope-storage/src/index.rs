@@ -74,8 +74,10 @@ pub(crate) struct IndexPlan {
     pub(crate) kind: &'static str,
 }
 
-/// Picks an index for the filter: the first field predicate of its top-level conjunction that
-/// an index usable at `ts` can answer (equality and `$in` before ranges and prefixes).
+/// Picks an index for the filter: the best field condition of its top-level conjunction that an
+/// index usable at `ts` can answer (equality, then `$in`, then ranges, then prefixes). Range
+/// conditions on one field in separate conjuncts (`{"$and": [{"d": {"$gte": a}}, {"d":
+/// {"$lt": b}}]}`) are combined into one range.
 pub(crate) fn plan(
     filter: &Filter,
     indexes: &BTreeMap<String, Index>,
@@ -85,7 +87,13 @@ pub(crate) fn plan(
         Filter::And(parts) => parts.iter().collect(),
         other => vec![other],
     };
+    let mut comparisons: BTreeMap<String, Vec<Predicate>> = BTreeMap::new();
     let mut best: Option<(u8, IndexPlan)> = None;
+    let mut consider = |rank: u8, plan: IndexPlan| {
+        if best.as_ref().is_none_or(|(r, _)| rank < *r) {
+            best = Some((rank, plan));
+        }
+    };
     for conjunct in conjuncts {
         let Filter::Field { path, predicate } = conjunct else {
             continue;
@@ -94,18 +102,41 @@ pub(crate) fn plan(
         let Some(index) = indexes.get(&field).filter(|i| i.usable_at(ts)) else {
             continue;
         };
-        let Some((rank, kind, ranges)) = ranges_for(predicate, &index.prefix) else {
+        match predicate {
+            Predicate::All(parts) if parts.iter().all(is_comparison) => {
+                comparisons
+                    .entry(field)
+                    .or_default()
+                    .extend(parts.iter().cloned());
+            }
+            p if is_comparison(p) => comparisons.entry(field).or_default().push(p.clone()),
+            p => {
+                if let Some((rank, kind, ranges)) = ranges_for(p, &index.prefix) {
+                    consider(
+                        rank,
+                        IndexPlan {
+                            field,
+                            ranges,
+                            kind,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    for (field, parts) in comparisons {
+        let Some(index) = indexes.get(&field) else {
             continue;
         };
-        if best.as_ref().is_none_or(|(r, _)| rank < *r) {
-            best = Some((
-                rank,
+        if let Some(range) = range(&parts, &index.prefix) {
+            consider(
+                2,
                 IndexPlan {
                     field,
-                    ranges,
-                    kind,
+                    ranges: vec![range],
+                    kind: "range",
                 },
-            ));
+            );
         }
     }
     best.map(|(_, plan)| plan)

@@ -1,0 +1,302 @@
+//! Metadata benchmark: queries and metadata-only commits on DICOM-like objects, each measured
+//! against SQLite (JSON column with expression indexes) on the same data in the same run.
+//!
+//! ```sh
+//! cargo bench --features bench-sqlite --bench metadata                       # 1,000,000 objects
+//! ASTEROPE_BENCH_OBJECTS=100000 cargo bench --features bench-sqlite --bench metadata
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use asterope::{
+    field, Condition, Database, Key, Metadata, PutOptions, Query, Store, Timestamp, Value,
+};
+use futures::stream::{self, StreamExt};
+use rusqlite::{params, Connection};
+
+const MODALITIES: [&str; 5] = ["CT", "MR", "US", "XR", "PT"];
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Object `i`: ~10 objects per patient, study dates spread over 10 years.
+fn document(i: u64, rng: &mut Rng) -> (String, Metadata, serde_json::Value) {
+    let patient = format!("P{:06}", rng.next() % (OBJECTS.with(|n| *n) / 10).max(1));
+    let day = rng.next() % 3650;
+    let secs = 1_500_000_000 + (day * 86_400) as i64;
+    let modality = MODALITIES[(rng.next() % 5) as usize];
+    let slices = (rng.next() % 500) as i64;
+    let tags = vec!["head", "contrast", "followup"][..(1 + rng.next() % 3) as usize].to_vec();
+    let mut meta = Metadata::new();
+    meta.insert("patient_id".into(), Value::from(patient.clone()));
+    meta.insert(
+        "study_date".into(),
+        Value::Timestamp(Timestamp { secs, nanos: 0 }),
+    );
+    meta.insert("modality".into(), Value::from(modality));
+    meta.insert("slices".into(), Value::Int(slices));
+    meta.insert(
+        "tags".into(),
+        Value::Array(tags.iter().map(|t| Value::from(*t)).collect()),
+    );
+    meta.insert(
+        "size".into(),
+        Value::Int((rng.next() % 1_000_000_000) as i64),
+    );
+    let json = serde_json::json!({
+        "patient_id": patient, "study_date": secs, "modality": modality,
+        "slices": slices, "tags": tags,
+    });
+    (format!("studies/{i:08}"), meta, json)
+}
+
+thread_local! {
+    static OBJECTS: u64 = std::env::var("ASTEROPE_BENCH_OBJECTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+}
+
+fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
+    samples.sort();
+    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[index.min(samples.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> asterope::Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(());
+    }
+    let n = OBJECTS.with(|n| *n);
+    std::fs::create_dir_all("target/bench-scratch").unwrap();
+    let scratch = tempfile::tempdir_in("target/bench-scratch").unwrap();
+    println!(
+        "# metadata benchmark: {n} objects, scratch {}",
+        scratch.path().display()
+    );
+
+    // Load both engines with the same documents.
+    let db = Database::builder(scratch.path().join("asterope")).open()?;
+    db.create_index("patient_id").await?;
+    db.create_index("study_date").await?;
+    let sqlite = Connection::open(scratch.path().join("sqlite.db")).unwrap();
+    sqlite
+        .execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+             CREATE TABLE objects (key TEXT PRIMARY KEY, meta TEXT NOT NULL);
+             CREATE INDEX by_patient ON objects(json_extract(meta, '$.patient_id'));
+             CREATE INDEX by_date ON objects(json_extract(meta, '$.study_date'));",
+        )
+        .unwrap();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let batch = 5000;
+    let (mut ast_load, mut sql_load) = (Duration::ZERO, Duration::ZERO);
+    let mut i = 0;
+    while i < n {
+        let docs: Vec<_> = (i..(i + batch).min(n))
+            .map(|j| document(j, &mut rng))
+            .collect();
+        let started = Instant::now();
+        let tx = db.begin().await?;
+        for (key, meta, _) in &docs {
+            let body = stream::empty().boxed();
+            let options = PutOptions::default()
+                .with_metadata(meta.clone())
+                .with_size(0);
+            tx.put(&Key::new(key.as_str())?, body, options).await?;
+        }
+        tx.commit().await?;
+        ast_load += started.elapsed();
+        let started = Instant::now();
+        let t = sqlite.unchecked_transaction().unwrap();
+        {
+            let mut insert = t
+                .prepare_cached("INSERT INTO objects (key, meta) VALUES (?1, ?2)")
+                .unwrap();
+            for (key, _, json) in &docs {
+                insert.execute(params![key, json.to_string()]).unwrap();
+            }
+        }
+        t.commit().unwrap();
+        sql_load += started.elapsed();
+        i += batch;
+    }
+    while db.list_indexes().await?.iter().any(|i| i.state != "ready") {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "load ({batch} per transaction, indexes maintained): Asterope {:.1} s, SQLite {:.1} s",
+        ast_load.as_secs_f64(),
+        sql_load.as_secs_f64()
+    );
+
+    // Indexed equality, ~10 rows.
+    let patients: Vec<String> = (0..300)
+        .map(|_| format!("P{:06}", rng.next() % (n / 10).max(1)))
+        .collect();
+    let (mut ast, mut sql, mut rows) = (Vec::new(), Vec::new(), 0usize);
+    let mut stmt = sqlite
+        .prepare("SELECT key, meta FROM objects WHERE json_extract(meta, '$.patient_id') = ?1")
+        .unwrap();
+    for p in &patients {
+        let query = Query::new(field("patient_id").eq(p.as_str()));
+        let started = Instant::now();
+        let page = db.query(&query).await?;
+        ast.push(started.elapsed());
+        rows += page.objects.len();
+        let started = Instant::now();
+        let got: Vec<(String, String)> = stmt
+            .query_map(params![p], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        sql.push(started.elapsed());
+        assert_eq!(got.len(), page.objects.len(), "engines disagree for {p}");
+    }
+    let plan = db
+        .explain(&Query::new(field("patient_id").eq("P000001")))
+        .await?;
+    println!("| query | Asterope p50 | SQLite p50 | Asterope p99 | SQLite p99 | rows |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| indexed equality ({}) | {} | {} | {} | {} | {:.1} avg |",
+        plan.detail,
+        ms(percentile(ast.clone(), 0.5)),
+        ms(percentile(sql.clone(), 0.5)),
+        ms(percentile(ast, 0.99)),
+        ms(percentile(sql, 0.99)),
+        rows as f64 / patients.len() as f64
+    );
+
+    // Range returning ~1%: 36 of 3650 days.
+    let (mut ast, mut sql, mut rows) = (Vec::new(), Vec::new(), 0usize);
+    let mut stmt = sqlite
+        .prepare("SELECT key, meta FROM objects WHERE json_extract(meta, '$.study_date') >= ?1 AND json_extract(meta, '$.study_date') < ?2")
+        .unwrap();
+    for _ in 0..20 {
+        let start = 1_500_000_000 + ((rng.next() % 3600) * 86_400) as i64;
+        let end = start + 36 * 86_400;
+        let query = Query::new(
+            field("study_date")
+                .gte(Timestamp {
+                    secs: start,
+                    nanos: 0,
+                })
+                .and(field("study_date").lt(Timestamp {
+                    secs: end,
+                    nanos: 0,
+                })),
+        )
+        .with_limit(10_000);
+        let started = Instant::now();
+        let count = db.count(&query).await?;
+        ast.push(started.elapsed());
+        rows += count as usize;
+        let started = Instant::now();
+        let got = stmt
+            .query_map(params![start, end], |r| r.get::<_, String>(0))
+            .unwrap()
+            .count();
+        sql.push(started.elapsed());
+        assert_eq!(got as u64, count);
+    }
+    println!(
+        "| range, ~1% of rows (count) | {} | {} | {} | {} | {:.0} avg |",
+        ms(percentile(ast.clone(), 0.5)),
+        ms(percentile(sql.clone(), 0.5)),
+        ms(percentile(ast, 0.99)),
+        ms(percentile(sql, 0.99)),
+        rows as f64 / 20.0
+    );
+
+    // Non-indexed scan.
+    let (mut ast, mut sql) = (Vec::new(), Vec::new());
+    let mut rows = 0;
+    for _ in 0..3 {
+        let query = Query::new(field("modality").eq("CT").and(field("slices").gt(490)));
+        let started = Instant::now();
+        rows = db.count(&query).await?;
+        ast.push(started.elapsed());
+        let started = Instant::now();
+        let got: u64 = sqlite
+            .query_row(
+                "SELECT count(*) FROM objects WHERE json_extract(meta, '$.modality') = 'CT' AND json_extract(meta, '$.slices') > 490",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        sql.push(started.elapsed());
+        assert_eq!(got, rows);
+    }
+    println!(
+        "| non-indexed scan (count) | {} | {} | {} | {} | {rows} |",
+        ms(percentile(ast.clone(), 0.5)),
+        ms(percentile(sql.clone(), 0.5)),
+        ms(percentile(ast, 1.0)),
+        ms(percentile(sql, 1.0)),
+    );
+
+    // Metadata-only durable commits.
+    let commits = 400u64;
+    let db = Arc::new(db);
+    for writers in [1u64, 8] {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let db = Arc::clone(&db);
+            tasks.push(tokio::spawn(async move {
+                for c in 0..commits / writers {
+                    let key = Key::new(format!("studies/{:08}", w * 1000 + c))?;
+                    let mut meta = Metadata::new();
+                    meta.insert("reviewed".into(), Value::Int(c as i64));
+                    db.update_metadata(&key, meta, Condition::default()).await?;
+                }
+                Ok::<(), asterope::Error>(())
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap()?;
+        }
+        let ast_rate = commits as f64 / started.elapsed().as_secs_f64();
+        let path = scratch.path().join("sqlite.db");
+        let started = Instant::now();
+        let threads: Vec<_> = (0..writers)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let conn = Connection::open(path).unwrap();
+                    conn.busy_timeout(Duration::from_secs(30)).unwrap();
+                    conn.execute_batch("PRAGMA synchronous=FULL;").unwrap();
+                    for c in 0..commits / writers {
+                        conn.execute(
+                            "UPDATE objects SET meta = json_set(meta, '$.reviewed', ?1) WHERE key = ?2",
+                            params![c as i64, format!("studies/{:08}", w * 1000 + c)],
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let sql_rate = commits as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "metadata-only durable commits, {writers} writer(s): Asterope {ast_rate:.0}/s, SQLite (WAL, synchronous=FULL) {sql_rate:.0}/s"
+        );
+    }
+    Ok(())
+}
