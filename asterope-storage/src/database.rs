@@ -472,8 +472,11 @@ impl Inner {
             }
             match &new {
                 VersionRecord::Object(record) => {
-                    for index in indexes.values() {
+                    for (field, index) in indexes.iter() {
                         let entries = index.entries(key.as_bytes(), version, &record.metadata);
+                        if entries.len() > 1 && index.mark_multikey() {
+                            ops.push((index_def_key(field), Some(encode(&index.current_def())?)));
+                        }
                         ops.extend(entries.into_iter().map(|k| (k, Some(Vec::new()))));
                     }
                     ops.push((version_key(key.as_bytes(), version), Some(new.encode()?)));
@@ -524,11 +527,16 @@ impl Inner {
     }
 
     fn fill_index(&self, field: &str, snapshot: &Snapshot) -> Result<()> {
-        let index = Index::new(field, IndexDef { ready_at: None });
+        let Some(index) = self.indexes().get(field).cloned() else {
+            return Ok(());
+        };
         let mut batch = Vec::new();
         for item in crate::mvcc::scan_at(&self.meta, Bound::Unbounded, snapshot.ts) {
             let (key, record) = item?;
             let entries = index.entries(key.as_bytes(), record.version, &record.metadata);
+            if entries.len() > 1 {
+                index.mark_multikey();
+            }
             batch.extend(entries.into_iter().map(|k| (k, Some(Vec::new()))));
             if batch.len() >= INDEX_BUILD_BATCH {
                 if !self.indexes().contains_key(field) {
@@ -543,12 +551,13 @@ impl Inner {
         }
         let def = IndexDef {
             ready_at: Some(snapshot.ts),
+            multikey: index.is_multikey(),
         };
         batch.push((index_def_key(field), Some(encode(&def)?)));
         self.meta.apply(batch)?;
         self.meta.flush()?;
         if let Some(index) = self.indexes_mut().get_mut(field) {
-            index.def = def;
+            index.def.ready_at = def.ready_at;
         }
         Ok(())
     }
@@ -651,7 +660,10 @@ impl Store for Database {
             if let Some(existing) = indexes.get(&field) {
                 return Ok(index_info(&field, existing));
             }
-            let def = IndexDef { ready_at: None };
+            let def = IndexDef {
+                ready_at: None,
+                multikey: false,
+            };
             self.inner
                 .meta
                 .apply(vec![(index_def_key(&field), Some(encode(&def)?))])?;

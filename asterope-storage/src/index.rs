@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use asterope_core::{FieldPath, Filter, Metadata, Predicate, Value};
 use asterope_serialization::{encode_ordered, encode_string_prefix};
@@ -21,6 +23,11 @@ use crate::keys::{index_entry_key, index_prefix};
 pub(crate) struct IndexDef {
     /// Snapshots at or after this timestamp may use the index; `None` while it is being built.
     pub(crate) ready_at: Option<u64>,
+    /// Some version has reached more than one value through this path (an array). Once set,
+    /// range conditions can no longer be intersected into one key range: different values may
+    /// satisfy different bounds.
+    #[serde(default)]
+    pub(crate) multikey: bool,
 }
 
 /// An index as the engine uses it.
@@ -29,6 +36,8 @@ pub(crate) struct Index {
     pub(crate) path: FieldPath,
     pub(crate) prefix: Vec<u8>,
     pub(crate) def: IndexDef,
+    /// Live form of [`IndexDef::multikey`], shared with the index builder.
+    multikey: Arc<AtomicBool>,
 }
 
 impl Index {
@@ -36,17 +45,44 @@ impl Index {
         Index {
             path: FieldPath::new(field),
             prefix: index_prefix(field),
+            multikey: Arc::new(AtomicBool::new(def.multikey)),
             def,
         }
     }
 
-    /// The tree keys of the entries contributed by one version of `key`.
+    /// Whether some version reached several values through this index's path.
+    pub(crate) fn is_multikey(&self) -> bool {
+        self.multikey.load(Ordering::SeqCst)
+    }
+
+    /// Records that a version reached several values; true if this is news (the definition
+    /// must then be persisted with the flag).
+    pub(crate) fn mark_multikey(&self) -> bool {
+        !self.multikey.swap(true, Ordering::SeqCst)
+    }
+
+    /// The definition as it must be persisted now.
+    pub(crate) fn current_def(&self) -> IndexDef {
+        IndexDef {
+            ready_at: self.def.ready_at,
+            multikey: self.is_multikey(),
+        }
+    }
+
+    /// The tree keys of the entries contributed by one version of `key`: one per distinct
+    /// scalar value the path reaches, the elements of an array included.
     pub(crate) fn entries(&self, key: &[u8], ts: u64, metadata: &Metadata) -> Vec<Vec<u8>> {
         let mut encoded = BTreeSet::new();
         for value in self.path.resolve(metadata) {
-            let mut out = Vec::new();
-            if encode_ordered(value, &mut out) {
-                encoded.insert(out);
+            let elements = match value {
+                Value::Array(items) => items.iter().collect(),
+                scalar => vec![scalar],
+            };
+            for element in elements {
+                let mut out = Vec::new();
+                if encode_ordered(element, &mut out) {
+                    encoded.insert(out);
+                }
             }
         }
         encoded
@@ -124,10 +160,14 @@ pub(crate) fn plan(
             }
         }
     }
-    for (field, parts) in comparisons {
+    for (field, mut parts) in comparisons {
         let Some(index) = indexes.get(&field) else {
             continue;
         };
+        if index.is_multikey() {
+            // One bound only: each bound may be met by a different value of the document.
+            parts.truncate(1);
+        }
         if let Some(range) = range(&parts, &index.prefix) {
             consider(
                 2,
@@ -161,9 +201,6 @@ fn ranges_for(predicate: &Predicate, prefix: &[u8]) -> Option<(u8, &'static str,
             "range",
             vec![range(std::slice::from_ref(predicate), prefix)?],
         )),
-        Predicate::All(parts) if parts.iter().all(is_comparison) && !parts.is_empty() => {
-            Some((2, "range", vec![range(parts, prefix)?]))
-        }
         Predicate::Prefix(text) => {
             let mut start = prefix.to_vec();
             encode_string_prefix(text, &mut start);
