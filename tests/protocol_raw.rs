@@ -584,3 +584,135 @@ async fn idle_transactions_are_rolled_back_when_their_lease_ends() {
     let reply = send(&client, unknown, None, None).await;
     assert_eq!(reply.error_code(), "not_found");
 }
+
+#[tokio::test]
+async fn query_bodies_speak_json_or_messagepack() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    for (key, patient) in [("a", "1"), ("b", "2"), ("c", "1")] {
+        let meta = format!("{{\"patient_id\":\"{patient}\"}}");
+        let put = request(
+            Method::PUT,
+            &format!("/v1/objects/{key}"),
+            &[("x-asterope-meta", &meta)],
+        );
+        send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    }
+    let body =
+        serde_json::json!({"filter": {"patient_id": "1"}, "sort": "-patient_id", "limit": 10});
+    let reply = send(
+        &client,
+        request(
+            Method::POST,
+            "/v1/query",
+            &[("content-type", "application/json")],
+        ),
+        Some(Bytes::from(body.to_string())),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let keys: Vec<_> = reply.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].clone())
+        .collect();
+    assert_eq!(keys, vec!["a", "c"]);
+    assert!(reply.json()["next"].is_null());
+
+    let packed = asterope_serialization::encode(&body).unwrap();
+    let reply = send(
+        &client,
+        request(
+            Method::POST,
+            "/v1/query",
+            &[
+                ("content-type", "application/msgpack"),
+                ("accept", "application/msgpack"),
+            ],
+        ),
+        Some(Bytes::from(packed)),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["content-type"], "application/msgpack");
+    let decoded: serde_json::Value = asterope_serialization::decode(&reply.body, "reply").unwrap();
+    let keys: Vec<_> = decoded["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].clone())
+        .collect();
+    assert_eq!(keys, vec!["a", "c"]);
+
+    let reply = send(
+        &client,
+        request(Method::POST, "/v1/query", &[]),
+        Some(Bytes::from_static(
+            b"{\"filter\": {\"a\": {\"$bogus\": 1}}}",
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "invalid_query");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("$bogus"), "{message}");
+}
+
+#[tokio::test]
+async fn shutdown_drains_then_aborts_unfinished_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let config = ServerConfig {
+        shutdown_grace: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(db, config).await;
+    let client = connect(&server).await;
+    let done = send(
+        &client,
+        request(Method::PUT, "/v1/objects/done", &[]),
+        Some(Bytes::from_static(b"ok")),
+        None,
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::CREATED);
+    // An upload that never finishes.
+    let mut sender = client.clone().ready().await.unwrap();
+    let (_response, mut stream) = sender
+        .send_request(request(Method::PUT, "/v1/objects/unfinished", &[]), false)
+        .unwrap();
+    stream.send_data(pattern(1, 100_000), false).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("server did not stop");
+    // The directory is free again, the finished object is there, the unfinished one is not.
+    let mut reopened = None;
+    for _ in 0..50 {
+        match Database::open(dir.path()) {
+            Ok(db) => {
+                reopened = Some(db);
+                break;
+            }
+            Err(e) if e.code() == "locked" => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let db = reopened.expect("data directory still locked after shutdown");
+    use asterope::Store;
+    assert!(db.head(&asterope::Key::new("done").unwrap()).await.is_ok());
+    assert_eq!(
+        db.head(&asterope::Key::new("unfinished").unwrap())
+            .await
+            .unwrap_err()
+            .code(),
+        "not_found"
+    );
+}

@@ -28,6 +28,9 @@ use crate::metrics::Metrics;
 use crate::status::http_status;
 use crate::transactions::{Ops, Transactions};
 
+/// Media type of MessagePack bodies (`Content-Type` of requests, `Accept` for replies).
+const MSGPACK: &str = "application/msgpack";
+
 /// Largest JSON request body accepted (metadata updates).
 const MAX_JSON_BODY: usize = 1 << 20;
 
@@ -128,10 +131,18 @@ pub(crate) async fn handle(
     let method = method_label(request.method());
     let path = request.uri().path().to_string();
     let (route, raw_key) = Route::of(&path);
-    let response = match dispatch(&state, route, raw_key, request).await {
+    let wants_msgpack = request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(MSGPACK));
+    let mut response = match dispatch(&state, route, raw_key, request).await {
         Ok(response) => response,
         Err(error) => error_response(&error),
     };
+    if wants_msgpack {
+        response = to_msgpack(response).await;
+    }
     metrics.record(route.label(), method, response.status().as_u16());
     metrics.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
     Ok(response)
@@ -292,6 +303,7 @@ fn decode_segment(raw: &str) -> String {
 
 /// Reads a JSON query request body (at most 1 MiB).
 async fn read_query(request: Request<Incoming>) -> Result<asterope_core::Query> {
+    let msgpack_body = is_msgpack(request.headers());
     let body = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY)
         .collect()
         .await
@@ -299,10 +311,52 @@ async fn read_query(request: Request<Incoming>) -> Result<asterope_core::Query> 
             reason: format!("reading the request body: {e}"),
         })?
         .to_bytes();
-    let json = serde_json::from_slice(&body).map_err(|e| Error::InvalidQuery {
-        reason: format!("the request is not valid JSON: {e}"),
-    })?;
+    let json = decode_body(msgpack_body, &body).map_err(|reason| Error::InvalidQuery { reason })?;
     query_from_json(json)
+}
+
+/// A JSON or MessagePack request body as a JSON value.
+fn decode_body(is_msgpack: bool, body: &[u8]) -> std::result::Result<serde_json::Value, String> {
+    if is_msgpack {
+        asterope_serialization::decode(body, "request").map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice(body).map_err(|e| format!("the request is not valid JSON: {e}"))
+    }
+}
+
+fn is_msgpack(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(MSGPACK))
+}
+
+/// Re-encodes a JSON reply as MessagePack for clients that asked for it.
+async fn to_msgpack(response: Response<ResponseBody>) -> Response<ResponseBody> {
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t == "application/json");
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return error_response(&Error::internal("reply body failed"));
+    };
+    let encoded = serde_json::from_slice::<serde_json::Value>(&collected.to_bytes())
+        .ok()
+        .and_then(|json| asterope_serialization::encode(&json).ok());
+    match encoded {
+        Some(bytes) => {
+            parts
+                .headers
+                .insert(CONTENT_TYPE, HeaderValue::from_static(MSGPACK));
+            parts.headers.remove(CONTENT_LENGTH);
+            Response::from_parts(parts, full(bytes))
+        }
+        None => error_response(&Error::internal("reply is not JSON")),
+    }
 }
 
 fn parse_key(raw: &str) -> Result<Key> {
@@ -455,6 +509,7 @@ async fn update_metadata(
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
     let condition = condition(request.headers())?;
+    let msgpack_body = is_msgpack(request.headers());
     let body = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY)
         .collect()
         .await
@@ -462,10 +517,9 @@ async fn update_metadata(
             reason: format!("reading the request body: {e}"),
         })?
         .to_bytes();
-    let text = std::str::from_utf8(&body).map_err(|_| Error::InvalidMetadata {
-        reason: "body is not UTF-8".into(),
-    })?;
-    let metadata = metadata_from_json_str(text)?;
+    let json =
+        decode_body(msgpack_body, &body).map_err(|reason| Error::InvalidMetadata { reason })?;
+    let metadata = asterope_serialization::metadata_from_json(json)?;
     let info = ops.update_metadata(&key, metadata, condition).await?;
     Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
 }
