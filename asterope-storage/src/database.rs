@@ -18,8 +18,8 @@ use crate::alloc::Run;
 use crate::extent::ExtentSet;
 use crate::index::{Index, IndexDef};
 use crate::keys::{
-    index_def_key, index_prefix, split_version_key, version_key, INDEX_DEF_PREFIX, ORACLE_KEY,
-    USER_REGION_START,
+    index_def_key, index_prefix, latest_key, split_version_key, version_key, INDEX_DEF_PREFIX,
+    ORACLE_KEY, USER_REGION_START,
 };
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
@@ -128,7 +128,11 @@ impl DatabaseBuilder {
                             reason,
                         })?;
                 }
-                (_, record) => {
+                (newest, record) => {
+                    if newest {
+                        // The newest version is a tombstone: the key goes entirely.
+                        garbage.push((latest_key(key), None));
+                    }
                     garbage.push((tree_key.clone(), None));
                     for index in indexes.values() {
                         if let Some(record) = record {
@@ -480,12 +484,22 @@ impl Inner {
                         ops.extend(entries.into_iter().map(|k| (k, Some(Vec::new()))));
                     }
                     ops.push((version_key(key.as_bytes(), version), Some(new.encode()?)));
+                    ops.push((
+                        latest_key(key.as_bytes()),
+                        Some(version.to_be_bytes().to_vec()),
+                    ));
                     infos.push(record.info(key.clone()));
                 }
-                // A tombstone nobody can see past is not worth storing.
-                VersionRecord::Tombstone if !keeps_older && !needed_by_older_snapshot => {}
+                // A tombstone nobody can see past is not worth storing: the key is gone.
+                VersionRecord::Tombstone if !keeps_older && !needed_by_older_snapshot => {
+                    ops.push((latest_key(key.as_bytes()), None));
+                }
                 VersionRecord::Tombstone => {
                     ops.push((version_key(key.as_bytes(), version), Some(new.encode()?)));
+                    ops.push((
+                        latest_key(key.as_bytes()),
+                        Some(version.to_be_bytes().to_vec()),
+                    ));
                 }
             }
             reservations.extend(reservation);

@@ -5,6 +5,7 @@
 //! ```text
 //! <user key> 0x00 <!commit_ts, 8 bytes BE>           a version of an object (or a tombstone)
 //! 0x00 "oracle"                                       the last commit version handed out
+//! 0x00 "latest" 0x00 <user key>                       commit_ts of the key's newest version
 //! 0x00 "def" 0x00 <field>                             a secondary-index definition
 //! 0x00 "idx" 0x00 <field> 0x00 <value> <user key> 0x00 <!commit_ts>   an index entry
 //! ```
@@ -20,6 +21,8 @@ pub(crate) const ORACLE_KEY: &[u8] = b"\0oracle";
 pub(crate) const INDEX_DEF_PREFIX: &[u8] = b"\0def\0";
 /// Prefix of index entries.
 pub(crate) const INDEX_ENTRY_PREFIX: &[u8] = b"\0idx\0";
+/// Prefix of the newest-version pointers.
+pub(crate) const LATEST_PREFIX: &[u8] = b"\0latest\0";
 /// Smallest tree key of the user region.
 pub(crate) const USER_REGION_START: &[u8] = &[1];
 
@@ -51,6 +54,12 @@ pub(crate) fn after_all_versions(key: &[u8]) -> Vec<u8> {
     let mut out = key.to_vec();
     out.push(1);
     out
+}
+
+/// `0x00 "latest" 0x00 key`: where the commit version of the key's newest version is kept, so
+/// that a snapshot read at or after it is two point lookups instead of a range seek.
+pub(crate) fn latest_key(key: &[u8]) -> Vec<u8> {
+    [LATEST_PREFIX, key].concat()
 }
 
 /// `0x00 "def" 0x00 field`.

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use asterope_core::{Error, Key, Result};
 
-use crate::keys::{after_all_versions, split_version_key, version_key, USER_REGION_START};
+use crate::keys::{
+    after_all_versions, latest_key, split_version_key, version_key, USER_REGION_START,
+};
 use crate::meta::MetaStore;
 use crate::record::{ObjectRecord, VersionRecord};
 
@@ -96,7 +98,30 @@ pub(crate) fn decode_version(key: &[u8], bytes: &[u8]) -> Result<VersionRecord> 
 }
 
 /// The object as of snapshot `ts`, if it existed then.
+///
+/// Usually the newest version is the one the snapshot sees: then the read is two point lookups
+/// (the key's newest-version pointer, then that version). Only a snapshot older than the
+/// newest version seeks through the versions.
 pub(crate) fn read_at(meta: &MetaStore, key: &Key, ts: u64) -> Result<Option<ObjectRecord>> {
+    let Some(latest) = meta.get(&latest_key(key.as_bytes()))? else {
+        return Ok(None);
+    };
+    let newest = u64::from_be_bytes(
+        latest
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::internal("malformed newest-version pointer"))?,
+    );
+    if newest <= ts {
+        if let Some(bytes) = meta.get(&version_key(key.as_bytes(), newest))? {
+            return Ok(decode_version(key.as_bytes(), &bytes)?.into_object());
+        }
+    }
+    seek_at(meta, key, ts)
+}
+
+/// [`read_at`] by seeking: the first version at or below `ts`.
+fn seek_at(meta: &MetaStore, key: &Key, ts: u64) -> Result<Option<ObjectRecord>> {
     let start = Bound::Included(version_key(key.as_bytes(), ts));
     let end = Bound::Included(version_key(key.as_bytes(), 0));
     match meta.range(start, end).next() {
