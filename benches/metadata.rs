@@ -89,7 +89,10 @@ async fn main() -> asterope::Result<()> {
     );
 
     // Load both engines with the same documents.
-    let db = Database::builder(scratch.path().join("asterope")).open()?;
+    // A metadata cache large enough for the working set, as SQLite gets the OS page cache.
+    let db = Database::builder(scratch.path().join("asterope"))
+        .cache_bytes(1 << 30)
+        .open()?;
     db.create_index("patient_id").await?;
     db.create_index("study_date").await?;
     let sqlite = Connection::open(scratch.path().join("sqlite.db")).unwrap();

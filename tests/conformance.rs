@@ -510,3 +510,43 @@ async fn http2_client_conforms() {
     suite(&client, dir.path()).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_multiplexes_concurrent_requests_on_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(test_db(dir.path()), ServerConfig::default()).await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..48u64 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let k = key(&format!("mux/{i}"));
+            let data = pattern(i, 50_000 + i as usize);
+            client
+                .put_bytes(&k, data.clone(), Metadata::new())
+                .await
+                .unwrap();
+            assert_eq!(client.get_bytes(&k).await.unwrap().1, data);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Everything went over the one connection the client opened.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut h2 = h2.ready().await.unwrap();
+    let request = http::Request::get(format!("{}/metrics", server.url()))
+        .body(())
+        .unwrap();
+    let (response, _) = h2.send_request(request, true).unwrap();
+    let mut body = response.await.unwrap().into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        text.extend_from_slice(&chunk.unwrap());
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("asterope_connections_total 2"), "{text}");
+    assert_eq!(client.list_all("mux/").await.unwrap().len(), 48);
+}

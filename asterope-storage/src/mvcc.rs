@@ -135,6 +135,10 @@ fn seek_at(meta: &MetaStore, key: &Key, ts: u64) -> Result<Option<ObjectRecord>>
 
 /// Every stored version of a key, newest first.
 pub(crate) fn versions_of(meta: &MetaStore, key: &Key) -> Result<Vec<(u64, VersionRecord)>> {
+    // A key without a newest-version pointer has no versions: skip the seek.
+    if meta.get(&latest_key(key.as_bytes()))?.is_none() {
+        return Ok(Vec::new());
+    }
     let start = Bound::Included(version_key(key.as_bytes(), u64::MAX));
     let end = Bound::Included(version_key(key.as_bytes(), 0));
     meta.range(start, end)

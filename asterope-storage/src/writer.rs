@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use asterope_core::{ByteStream, Error, Result, Sha256Digest};
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -38,6 +38,63 @@ pub(crate) struct WrittenBlob {
 /// Streams `body` into newly allocated space. `expected_size`, when given, sizes the allocation
 /// and is enforced: a body that ends early or runs long is refused as truncated.
 pub(crate) async fn write_blob(
+    space: Arc<Space>,
+    mut body: ByteStream,
+    expected_size: Option<u64>,
+) -> Result<WrittenBlob> {
+    // A body that arrives as one small chunk (or none) skips the pipeline: one blocking task
+    // hashes and writes it, and an empty body touches no disk at all.
+    let first = body.next().await.transpose()?;
+    let second = match first {
+        Some(_) => body.next().await.transpose()?,
+        None => None,
+    };
+    let single = match (first, second) {
+        (None, _) => Bytes::new(),
+        (Some(chunk), None) if chunk.len() <= WRITE_CHUNK => chunk,
+        (first, second) => {
+            let head = stream::iter(first.into_iter().chain(second).map(Ok));
+            return write_pipelined(space, head.chain(body).boxed(), expected_size).await;
+        }
+    };
+    let size = single.len() as u64;
+    match expected_size {
+        Some(expected) if size > expected => {
+            return Err(Error::Truncated {
+                reason: format!("received more than the announced {expected} bytes"),
+            })
+        }
+        Some(expected) if size < expected => {
+            return Err(Error::Truncated {
+                reason: format!("received {size} of the announced {expected} bytes"),
+            })
+        }
+        _ => {}
+    }
+    if single.is_empty() {
+        return Ok(WrittenBlob {
+            reservation: Reservation::new(space),
+            size: 0,
+            sha256: Sha256Digest::EMPTY,
+        });
+    }
+    tokio::task::spawn_blocking(move || {
+        let sha256 = Sha256Digest(Sha256::digest(&single).into());
+        let mut writer = RunWriter::new(space, Some(size));
+        writer.write(&single)?;
+        let (reservation, size) = writer.finish()?;
+        Ok(WrittenBlob {
+            reservation,
+            size,
+            sha256,
+        })
+    })
+    .await
+    .map_err(|e| Error::internal(format!("blob writer failed: {e}")))?
+}
+
+/// Streams a multi-chunk body through the writer and hasher threads.
+async fn write_pipelined(
     space: Arc<Space>,
     mut body: ByteStream,
     expected_size: Option<u64>,
