@@ -17,7 +17,7 @@ use asterope_core::{
 };
 use serde_json::{Map, Value as Json};
 
-use crate::json::{is_tagged_literal, value_from_json_literal, value_to_json};
+use crate::json::{is_tagged_literal, value_from_json_literal, value_kind, value_to_json};
 
 /// The operators allowed on a field, for the hint when one is used at the top level.
 const FIELD_OPERATORS: [&str; 10] = [
@@ -441,19 +441,6 @@ impl FilterParser {
 /// A literal operand through the JSON bridge, with errors placed at `at`.
 fn literal(json: Json, at: &str) -> Result<Value> {
     value_from_json_literal(json).map_err(|e| invalid(at, reason_of(e)))
-}
-
-fn value_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Nil => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Int(_) | Value::Float(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Binary(_) => "binary",
-        Value::Array(_) => "an array",
-        Value::Map(_) => "an object",
-        Value::Timestamp(_) => "a timestamp",
-    }
 }
 
 #[cfg(test)]

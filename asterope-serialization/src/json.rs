@@ -25,7 +25,7 @@ pub fn metadata_from_json(json: Json) -> Result<Metadata> {
     match value_from_json(json, 0)? {
         Value::Map(map) => Ok(map),
         other => Err(Error::InvalidMetadata {
-            reason: format!("metadata must be a JSON object, got {}", kind(&other)),
+            reason: format!("metadata must be a JSON object, got {}", value_kind(&other)),
         }),
     }
 }
@@ -132,7 +132,8 @@ fn tagged_value(map: &serde_json::Map<String, Json>) -> Result<Option<Value>> {
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+/// How a value's type is named in error messages.
+pub(crate) fn value_kind(value: &Value) -> &'static str {
     match value {
         Value::Nil => "null",
         Value::Bool(_) => "a boolean",
