@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use asterope_core::{
     ByteStream, Condition, Error, FieldPath, Filter, GetOptions, GetResult, IndexInfo, Key,
@@ -23,7 +23,9 @@ use crate::keys::{
 };
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
-use crate::mvcc::{collectable, decode_version, read_at, versions_of, Snapshot, Snapshots};
+use crate::mvcc::{
+    collectable, decode_version, latest_value, read_at, versions_of, Snapshot, Snapshots,
+};
 use crate::query::{Overlay, QueryContext};
 use crate::reader::{read_stream, verify_stream};
 use crate::record::{ObjectRecord, VersionRecord};
@@ -483,11 +485,12 @@ impl Inner {
                         }
                         ops.extend(entries.into_iter().map(|k| (k, Some(Vec::new()))));
                     }
-                    ops.push((version_key(key.as_bytes(), version), Some(new.encode()?)));
+                    let encoded = new.encode()?;
                     ops.push((
                         latest_key(key.as_bytes()),
-                        Some(version.to_be_bytes().to_vec()),
+                        Some(latest_value(version, &encoded)),
                     ));
+                    ops.push((version_key(key.as_bytes(), version), Some(encoded)));
                     infos.push(record.info(key.clone()));
                 }
                 // A tombstone nobody can see past is not worth storing: the key is gone.
@@ -495,11 +498,12 @@ impl Inner {
                     ops.push((latest_key(key.as_bytes()), None));
                 }
                 VersionRecord::Tombstone => {
-                    ops.push((version_key(key.as_bytes(), version), Some(new.encode()?)));
+                    let encoded = new.encode()?;
                     ops.push((
                         latest_key(key.as_bytes()),
-                        Some(version.to_be_bytes().to_vec()),
+                        Some(latest_value(version, &encoded)),
                     ));
+                    ops.push((version_key(key.as_bytes(), version), Some(encoded)));
                 }
             }
             reservations.extend(reservation);
@@ -527,12 +531,14 @@ impl Inner {
     /// entries, so nothing is missed.
     fn build_index(self: &Arc<Self>, field: &str) -> Result<()> {
         let snapshot = self.snapshots.take();
-        let inner = Arc::clone(self);
+        // The builder holds the database only weakly: closing it stops the build (it resumes
+        // on the next open), and never keeps the directory locked.
+        let inner = Arc::downgrade(self);
         let field = field.to_string();
         std::thread::Builder::new()
             .name(format!("index-build-{field}"))
             .spawn(move || {
-                if let Err(e) = inner.fill_index(&field, &snapshot) {
+                if let Err(e) = Inner::fill_index(&inner, &field, snapshot) {
                     tracing::error!("building index {field}: {e}");
                 }
             })
@@ -540,25 +546,51 @@ impl Inner {
         Ok(())
     }
 
-    fn fill_index(&self, field: &str, snapshot: &Snapshot) -> Result<()> {
-        let Some(index) = self.indexes().get(field).cloned() else {
+    fn fill_index(weak: &Weak<Inner>, field: &str, snapshot: Snapshot) -> Result<()> {
+        let Some(this) = weak.upgrade() else {
+            return Ok(());
+        };
+        let Some(index) = this.indexes().get(field).cloned() else {
             return Ok(());
         };
         let mut batch = Vec::new();
-        for item in crate::mvcc::scan_at(&self.meta, Bound::Unbounded, snapshot.ts) {
-            let (key, record) = item?;
-            let entries = index.entries(key.as_bytes(), record.version, &record.metadata);
-            if entries.len() > 1 {
-                index.mark_multikey();
-            }
-            batch.extend(entries.into_iter().map(|k| (k, Some(Vec::new()))));
-            if batch.len() >= INDEX_BUILD_BATCH {
-                if !self.indexes().contains_key(field) {
-                    return Ok(());
+        let mut resume: Option<Vec<u8>> = None;
+        drop(this);
+        loop {
+            // Work in bounded passes, each holding the database only while it runs.
+            let Some(this) = weak.upgrade() else {
+                return Ok(());
+            };
+            let start = match &resume {
+                Some(key) => Bound::Excluded(key.as_slice()),
+                None => Bound::Unbounded,
+            };
+            let mut passed = 0;
+            for item in crate::mvcc::scan_at(&this.meta, start, snapshot.ts) {
+                let (key, record) = item?;
+                let entries = index.entries(key.as_bytes(), record.version, &record.metadata);
+                if entries.len() > 1 {
+                    index.mark_multikey();
                 }
-                self.meta.apply(std::mem::take(&mut batch))?;
+                batch.extend(entries.into_iter().map(|k| (k, Some(Vec::new()))));
+                resume = Some(key.as_bytes().to_vec());
+                passed += 1;
+                if passed == INDEX_BUILD_BATCH {
+                    break;
+                }
+            }
+            if !this.indexes().contains_key(field) {
+                return Ok(());
+            }
+            this.meta.apply(std::mem::take(&mut batch))?;
+            if passed < INDEX_BUILD_BATCH {
+                return this.finish_index(field, &index, &snapshot);
             }
         }
+    }
+
+    /// Marks a filled index ready for snapshots at or after the one it was filled from.
+    fn finish_index(&self, field: &str, index: &Index, snapshot: &Snapshot) -> Result<()> {
         let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
         if !self.indexes().contains_key(field) {
             return Ok(());
@@ -567,8 +599,8 @@ impl Inner {
             ready_at: Some(snapshot.ts),
             multikey: index.is_multikey(),
         };
-        batch.push((index_def_key(field), Some(encode(&def)?)));
-        self.meta.apply(batch)?;
+        self.meta
+            .apply(vec![(index_def_key(field), Some(encode(&def)?))])?;
         self.meta.flush()?;
         if let Some(index) = self.indexes_mut().get_mut(field) {
             index.def.ready_at = def.ready_at;

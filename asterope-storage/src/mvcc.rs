@@ -99,25 +99,25 @@ pub(crate) fn decode_version(key: &[u8], bytes: &[u8]) -> Result<VersionRecord> 
 
 /// The object as of snapshot `ts`, if it existed then.
 ///
-/// Usually the newest version is the one the snapshot sees: then the read is two point lookups
-/// (the key's newest-version pointer, then that version). Only a snapshot older than the
-/// newest version seeks through the versions.
+/// Usually the newest version is the one the snapshot sees: then the read is one point lookup,
+/// of the key's newest-version entry, which carries the version's timestamp and a copy of its
+/// record. Only a snapshot older than the newest version seeks through the versions.
 pub(crate) fn read_at(meta: &MetaStore, key: &Key, ts: u64) -> Result<Option<ObjectRecord>> {
     let Some(latest) = meta.get(&latest_key(key.as_bytes()))? else {
         return Ok(None);
     };
-    let newest = u64::from_be_bytes(
-        latest
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::internal("malformed newest-version pointer"))?,
-    );
-    if newest <= ts {
-        if let Some(bytes) = meta.get(&version_key(key.as_bytes(), newest))? {
-            return Ok(decode_version(key.as_bytes(), &bytes)?.into_object());
-        }
+    let (stamp, record) = latest
+        .split_first_chunk::<8>()
+        .ok_or_else(|| Error::internal("malformed newest-version entry"))?;
+    if u64::from_be_bytes(*stamp) <= ts {
+        return Ok(decode_version(key.as_bytes(), record)?.into_object());
     }
     seek_at(meta, key, ts)
+}
+
+/// The newest-version entry of a key: the version's timestamp, then its encoded record.
+pub(crate) fn latest_value(ts: u64, encoded: &[u8]) -> Vec<u8> {
+    [&ts.to_be_bytes()[..], encoded].concat()
 }
 
 /// [`read_at`] by seeking: the first version at or below `ts`.
