@@ -193,3 +193,31 @@ fn a_corrupt_blob_fails_get_and_leaves_no_file() {
     let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(leftovers, 2, "a partial download file was left behind");
 }
+
+#[test]
+fn verify_reports_damaged_objects_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let target = vec!["--data".to_string(), data_dir.display().to_string()];
+    let file = dir.path().join("in.bin");
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        std::fs::write(&file, pattern(i as u64, MIB)).unwrap();
+        stdout(&run(&target, &["put", name, file.to_str().unwrap()]));
+    }
+    stdout(&run(&target, &["verify", "--all"]));
+    // Damage the middle object: find its first bytes in the extent and flip one after them.
+    let extent = data_dir.join("extents/00000000.ext");
+    let mut bytes = std::fs::read(&extent).unwrap();
+    let needle = pattern(1, 64);
+    let at = bytes.windows(64).position(|w| w == &needle[..]).unwrap();
+    bytes[at + 1000] ^= 0x80;
+    std::fs::write(&extent, &bytes).unwrap();
+    let out = run(&target, &["verify", "--all"]);
+    assert!(!out.status.success());
+    let damaged = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged[0]["key"], "b");
+    assert_eq!(damaged[0]["code"], "corrupt");
+    stdout(&run(&target, &["verify", "a"]));
+    assert!(!run(&target, &["verify", "b"]).status.success());
+}
