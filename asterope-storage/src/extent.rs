@@ -33,6 +33,9 @@ pub(crate) struct Extent {
 impl Extent {
     /// Writes `data` at `offset` (a positioned write; no shared file cursor).
     pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
+        #[cfg(feature = "fault-injection")]
+        crate::fault::check_write()
+            .map_err(|e| Error::io(format!("writing extent {} at offset {offset}", self.id), e))?;
         self.file
             .write_all_at(data, offset)
             .map_err(|e| Error::io(format!("writing extent {} at offset {offset}", self.id), e))
@@ -40,6 +43,9 @@ impl Extent {
 
     /// Makes written data durable.
     pub(crate) fn sync(&self) -> Result<()> {
+        #[cfg(feature = "fault-injection")]
+        crate::fault::check_sync()
+            .map_err(|e| Error::io(format!("syncing extent {}", self.id), e))?;
         self.file
             .sync_data()
             .map_err(|e| Error::io(format!("syncing extent {}", self.id), e))

@@ -43,6 +43,8 @@
 mod alloc;
 mod database;
 mod extent;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod index;
 mod keys;
 mod lock;
