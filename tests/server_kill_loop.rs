@@ -111,13 +111,13 @@ async fn client_work(
             }
             2 => {
                 set(&a, Some(None));
-                match client
-                    .delete(&Key::new(a.as_str()).unwrap(), Condition::default())
-                    .await
-                {
-                    Ok(()) => Ok(ack(&a, None)),
-                    Err(e) if e.code() == "not_found" => Ok(ack(&a, None)),
-                    Err(e) => Err(e),
+                let deleted = client.delete(&Key::new(a.as_str()).unwrap(), Condition::default());
+                match deleted.await {
+                    Err(e) if e.code() != "not_found" => Err(e),
+                    _ => {
+                        ack(&a, None);
+                        Ok(())
+                    }
                 }
             }
             _ => {
