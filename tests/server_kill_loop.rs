@@ -111,8 +111,8 @@ async fn client_work(
             }
             2 => {
                 set(&a, Some(None));
-                let deleted = client.delete(&Key::new(a.as_str()).unwrap(), Condition::default());
-                match deleted.await {
+                let key = Key::new(a.as_str()).unwrap();
+                match client.delete(&key, Condition::default()).await {
                     Err(e) if e.code() != "not_found" => Err(e),
                     _ => {
                         ack(&a, None);
