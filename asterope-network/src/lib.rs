@@ -22,6 +22,8 @@ mod tls;
 mod transactions;
 
 pub use auth::{Access, Tokens};
+#[doc(hidden)]
+pub use routes::parse_request_parts;
 pub use server::{serve, ServerConfig};
 pub use status::http_status;
 pub use tls::load_tls_config;

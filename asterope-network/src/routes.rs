@@ -359,6 +359,26 @@ async fn to_msgpack(response: Response<ResponseBody>) -> Response<ResponseBody> 
     }
 }
 
+/// Runs every parser a request's target and headers go through (route, key, range, version
+/// condition, digest, metadata, list parameters), for the fuzzer: none may panic.
+#[doc(hidden)]
+pub fn parse_request_parts(path: &str, query: &str, headers: &HeaderMap) {
+    let (_, raw_key) = Route::of(path);
+    let _ = parse_key(raw_key);
+    let _ = decode_segment(raw_key);
+    let _ = form_pairs(query);
+    let _ = condition(headers);
+    if let Ok(Some(range)) = header_str(headers, RANGE.as_str()) {
+        let _ = parse_range_header(range).map(|r| r.resolve(1 << 20));
+    }
+    if let Some(sha) = headers.get(HEADER_SHA256) {
+        let _ = parse_sha256(sha);
+    }
+    if let Ok(Some(meta)) = header_str(headers, HEADER_META) {
+        let _ = metadata_from_json_str(meta);
+    }
+}
+
 fn parse_key(raw: &str) -> Result<Key> {
     let bytes: Vec<u8> = percent_decode_str(raw).collect();
     Key::from_bytes(&bytes)

@@ -59,3 +59,10 @@ mod txn;
 mod writer;
 
 pub use database::{Database, DatabaseBuilder, SpaceStats};
+
+/// Decodes a stored version record, for the fuzzer: malformed input must be an error, never a
+/// panic.
+#[doc(hidden)]
+pub fn decode_record_for_fuzzing(bytes: &[u8]) -> bool {
+    record::VersionRecord::decode(bytes).is_ok()
+}
