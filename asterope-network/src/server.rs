@@ -60,8 +60,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             // Large windows keep a loopback or LAN pipe full; the connection window caps what
             // one connection can make the server buffer.
-            stream_window: 8 << 20,
-            connection_window: 32 << 20,
+            stream_window: 4 << 20,
+            connection_window: 16 << 20,
             transaction_lease: Duration::from_secs(30),
         }
     }

@@ -35,6 +35,8 @@ pub(crate) struct Space {
     pins: Mutex<Pins>,
     extent_size: u64,
     capacity_limit: Option<u64>,
+    /// Body bytes buffered by uploads to this directory (see `writer::WRITE_BUDGET_UNITS`).
+    write_budget: Arc<tokio::sync::Semaphore>,
     /// Held for as long as any mapping of this directory's extents can exist.
     _lock: DirLock,
 }
@@ -65,8 +67,16 @@ impl Space {
             pins: Mutex::new(Pins::default()),
             extent_size: extent_size / UNIT * UNIT,
             capacity_limit,
+            write_budget: Arc::new(tokio::sync::Semaphore::new(
+                crate::writer::WRITE_BUDGET_UNITS as usize,
+            )),
             _lock: lock,
         }
+    }
+
+    /// The upload write budget shared by every writer of this directory.
+    pub(crate) fn write_budget(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.write_budget)
     }
 
     /// Marks committed runs as used (recovery).

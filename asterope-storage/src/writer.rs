@@ -12,7 +12,7 @@ use asterope_core::{ByteStream, Error, Result, Sha256Digest};
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::alloc::{round_up, Run};
 use crate::extent::Extent;
@@ -22,6 +22,13 @@ use crate::space::{Reservation, Space};
 pub(crate) const WRITE_CHUNK: usize = 1 << 20;
 /// Pieces in flight per stage.
 const QUEUE_DEPTH: usize = 4;
+/// Granularity of the write budget.
+const WRITE_BUDGET_UNIT: usize = 64 * 1024;
+/// Body bytes buffered for writing and hashing across all uploads to one data directory, in units: the
+/// bound that keeps memory flat under many concurrent uploads (each one alone could buffer a
+/// few pieces); a full budget makes uploads wait, which HTTP/2 flow control passes back to the
+/// clients.
+pub(crate) const WRITE_BUDGET_UNITS: u32 = 512; // 32 MiB
 /// Space requested per allocation when the final size is unknown grows with the blob, between
 /// these bounds, so small blobs stay compact and large ones have few runs.
 const MIN_GROWTH: u64 = 1 << 20;
@@ -99,13 +106,14 @@ async fn write_pipelined(
     mut body: ByteStream,
     expected_size: Option<u64>,
 ) -> Result<WrittenBlob> {
-    let (write_tx, mut write_rx) = mpsc::channel::<Option<Bytes>>(QUEUE_DEPTH);
-    let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(QUEUE_DEPTH);
+    let (write_tx, mut write_rx) = mpsc::channel::<Option<Piece>>(QUEUE_DEPTH);
+    let (hash_tx, mut hash_rx) = mpsc::channel::<Piece>(QUEUE_DEPTH);
+    let budget = space.write_budget();
     let writer = tokio::task::spawn_blocking(move || {
         let mut writer = RunWriter::new(space, expected_size);
         loop {
             match write_rx.blocking_recv() {
-                Some(Some(piece)) => writer.write(&piece)?,
+                Some(Some((piece, _budget))) => writer.write(&piece)?,
                 Some(None) => return writer.finish(),
                 None => {
                     return Err(Error::Truncated {
@@ -117,7 +125,7 @@ async fn write_pipelined(
     });
     let hasher = tokio::task::spawn_blocking(move || {
         let mut hasher = Sha256::new();
-        while let Some(piece) = hash_rx.blocking_recv() {
+        while let Some((piece, _budget)) = hash_rx.blocking_recv() {
             hasher.update(&piece);
         }
         Sha256Digest(hasher.finalize().into())
@@ -143,10 +151,10 @@ async fn write_pipelined(
                 }
                 pending.split().freeze()
             };
-            send(&write_tx, &hash_tx, piece).await?;
+            send(&budget, &write_tx, &hash_tx, piece).await?;
         }
         if !pending.is_empty() {
-            send(&write_tx, &hash_tx, pending.split().freeze()).await?;
+            send(&budget, &write_tx, &hash_tx, pending.split().freeze()).await?;
         }
         if let Some(expected) = expected_size.filter(|&e| received != e) {
             return Err(Error::Truncated {
@@ -184,17 +192,31 @@ async fn write_pipelined(
     })
 }
 
+/// A piece of a body on its way to the writer and the hasher, with its share of the process-wide
+/// write budget: released when both are done with it.
+type Piece = (Bytes, Arc<OwnedSemaphorePermit>);
+
 async fn send(
-    write_tx: &mpsc::Sender<Option<Bytes>>,
-    hash_tx: &mpsc::Sender<Bytes>,
+    budget: &Arc<Semaphore>,
+    write_tx: &mpsc::Sender<Option<Piece>>,
+    hash_tx: &mpsc::Sender<Piece>,
     piece: Bytes,
 ) -> Result<()> {
+    let units = u32::try_from(piece.len().div_ceil(WRITE_BUDGET_UNIT))
+        .unwrap_or(u32::MAX)
+        .clamp(1, WRITE_BUDGET_UNITS);
+    let permit = Arc::new(
+        Arc::clone(budget)
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| Error::internal("write budget closed"))?,
+    );
     write_tx
-        .send(Some(piece.clone()))
+        .send(Some((piece.clone(), Arc::clone(&permit))))
         .await
         .map_err(|_| writer_gone())?;
     hash_tx
-        .send(piece)
+        .send((piece, permit))
         .await
         .map_err(|_| Error::internal("blob hasher stopped"))
 }
