@@ -57,6 +57,8 @@ async fn keys_with_odd_characters(store: &dyn Store) {
         "trailing/",
         "/leading",
         "x+y=z&w",
+        "../../escaped-key",
+        "/tmp/escaped-key",
     ] {
         let k = key(name);
         store
@@ -480,6 +482,17 @@ async fn queries_and_indexes(store: &dyn Store) {
     assert_eq!(store.explain(&query).await.unwrap().access, "scan");
 }
 
+/// Keys never become file paths: nothing named after a key appears anywhere near the store.
+fn no_file_named_after_keys(dir: &std::path::Path) {
+    for place in [
+        dir,
+        dir.parent().unwrap_or(dir),
+        std::path::Path::new("/tmp"),
+    ] {
+        assert!(!place.join("escaped-key").exists(), "{}", place.display());
+    }
+}
+
 async fn suite(store: &dyn Store, dir: &std::path::Path) {
     transactions(store).await;
     queries_and_indexes(store).await;
@@ -493,6 +506,7 @@ async fn suite(store: &dyn Store, dir: &std::path::Path) {
     storage_full(store).await;
     listing(store).await;
     corruption_is_reported(store, dir).await;
+    no_file_named_after_keys(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
