@@ -152,6 +152,8 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Print object and space accounting as JSON.
+    Stats,
     /// Manage secondary indexes.
     Index {
         #[command(subcommand)]
@@ -310,6 +312,18 @@ async fn run(cli: Cli) -> Result<()> {
                     reason: "stored bytes do not match their SHA-256".into(),
                 });
             }
+            Ok(())
+        }
+        Command::Stats => {
+            let stats = db.stats().await?;
+            print_json(&serde_json::json!({
+                "objects": stats.objects,
+                "logical_bytes": stats.logical_bytes,
+                "physical_bytes": stats.physical_bytes,
+                "free_bytes": stats.free_bytes,
+                "extents": stats.extents,
+                "garbage_bytes": stats.garbage_bytes,
+            }));
             Ok(())
         }
         Command::Index { action } => match action {

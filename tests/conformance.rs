@@ -507,6 +507,30 @@ async fn suite(store: &dyn Store, dir: &std::path::Path) {
     listing(store).await;
     corruption_is_reported(store, dir).await;
     no_file_named_after_keys(dir);
+    stats_add_up(store).await;
+}
+
+async fn stats_add_up(store: &dyn Store) {
+    let objects = store.list_all("").await.unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.objects, objects.len() as u64);
+    assert_eq!(
+        stats.logical_bytes,
+        objects.iter().map(|o| o.size).sum::<u64>()
+    );
+    assert!(stats.physical_bytes >= stats.logical_bytes, "{stats:?}");
+    assert!(stats.extents >= 1);
+    assert_eq!(
+        stats.garbage_bytes, 0,
+        "no reader holds old space: {stats:?}"
+    );
+    store
+        .delete(&objects[0].key, Condition::default())
+        .await
+        .unwrap();
+    let after = store.stats().await.unwrap();
+    assert_eq!(after.objects, stats.objects - 1);
+    assert_eq!(after.logical_bytes, stats.logical_bytes - objects[0].size);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

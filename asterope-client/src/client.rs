@@ -7,7 +7,7 @@ use asterope_core::protocol::*;
 use asterope_core::{
     ByteRange, ByteStream, Condition, Error, ErrorBody, GetOptions, GetResult, IndexInfo, Key,
     ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result,
-    Sha256Digest, Store, Timestamp, Transaction,
+    Sha256Digest, Store, StoreStats, Timestamp, Transaction,
 };
 use asterope_serialization::{
     metadata_from_json_str, metadata_to_json, object_info_from_json, query_to_json,
@@ -570,6 +570,27 @@ impl Store for Client {
             snapshot,
             finished: false,
         }))
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        let uri = format!("{}{STATS_PATH}", self.inner.base);
+        let response = self
+            .call(build(self.request(Method::GET, uri), empty_body())?, None)
+            .await?;
+        let json = read_json(response).await?;
+        let number = |name: &str| {
+            json.get(name)
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| Error::internal(format!("stats reply lacks {name}")))
+        };
+        Ok(StoreStats {
+            objects: number("objects")?,
+            logical_bytes: number("logical_bytes")?,
+            physical_bytes: number("physical_bytes")?,
+            free_bytes: number("free_bytes")?,
+            extents: number("extents")?,
+            garbage_bytes: number("garbage_bytes")?,
+        })
     }
 
     async fn list(&self, options: ListOptions) -> Result<ListPage> {

@@ -13,6 +13,8 @@ pub const INDEXES_PATH: &str = "/v1/indexes";
 pub const TRANSACTIONS_PATH: &str = "/v1/transactions";
 /// Runs the request inside this open transaction.
 pub const HEADER_TRANSACTION: &str = "x-asterope-transaction";
+/// Object and space accounting: `GET /v1/stats`.
+pub const STATS_PATH: &str = "/v1/stats";
 /// Liveness route (never needs a token).
 pub const HEALTH_PATH: &str = "/v1/health";
 /// Prometheus metrics route.

@@ -8,7 +8,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::{
     Condition, GetOptions, IndexInfo, Key, ListOptions, ListPage, Metadata, ObjectInfo, PutOptions,
-    Query, QueryPage, QueryPlan, Transaction,
+    Query, QueryPage, QueryPlan, StoreStats, Transaction,
 };
 use crate::{Error, Result};
 
@@ -103,6 +103,9 @@ pub trait Store: Send + Sync {
 
     /// Starts a transaction with snapshot isolation.
     async fn begin(&self) -> Result<Box<dyn Transaction>>;
+
+    /// Object and space accounting. Counts objects by reading every record: O(objects).
+    async fn stats(&self) -> Result<StoreStats>;
 }
 
 /// Conveniences over any [`Store`].

@@ -27,6 +27,23 @@ pub struct QueryPlan {
     pub detail: String,
 }
 
+/// Space and object accounting of a store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Objects visible now.
+    pub objects: u64,
+    /// Sum of their sizes.
+    pub logical_bytes: u64,
+    /// Bytes of extent space in use (blobs, including versions kept for readers).
+    pub physical_bytes: u64,
+    /// Extent bytes free for new blobs.
+    pub free_bytes: u64,
+    /// Extent files.
+    pub extents: u64,
+    /// Bytes of deleted or overwritten blobs waiting for running readers before reuse.
+    pub garbage_bytes: u64,
+}
+
 /// State of a secondary index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexInfo {

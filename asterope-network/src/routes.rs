@@ -60,6 +60,7 @@ enum Route {
     Begin,
     Transaction,
     Commit,
+    Stats,
     Unknown,
 }
 
@@ -81,6 +82,8 @@ impl Route {
             (Route::Explain, "")
         } else if path == "/v1/query/count" {
             (Route::Count, "")
+        } else if path == STATS_PATH {
+            (Route::Stats, "")
         } else if path == TRANSACTIONS_PATH {
             (Route::Begin, "")
         } else if let Some(rest) = strip(path, TRANSACTIONS_PATH) {
@@ -112,6 +115,7 @@ impl Route {
             Route::Begin => "begin",
             Route::Transaction => "transaction",
             Route::Commit => "commit",
+            Route::Stats => "stats",
             Route::Unknown => "unknown",
         }
     }
@@ -217,6 +221,20 @@ async fn dispatch(
                 .status(StatusCode::NO_CONTENT)
                 .body(empty())
                 .map_err(internal)?)
+        }
+        (Route::Stats, Method::GET) => {
+            let stats = state.db.stats().await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "objects": stats.objects,
+                    "logical_bytes": stats.logical_bytes,
+                    "physical_bytes": stats.physical_bytes,
+                    "free_bytes": stats.free_bytes,
+                    "extents": stats.extents,
+                    "garbage_bytes": stats.garbage_bytes,
+                }),
+            ))
         }
         (Route::Health, Method::GET | Method::HEAD) => {
             Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use asterope_core::{
     ByteStream, Condition, Error, FieldPath, Filter, GetOptions, GetResult, IndexInfo, Key,
     ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result,
-    Sha256Digest, Store, Timestamp, Transaction,
+    Sha256Digest, Store, StoreStats, Timestamp, Transaction,
 };
 use asterope_serialization::{decode, encode, validate_metadata};
 
@@ -763,6 +763,31 @@ impl Store for Database {
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         Ok(Box::new(DbTransaction::new(self.clone())))
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        let inner = Arc::clone(&self.inner);
+        let snapshot = self.snapshot();
+        let (objects, logical_bytes) = tokio::task::spawn_blocking(move || {
+            let mut totals = (0u64, 0u64);
+            for item in crate::mvcc::scan_at(&inner.meta, Bound::Unbounded, snapshot.ts) {
+                let (_, record) = item?;
+                totals.0 += 1;
+                totals.1 += record.size;
+            }
+            Ok::<_, Error>(totals)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("stats task failed: {e}")))??;
+        let space = self.space_stats();
+        Ok(StoreStats {
+            objects,
+            logical_bytes,
+            physical_bytes: space.extent_bytes - space.free_bytes,
+            free_bytes: space.free_bytes,
+            extents: space.extents as u64,
+            garbage_bytes: space.pending_reclaim_bytes,
+        })
     }
 }
 
