@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 use common::{pattern, sha256, MIB};
 
@@ -150,23 +149,8 @@ fn embedded_and_networked_cli_behave_the_same() {
     ];
     let local = scenario(&embedded, dir.path());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_asterope"))
-        .arg("--data")
-        .arg(dir.path().join("served"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
+    let (child, url) = common::spawn_server(&dir.path().join("served"), &[]);
     let _server = Server(child);
-    let url = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
     let networked = vec!["--server".to_string(), url];
     let remote = scenario(&networked, dir.path());
     assert_eq!(local, remote);

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,22 +30,7 @@ async fn two_gigabytes_through_a_server_in_bounded_memory() {
     const SIZE: usize = 2048 * MIB;
     const BUDGET: u64 = 128 << 20;
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_asterope"))
-        .args(["--data"])
-        .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(server.stderr.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let url = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {banner:?}"))
-        .to_string();
+    let (mut server, url) = common::spawn_server(dir.path(), &[]);
     let pid = server.id();
     let peak = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));

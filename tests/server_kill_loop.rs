@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -34,29 +33,7 @@ struct Expect {
 }
 
 fn start_server(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_asterope"))
-        .arg("--data")
-        .arg(dir)
-        .args([
-            "--extent-size",
-            "33554432",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let url = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {banner:?}"))
-        .to_string();
-    (child, url)
+    common::spawn_server(dir, &["--extent-size", "33554432"])
 }
 
 /// One client's work until the server dies: puts, deletes and two-key transactions on its own

@@ -224,6 +224,22 @@ async fn read_error(response: Response<Incoming>, key: Option<&Key>) -> Error {
     Error::from(body)
 }
 
+/// The `{"items": [...], "next": cursor|null}` reply of listings and queries.
+fn page_from_json(json: &serde_json::Value) -> Result<(Vec<ObjectInfo>, Option<String>)> {
+    let objects = json
+        .get("items")
+        .and_then(|items| items.as_array())
+        .ok_or_else(|| Error::internal("reply lacks items"))?
+        .iter()
+        .map(object_info_from_json)
+        .collect::<Result<Vec<_>>>()?;
+    let next = json
+        .get("next")
+        .and_then(|n| n.as_str())
+        .map(str::to_string);
+    Ok((objects, next))
+}
+
 fn index_info(json: &serde_json::Value) -> Result<IndexInfo> {
     let text = |name: &str| {
         json.get(name)
@@ -487,17 +503,7 @@ impl Store for Client {
 
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         let json = self.post_query(QUERY_PATH, query).await?;
-        let objects = json
-            .get("items")
-            .and_then(|items| items.as_array())
-            .ok_or_else(|| Error::internal("query reply lacks items"))?
-            .iter()
-            .map(object_info_from_json)
-            .collect::<Result<Vec<_>>>()?;
-        let next = json
-            .get("next")
-            .and_then(|n| n.as_str())
-            .map(str::to_string);
+        let (objects, next) = page_from_json(&json)?;
         Ok(QueryPage { objects, next })
     }
 
@@ -608,18 +614,7 @@ impl Store for Client {
         let response = self
             .call(build(self.request(Method::GET, uri), empty_body())?, None)
             .await?;
-        let json = read_json(response).await?;
-        let objects = json
-            .get("items")
-            .and_then(|items| items.as_array())
-            .ok_or_else(|| Error::internal("listing reply lacks items"))?
-            .iter()
-            .map(object_info_from_json)
-            .collect::<Result<Vec<_>>>()?;
-        let next = json
-            .get("next")
-            .and_then(|n| n.as_str())
-            .map(str::to_string);
+        let (objects, next) = page_from_json(&read_json(response).await?)?;
         Ok(ListPage { objects, next })
     }
 }

@@ -42,3 +42,28 @@ pub fn small_extent_db(dir: &std::path::Path) -> Database {
 }
 
 pub const MIB: usize = 1 << 20;
+
+/// Starts `asterope [global args] --data DIR serve --listen 127.0.0.1:0` as a child process and
+/// returns it with the URL it printed.
+pub fn spawn_server(dir: &std::path::Path, global_args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_asterope"))
+        .args(global_args)
+        .arg("--data")
+        .arg(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start asterope serve");
+    let mut banner = String::new();
+    let stderr = child.stderr.take().expect("piped stderr");
+    BufReader::new(stderr)
+        .read_line(&mut banner)
+        .expect("read the server banner");
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {banner:?}"))
+        .to_string();
+    (child, url)
+}
