@@ -13,63 +13,18 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use asterope::body::file_body;
 use asterope::{Database, GetOptions, Key, PutOptions, Store};
 use futures::StreamExt;
 
+#[path = "../tests/common/rss.rs"]
+mod rss;
+
+use rss::PeakRss;
+
 const MIB: u64 = 1 << 20;
-
-fn rss_anon() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("RssAnon:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
-/// Samples RssAnon every 5 ms until dropped; reports the peak.
-struct PeakRss {
-    peak: Arc<AtomicU64>,
-    done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl PeakRss {
-    fn start() -> PeakRss {
-        let peak = Arc::new(AtomicU64::new(rss_anon()));
-        let done = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (peak, done) = (Arc::clone(&peak), Arc::clone(&done));
-            std::thread::spawn(move || {
-                while !done.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss_anon(), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            })
-        };
-        PeakRss {
-            peak,
-            done,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> u64 {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.peak.load(Ordering::Relaxed)
-    }
-}
 
 fn shell(script: &str) -> Duration {
     let started = Instant::now();
@@ -141,7 +96,7 @@ async fn main() -> asterope::Result<()> {
     std::fs::remove_file(&copy).unwrap();
     let db = Database::open(scratch.path().join("db"))?;
     let key = Key::new("bench/blob")?;
-    let rss = PeakRss::start();
+    let rss = PeakRss::start(None);
     let started = Instant::now();
     let file = File::open(&source).unwrap();
     let body = file_body(file, source.display().to_string());
@@ -160,7 +115,7 @@ async fn main() -> asterope::Result<()> {
     for (label, verify) in [("get (no verify)", false), ("get (verified)", true)] {
         // The first pass also maps the pages into this process; the second finds them mapped.
         for pass in ["1st pass", "2nd pass"] {
-            let rss = PeakRss::start();
+            let rss = PeakRss::start(None);
             let started = Instant::now();
             let mut body = db
                 .get(&key, GetOptions::default().with_verify(verify))

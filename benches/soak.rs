@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,20 +22,13 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 
+#[path = "../tests/common/rss.rs"]
+mod rss;
+
+use rss::PeakRss;
+
 const CLIENTS: u64 = 64;
 const BLOCK: usize = 1 << 20;
-
-fn rss_anon(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("RssAnon:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
-}
 
 /// A body of `size` bytes: an 8-byte seed, then a shared random block repeated; and its digest.
 fn body(seed: u64, size: usize, block: &Bytes) -> (asterope::ByteStream, Sha256Digest) {
@@ -90,17 +83,7 @@ async fn main() {
         .unwrap()
         .to_string();
     let pid = server.id();
-    let peak = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (Arc::clone(&peak), Arc::clone(&done));
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_anon(pid), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
+    let peak = PeakRss::start(Some(pid));
 
     let client = Client::connect(&url).await.unwrap();
     client.create_index("owner").await.unwrap();
@@ -214,14 +197,13 @@ async fn main() {
         t.await.unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
+    let peak = peak.finish();
     let _ = server.kill();
     let _ = server.wait();
     let stats = stats.lock().unwrap();
     let total: usize = stats.latencies.values().map(Vec::len).sum();
     println!("soak {seconds} s, {CLIENTS} clients on one connection: {total} ops ({:.0} ops/s), {:.2} GB moved, mismatches: {}, server peak RssAnon {} MiB",
-        total as f64 / elapsed, stats.bytes as f64 / 1e9, mismatches.load(Ordering::Relaxed), peak.load(Ordering::Relaxed) >> 20);
+        total as f64 / elapsed, stats.bytes as f64 / 1e9, mismatches.load(Ordering::Relaxed), peak >> 20);
     println!("| operation | count | ops/s | p50 | p99 |");
     println!("|---|---|---|---|---|");
     for (op, samples) in stats.latencies.iter() {

@@ -2,29 +2,15 @@
 //! through the embedded API keep the process's anonymous RSS (`RssAnon`) growth small.
 
 mod common;
+#[path = "common/rss.rs"]
+mod rss;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use rss::{rss_anon, PeakRss};
 
 use asterope::{Database, GetOptions, Key, PutOptions, Store};
 use bytes::Bytes;
 use common::{pattern, MIB};
 use futures::stream::{self, StreamExt};
-
-fn rss_anon_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("RssAnon:"))
-        .expect("RssAnon in /proc/self/status");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    kib * 1024
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_a_gigabyte_round_trip_in_bounded_memory() -> asterope::Result<()> {
@@ -35,18 +21,8 @@ async fn half_a_gigabyte_round_trip_in_bounded_memory() -> asterope::Result<()> 
         .extent_size(256 << 20)
         .open()?;
     let block = pattern(7, MIB);
-    let baseline = rss_anon_bytes();
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (Arc::clone(&peak), Arc::clone(&done));
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_anon_bytes(), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
+    let baseline = rss_anon(None).expect("RssAnon in /proc/self/status");
+    let peak = PeakRss::start(None);
 
     // Unknown size, 64 KiB pieces: exercises coalescing and growing allocations.
     let pieces = SIZE / (64 * 1024);
@@ -75,9 +51,7 @@ async fn half_a_gigabyte_round_trip_in_bounded_memory() -> asterope::Result<()> 
     assert_eq!(received, SIZE);
     assert!(touched > 0);
 
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let growth = peak.load(Ordering::Relaxed).saturating_sub(baseline);
+    let growth = peak.finish().saturating_sub(baseline);
     println!(
         "RssAnon grew by {} KiB for a {SIZE}-byte round trip",
         growth / 1024

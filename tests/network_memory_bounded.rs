@@ -3,27 +3,15 @@
 //! apart from the client's.
 
 mod common;
+#[path = "common/rss.rs"]
+mod rss;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use rss::PeakRss;
 
 use asterope::{Client, GetOptions, Key, PutOptions, Store};
 use bytes::Bytes;
 use common::{pattern, MIB};
 use futures::stream::{self, StreamExt};
-
-fn rss_anon(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("RssAnon:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gigabytes_through_a_server_in_bounded_memory() {
@@ -32,19 +20,7 @@ async fn two_gigabytes_through_a_server_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, url) = common::spawn_server(dir.path(), &[]);
     let pid = server.id();
-    let peak = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (Arc::clone(&peak), Arc::clone(&done));
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(rss) = rss_anon(pid) {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
+    let peak = PeakRss::start(Some(pid));
 
     let client = Client::connect(&url).await.unwrap();
     let block = pattern(3, MIB);
@@ -64,11 +40,9 @@ async fn two_gigabytes_through_a_server_in_bounded_memory() {
     }
     assert_eq!(received, SIZE);
 
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
+    let peak = peak.finish();
     let _ = server.kill();
     let _ = server.wait();
-    let peak = peak.load(Ordering::Relaxed);
     println!(
         "server peak RssAnon {} MiB for a {SIZE}-byte upload and download",
         peak >> 20
