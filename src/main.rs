@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use asterope::body::{drain_into, file_body, reader_body};
 use asterope::{
-    Access, ByteRange, Client, Condition, Database, Error, GetOptions, Key, ListOptions,
-    ObjectInfo, PutOptions, Query, Result, ServerConfig, SortSpec, Store, StoreExt, Tokens,
-    MAX_LIST_LIMIT,
+    Access, ByteRange, Client, CompactionSchedule, Condition, Database, Error, GetOptions, Key,
+    ListOptions, ObjectInfo, PutOptions, Query, Result, ServerConfig, Sha256Digest, SortSpec,
+    Store, StoreExt, Tokens, MAX_LIST_LIMIT,
 };
 use asterope_serialization::{
     metadata_from_json_str, metadata_to_json, object_info_to_json, parse_filter,
@@ -18,6 +18,7 @@ use asterope_serialization::{
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
 
 /// Transfers at least this large get a progress bar (when stderr is a terminal).
 const PROGRESS_THRESHOLD: u64 = 4 << 20;
@@ -40,6 +41,21 @@ struct Cli {
     /// Cap on the total size of extent files, in bytes (writes beyond it fail with storage_full).
     #[arg(long, global = true, env = "ASTEROPE_CAPACITY_LIMIT")]
     capacity_limit: Option<u64>,
+    /// Store every upload's bytes even when identical content is already stored (content
+    /// deduplication is on by default).
+    #[arg(long, global = true, env = "ASTEROPE_NO_DEDUP")]
+    no_dedup: bool,
+    /// Seconds between background compaction passes (0: only `asterope compact`).
+    #[arg(
+        long,
+        global = true,
+        env = "ASTEROPE_COMPACTION_INTERVAL",
+        default_value_t = 60
+    )]
+    compaction_interval: u64,
+    /// Live bytes one background compaction pass may move.
+    #[arg(long, global = true, env = "ASTEROPE_COMPACTION_BUDGET", default_value_t = 256 << 20)]
+    compaction_budget: u64,
     /// Size of newly created extent files, in bytes.
     #[arg(long, global = true, env = "ASTEROPE_EXTENT_SIZE", hide = true)]
     extent_size: Option<u64>,
@@ -154,6 +170,9 @@ enum Command {
     },
     /// Print object and space accounting as JSON.
     Stats,
+    /// Reclaim space now: move live blobs out of sparse extents, delete empty extents, give
+    /// free ranges back to the filesystem; prints what it did as JSON.
+    Compact,
     /// Manage secondary indexes.
     Index {
         #[command(subcommand)]
@@ -315,15 +334,11 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Stats => {
-            let stats = db.stats().await?;
-            print_json(&serde_json::json!({
-                "objects": stats.objects,
-                "logical_bytes": stats.logical_bytes,
-                "physical_bytes": stats.physical_bytes,
-                "free_bytes": stats.free_bytes,
-                "extents": stats.extents,
-                "garbage_bytes": stats.garbage_bytes,
-            }));
+            print_json(&serde_json::json!(db.stats().await?));
+            Ok(())
+        }
+        Command::Compact => {
+            print_json(&serde_json::json!(db.compact().await?));
             Ok(())
         }
         Command::Index { action } => match action {
@@ -471,11 +486,24 @@ fn progress_bar(size: Option<u64>) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Streams one whole object through SHA-256 verification, discarding the bytes.
+/// Streams one whole object (its block checksums checked on the way) and compares the SHA-256 of
+/// what arrived with the recorded one.
 async fn verify_one(db: &dyn Store, key: &Key) -> Result<()> {
-    let mut body = db.get(key, GetOptions::default()).await?.body;
+    let result = db.get(key, GetOptions::default()).await?;
+    let mut body = result.body;
+    let mut hasher = Sha256::new();
     while let Some(chunk) = body.next().await {
-        chunk?;
+        hasher.update(&chunk?);
+    }
+    let actual = Sha256Digest(hasher.finalize().into());
+    if actual != result.info.sha256 {
+        return Err(Error::Corrupt {
+            key: key.to_string(),
+            reason: format!(
+                "stored bytes hash to {actual}, recorded sha256 is {}",
+                result.info.sha256
+            ),
+        });
     }
     Ok(())
 }
@@ -485,7 +513,14 @@ fn print_json(value: &serde_json::Value) {
 }
 
 fn open_database(cli: &Cli) -> Result<Database> {
-    let mut builder = Database::builder(&cli.data).capacity_limit(cli.capacity_limit);
+    let schedule = (cli.compaction_interval > 0).then(|| CompactionSchedule {
+        interval: std::time::Duration::from_secs(cli.compaction_interval),
+        budget_bytes: cli.compaction_budget,
+    });
+    let mut builder = Database::builder(&cli.data)
+        .capacity_limit(cli.capacity_limit)
+        .dedup(!cli.no_dedup)
+        .background_compaction(schedule);
     if let Some(size) = cli.extent_size {
         builder = builder.extent_size(size);
     }

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use asterope_core::protocol::*;
 use asterope_core::{
-    ByteRange, ByteStream, Condition, Error, ErrorBody, GetOptions, GetResult, IndexInfo, Key,
-    ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result,
-    Sha256Digest, Store, StoreStats, Timestamp, Transaction,
+    ByteRange, ByteStream, CompactionReport, Condition, Error, ErrorBody, GetOptions, GetResult,
+    IndexInfo, Key, ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage,
+    QueryPlan, Result, Sha256Digest, Store, StoreStats, Timestamp, Transaction,
 };
 use asterope_serialization::{
     metadata_from_json_str, metadata_to_json, object_info_from_json, query_to_json,
@@ -583,20 +583,15 @@ impl Store for Client {
         let response = self
             .call(build(self.request(Method::GET, uri), empty_body())?, None)
             .await?;
-        let json = read_json(response).await?;
-        let number = |name: &str| {
-            json.get(name)
-                .and_then(|v| v.as_u64())
-                .ok_or_else(|| Error::internal(format!("stats reply lacks {name}")))
-        };
-        Ok(StoreStats {
-            objects: number("objects")?,
-            logical_bytes: number("logical_bytes")?,
-            physical_bytes: number("physical_bytes")?,
-            free_bytes: number("free_bytes")?,
-            extents: number("extents")?,
-            garbage_bytes: number("garbage_bytes")?,
-        })
+        from_json(read_json(response).await?, "stats")
+    }
+
+    async fn compact(&self) -> Result<CompactionReport> {
+        let uri = format!("{}{COMPACT_PATH}", self.inner.base);
+        let response = self
+            .call(build(self.request(Method::POST, uri), empty_body())?, None)
+            .await?;
+        from_json(read_json(response).await?, "compaction report")
     }
 
     async fn list(&self, options: ListOptions) -> Result<ListPage> {
@@ -718,4 +713,10 @@ impl Drop for ClientTransaction {
             });
         }
     }
+}
+
+/// Decodes a JSON reply into its typed form.
+fn from_json<T: serde::de::DeserializeOwned>(json: serde_json::Value, what: &str) -> Result<T> {
+    serde_json::from_value(json)
+        .map_err(|e| Error::internal(format!("malformed {what} reply: {e}")))
 }

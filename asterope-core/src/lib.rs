@@ -33,6 +33,6 @@ pub use query::{
     SortSpec, MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_IN_LIST_LEN,
 };
 pub use store::{ByteStream, GetResult, Store, StoreExt};
-pub use transaction::{IndexInfo, QueryPage, QueryPlan, StoreStats, Transaction};
+pub use transaction::{CompactionReport, IndexInfo, QueryPage, QueryPlan, StoreStats, Transaction};
 pub use value::{Metadata, Timestamp, Value};
 pub use wire::ErrorBody;

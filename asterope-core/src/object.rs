@@ -155,8 +155,10 @@ impl PutOptions {
 pub struct GetOptions {
     /// Only these bytes.
     pub range: Option<ByteRange>,
-    /// Hash the bytes as they stream and end the stream with [`Error::Corrupt`] instead of a clean
-    /// end if they do not match the recorded SHA-256. Applies to whole-object reads only.
+    /// Check the bytes as they stream and end the stream with [`Error::Corrupt`] instead of
+    /// handing out damaged bytes or ending cleanly. The embedded database checks the CRC-32 of
+    /// every 1 MiB block before any byte of it is handed out (ranges included); the network
+    /// client checks the SHA-256 of whole-object downloads end to end.
     pub verify: bool,
 }
 

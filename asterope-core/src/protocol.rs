@@ -15,6 +15,8 @@ pub const TRANSACTIONS_PATH: &str = "/v1/transactions";
 pub const HEADER_TRANSACTION: &str = "x-asterope-transaction";
 /// Object and space accounting: `GET /v1/stats`.
 pub const STATS_PATH: &str = "/v1/stats";
+/// Runs a compaction pass (`POST`).
+pub const COMPACT_PATH: &str = "/v1/compact";
 /// Liveness route (never needs a token).
 pub const HEALTH_PATH: &str = "/v1/health";
 /// Prometheus metrics route.

@@ -7,8 +7,8 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::{
-    Condition, GetOptions, IndexInfo, Key, ListOptions, ListPage, Metadata, ObjectInfo, PutOptions,
-    Query, QueryPage, QueryPlan, StoreStats, Transaction,
+    CompactionReport, Condition, GetOptions, IndexInfo, Key, ListOptions, ListPage, Metadata,
+    ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, StoreStats, Transaction,
 };
 use crate::{Error, Result};
 
@@ -106,6 +106,11 @@ pub trait Store: Send + Sync {
 
     /// Object and space accounting. Counts objects by reading every record: O(objects).
     async fn stats(&self) -> Result<StoreStats>;
+
+    /// Reclaims space now: moves the live blobs out of sparse extents, deletes extents left
+    /// empty, and gives free ranges back to the filesystem. Readers and writers keep going
+    /// meanwhile. (It also runs in the background; this runs a pass on demand.)
+    async fn compact(&self) -> Result<CompactionReport>;
 }
 
 /// Conveniences over any [`Store`].

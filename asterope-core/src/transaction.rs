@@ -2,6 +2,8 @@
 //!
 //! [`Store`]: crate::Store
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     ByteStream, Condition, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata, ObjectInfo,
     PutOptions, Query, Result,
@@ -27,21 +29,43 @@ pub struct QueryPlan {
     pub detail: String,
 }
 
-/// Space and object accounting of a store.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Space and object accounting of a store. Serialized with these field names by
+/// `GET /v1/stats` and `asterope stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreStats {
     /// Objects visible now.
     pub objects: u64,
     /// Sum of their sizes.
     pub logical_bytes: u64,
-    /// Bytes of extent space in use (blobs, including versions kept for readers).
+    /// Bytes of extent space in use (blobs, including versions kept for readers); a blob
+    /// shared by several keys counts once.
     pub physical_bytes: u64,
     /// Extent bytes free for new blobs.
     pub free_bytes: u64,
+    /// Bytes the extent files occupy on disk (free ranges given back to the filesystem are not
+    /// counted).
+    pub disk_bytes: u64,
+    /// Bytes not stored thanks to content deduplication: the sizes of visible objects minus
+    /// the sizes of the distinct blobs they share.
+    pub dedup_saved_bytes: u64,
     /// Extent files.
     pub extents: u64,
     /// Bytes of deleted or overwritten blobs waiting for running readers before reuse.
     pub garbage_bytes: u64,
+}
+
+/// What one compaction pass did. Serialized with these field names by `POST /v1/compact` and
+/// `asterope compact`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactionReport {
+    /// Live bytes copied out of sparse extents.
+    pub moved_bytes: u64,
+    /// Blobs moved (wholly or in part).
+    pub moved_blobs: u64,
+    /// Extent files deleted because nothing in them was in use any more.
+    pub extents_removed: u64,
+    /// Drop in the disk space occupied by the extent files.
+    pub disk_bytes_released: u64,
 }
 
 /// State of a secondary index.

@@ -61,6 +61,7 @@ enum Route {
     Transaction,
     Commit,
     Stats,
+    Compact,
     Unknown,
 }
 
@@ -84,6 +85,8 @@ impl Route {
             (Route::Count, "")
         } else if path == STATS_PATH {
             (Route::Stats, "")
+        } else if path == COMPACT_PATH {
+            (Route::Compact, "")
         } else if path == TRANSACTIONS_PATH {
             (Route::Begin, "")
         } else if let Some(rest) = strip(path, TRANSACTIONS_PATH) {
@@ -116,6 +119,7 @@ impl Route {
             Route::Transaction => "transaction",
             Route::Commit => "commit",
             Route::Stats => "stats",
+            Route::Compact => "compact",
             Route::Unknown => "unknown",
         }
     }
@@ -224,17 +228,11 @@ async fn dispatch(
         }
         (Route::Stats, Method::GET) => {
             let stats = state.db.stats().await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "objects": stats.objects,
-                    "logical_bytes": stats.logical_bytes,
-                    "physical_bytes": stats.physical_bytes,
-                    "free_bytes": stats.free_bytes,
-                    "extents": stats.extents,
-                    "garbage_bytes": stats.garbage_bytes,
-                }),
-            ))
+            Ok(json_response(StatusCode::OK, &json!(stats)))
+        }
+        (Route::Compact, Method::POST) => {
+            let report = state.db.compact().await?;
+            Ok(json_response(StatusCode::OK, &json!(report)))
         }
         (Route::Health, Method::GET | Method::HEAD) => {
             Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))

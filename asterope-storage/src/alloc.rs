@@ -46,8 +46,10 @@ pub(crate) enum MarkError {
 pub(crate) struct Allocator {
     /// Per extent: its size and its free runs (offset -> length).
     extents: BTreeMap<ExtentId, (u64, BTreeMap<u64, u64>)>,
-    /// Every free run as (length, extent, offset).
+    /// Every free run as (length, extent, offset), except those of draining extents.
     by_size: BTreeSet<(u64, ExtentId, u64)>,
+    /// Extents being emptied by compaction: nothing new is allocated in them.
+    draining: BTreeSet<ExtentId>,
     total_bytes: u64,
     free_bytes: u64,
 }
@@ -76,6 +78,64 @@ impl Allocator {
     /// Number of extents.
     pub(crate) fn extent_count(&self) -> usize {
         self.extents.len()
+    }
+
+    /// Size and free bytes of each extent.
+    pub(crate) fn extent_usage(&self) -> Vec<(ExtentId, u64, u64)> {
+        self.extents
+            .iter()
+            .map(|(&id, (size, free))| (id, *size, free.values().sum()))
+            .collect()
+    }
+
+    /// The free runs of one extent.
+    pub(crate) fn free_runs(&self, extent: ExtentId) -> Vec<Run> {
+        self.extents
+            .get(&extent)
+            .map_or_else(Vec::new, |(_, free)| {
+                free.iter()
+                    .map(|(&offset, &len)| Run {
+                        extent,
+                        offset,
+                        len,
+                    })
+                    .collect()
+            })
+    }
+
+    /// Stops (`true`) or resumes (`false`) allocation from an extent.
+    pub(crate) fn set_draining(&mut self, extent: ExtentId, draining: bool) {
+        let Some((_, free)) = self.extents.get(&extent) else {
+            return;
+        };
+        let runs: Vec<(u64, ExtentId, u64)> = free.iter().map(|(&o, &l)| (l, extent, o)).collect();
+        if draining {
+            self.draining.insert(extent);
+            for run in runs {
+                self.by_size.remove(&run);
+            }
+        } else {
+            self.draining.remove(&extent);
+            self.by_size.extend(runs);
+        }
+    }
+
+    /// Removes an extent if nothing in it is used; returns whether it did.
+    pub(crate) fn remove_extent_if_empty(&mut self, extent: ExtentId) -> bool {
+        let Some((size, free)) = self.extents.get(&extent) else {
+            return false;
+        };
+        let size = *size;
+        if free.values().sum::<u64>() != size {
+            return false;
+        }
+        for (offset, len) in free.clone() {
+            self.remove_free(extent, offset, len);
+        }
+        self.extents.remove(&extent);
+        self.draining.remove(&extent);
+        self.total_bytes -= size;
+        true
     }
 
     /// Hands out up to `want` bytes (rounded up to units): the smallest free run that holds all
@@ -167,7 +227,9 @@ impl Allocator {
     fn insert_free(&mut self, extent: ExtentId, offset: u64, len: u64) {
         if let Some((_, free)) = self.extents.get_mut(&extent) {
             free.insert(offset, len);
-            self.by_size.insert((len, extent, offset));
+            if !self.draining.contains(&extent) {
+                self.by_size.insert((len, extent, offset));
+            }
             self.free_bytes += len;
         }
     }
@@ -222,6 +284,27 @@ mod tests {
         assert_eq!(
             a.allocate(100 * UNIT, 2 * UNIT).unwrap(),
             run(1, 0, 8 * UNIT)
+        );
+    }
+
+    #[test]
+    fn draining_extents_hand_out_nothing_and_empty_ones_can_go() {
+        let mut a = Allocator::default();
+        a.add_extent(0, 4 * UNIT);
+        a.add_extent(1, 4 * UNIT);
+        let used = a.allocate(UNIT, UNIT).unwrap();
+        assert_eq!(used.extent, 0);
+        a.set_draining(0, true);
+        // Only extent 1 serves now, even for a request extent 0 fits best.
+        assert_eq!(a.allocate(3 * UNIT, UNIT).unwrap().extent, 1);
+        assert_eq!(a.allocate(UNIT, UNIT).unwrap().extent, 1);
+        assert_eq!(a.allocate(UNIT, UNIT), None);
+        assert!(!a.remove_extent_if_empty(0));
+        a.free(used);
+        assert!(a.remove_extent_if_empty(0));
+        assert_eq!(
+            (a.extent_count(), a.total_bytes(), a.free_bytes()),
+            (1, 4 * UNIT, 0)
         );
     }
 

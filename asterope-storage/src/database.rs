@@ -1,25 +1,27 @@
 //! The embedded database: opening and recovering a data directory, committing versions, and
 //! the [`Store`] operations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
 
 use asterope_core::{
-    ByteStream, Condition, Error, FieldPath, Filter, GetOptions, GetResult, IndexInfo, Key,
-    ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result,
-    Sha256Digest, Store, StoreStats, Timestamp, Transaction,
+    ByteStream, CompactionReport, Condition, Error, FieldPath, Filter, GetOptions, GetResult,
+    IndexInfo, Key, ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage,
+    QueryPlan, Result, Sha256Digest, Store, StoreStats, Timestamp, Transaction,
 };
 use asterope_serialization::{decode, encode, validate_metadata};
 
 use crate::alloc::Run;
+use crate::blob::{BlobEntry, BlobId, BlobLayout};
 use crate::extent::ExtentSet;
 use crate::index::{Index, IndexDef};
 use crate::keys::{
-    index_def_key, index_prefix, latest_key, split_version_key, version_key, INDEX_DEF_PREFIX,
-    ORACLE_KEY, USER_REGION_START,
+    blob_key, content_key, index_def_key, index_prefix, latest_key, split_version_key, version_key,
+    BLOB_PREFIX, CONTENT_PREFIX, INDEX_DEF_PREFIX, ORACLE_KEY, USER_REGION_START,
 };
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
@@ -27,7 +29,7 @@ use crate::mvcc::{
     collectable, decode_version, latest_value, read_at, versions_of, Snapshot, Snapshots,
 };
 use crate::query::{Overlay, QueryContext};
-use crate::reader::{read_stream, verify_stream};
+use crate::reader::BlobReader;
 use crate::record::{ObjectRecord, VersionRecord};
 use crate::space::{Reservation, Space};
 use crate::txn::DbTransaction;
@@ -47,9 +49,44 @@ pub struct DatabaseBuilder {
     extent_size: u64,
     capacity_limit: Option<u64>,
     cache_bytes: u64,
+    dedup: bool,
+    compaction: Option<CompactionSchedule>,
+}
+
+/// When and how much background compaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactionSchedule {
+    /// Time between passes.
+    pub interval: Duration,
+    /// Live bytes one pass may move at most (deleting empty extents and punching holes in free
+    /// ranges cost no copying and are not limited).
+    pub budget_bytes: u64,
+}
+
+impl Default for CompactionSchedule {
+    fn default() -> Self {
+        CompactionSchedule {
+            interval: Duration::from_secs(60),
+            budget_bytes: 256 << 20,
+        }
+    }
 }
 
 impl DatabaseBuilder {
+    /// Content deduplication (on by default): a put whose SHA-256 and size match a stored blob
+    /// shares that blob instead of keeping a second copy.
+    pub fn dedup(mut self, on: bool) -> Self {
+        self.dedup = on;
+        self
+    }
+
+    /// Background compaction (default: a pass every minute moving at most 256 MiB); `None`
+    /// turns it off, leaving [`Store::compact`] to run it on demand.
+    pub fn background_compaction(mut self, schedule: Option<CompactionSchedule>) -> Self {
+        self.compaction = schedule;
+        self
+    }
+
     /// Size of newly created extent files (existing ones keep theirs). Default 1 GiB.
     pub fn extent_size(mut self, bytes: u64) -> Self {
         self.extent_size = bytes;
@@ -109,6 +146,7 @@ impl DatabaseBuilder {
         }
 
         let mut garbage: Vec<BatchOp> = Vec::new();
+        let mut refs: HashMap<BlobId, u64> = HashMap::new();
         let mut current: Option<Vec<u8>> = None;
         for entry in meta.range(
             Bound::Included(USER_REGION_START.to_vec()),
@@ -123,12 +161,9 @@ impl DatabaseBuilder {
             let version = decode_version(key, &value)?;
             match (newest, version.object()) {
                 (true, Some(record)) => {
-                    space
-                        .mark_used(&record.runs)
-                        .map_err(|reason| Error::Corrupt {
-                            key: String::from_utf8_lossy(key).into_owned(),
-                            reason,
-                        })?;
+                    if let Some(blob) = record.blob {
+                        *refs.entry(blob).or_insert(0) += 1;
+                    }
                 }
                 (newest, record) => {
                     if newest {
@@ -145,6 +180,48 @@ impl DatabaseBuilder {
                 }
             }
         }
+        // Recount every blob's references from the versions that survive, drop the blobs none
+        // names, and mark the space of the others used: everything else is free.
+        let mut surviving = HashSet::new();
+        for entry in meta.range(
+            Bound::Included(BLOB_PREFIX.to_vec()),
+            Bound::Excluded(crate::index::successor(BLOB_PREFIX)),
+        ) {
+            let (tree_key, value) = entry?;
+            let id = tree_key
+                .get(BLOB_PREFIX.len()..)
+                .and_then(|id| <[u8; 16]>::try_from(id).ok())
+                .map(BlobId)
+                .ok_or_else(|| Error::internal("malformed blob key"))?;
+            let mut blob = BlobEntry::decode(&value)?;
+            match refs.get(&id).copied().unwrap_or(0) {
+                0 => garbage.push((tree_key, None)),
+                count => {
+                    if blob.refs != count {
+                        blob.refs = count;
+                        garbage.push((tree_key, Some(blob.encode()?)));
+                    }
+                    space
+                        .mark_used(&blob.layout.runs)
+                        .map_err(|reason| Error::Corrupt {
+                            key: format!("blob {}", hex_id(&id)),
+                            reason,
+                        })?;
+                    surviving.insert(id);
+                }
+            }
+        }
+        for entry in meta.range(
+            Bound::Included(CONTENT_PREFIX.to_vec()),
+            Bound::Excluded(crate::index::successor(CONTENT_PREFIX)),
+        ) {
+            let (tree_key, value) = entry?;
+            let names_survivor = <[u8; 16]>::try_from(value.as_slice())
+                .is_ok_and(|id| surviving.contains(&BlobId(id)));
+            if !names_survivor {
+                garbage.push((tree_key, None));
+            }
+        }
         if !garbage.is_empty() {
             meta.apply(garbage)?;
             meta.flush()?;
@@ -157,6 +234,8 @@ impl DatabaseBuilder {
                 last_version: Mutex::new(last_version),
                 snapshots: Snapshots::new(last_version),
                 indexes: RwLock::new(indexes),
+                dedup: self.dedup,
+                compaction_lock: Mutex::new(()),
             }),
         };
         let unfinished: Vec<String> = db
@@ -168,6 +247,9 @@ impl DatabaseBuilder {
             .collect();
         for field in unfinished {
             db.inner.build_index(&field)?;
+        }
+        if let Some(schedule) = self.compaction {
+            crate::compact::start_background(&db.inner, schedule)?;
         }
         Ok(db)
     }
@@ -198,9 +280,13 @@ pub(crate) struct Inner {
     pub(crate) meta: MetaStore,
     pub(crate) space: Arc<Space>,
     /// The last commit version handed out; holding it serialises commits.
-    last_version: Mutex<u64>,
+    pub(crate) last_version: Mutex<u64>,
     pub(crate) snapshots: Arc<Snapshots>,
     indexes: RwLock<BTreeMap<String, Index>>,
+    /// Whether puts share stored blobs of the same content.
+    dedup: bool,
+    /// One compaction pass at a time.
+    pub(crate) compaction_lock: Mutex<()>,
 }
 
 /// A change to one key, as committed.
@@ -210,6 +296,7 @@ pub(crate) enum Write {
         reservation: Reservation,
         size: u64,
         sha256: Sha256Digest,
+        block_crcs: Vec<u32>,
         metadata: Metadata,
     },
     Metadata(Metadata),
@@ -236,6 +323,8 @@ impl Database {
             extent_size: DEFAULT_EXTENT_SIZE,
             capacity_limit: None,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            dedup: true,
+            compaction: Some(CompactionSchedule::default()),
         }
     }
 
@@ -277,11 +366,14 @@ impl Database {
         })
     }
 
-    /// Reads `key` at `snapshot` and streams it.
+    /// Streams an object. `layout` is where its bytes are: `None` looks the record's blob up
+    /// (a staged put passes its own). The read pin is taken before the lookup, so a blob moved
+    /// by compaction meanwhile keeps its old bytes until this reader is done.
     pub(crate) fn get_at(
         &self,
         key: &Key,
         record: Option<ObjectRecord>,
+        layout: Option<BlobLayout>,
         options: GetOptions,
     ) -> Result<GetResult> {
         let record = record.ok_or_else(|| Error::NotFound {
@@ -291,17 +383,19 @@ impl Database {
             Some(range) => range.resolve(record.size)?,
             None => 0..record.size,
         };
-        let info = record.info(key.clone());
         let pin = self.inner.space.pin();
-        let mut body = read_stream(
-            Arc::clone(&self.inner.space),
+        let layout = match layout {
+            Some(layout) => layout,
+            None => self.inner.blob_layout(key, &record)?,
+        };
+        let info = record.info(key.clone());
+        let reader = BlobReader {
+            space: Arc::clone(&self.inner.space),
             pin,
-            record.runs,
-            range.clone(),
-        );
-        if options.verify && options.range.is_none() {
-            body = verify_stream(body, key.clone(), record.sha256);
-        }
+            layout,
+            size: record.size,
+        };
+        let body = reader.stream(range.clone(), options.verify.then(|| key.clone()));
         Ok(GetResult { info, range, body })
     }
 
@@ -350,6 +444,7 @@ impl Database {
             reservation: written.reservation,
             size: written.size,
             sha256: written.sha256,
+            block_crcs: written.block_crcs,
             metadata: options.metadata.clone(),
         })
     }
@@ -375,6 +470,23 @@ impl Inner {
         self.indexes.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Where a record's blob is (empty for an empty object).
+    pub(crate) fn blob_layout(&self, key: &Key, record: &ObjectRecord) -> Result<BlobLayout> {
+        let Some(id) = record.blob else {
+            return Ok(BlobLayout {
+                runs: Vec::new(),
+                block_crcs: Vec::new(),
+            });
+        };
+        match self.meta.get(&blob_key(&id))? {
+            Some(bytes) => Ok(BlobEntry::decode(&bytes)?.layout),
+            None => Err(Error::Corrupt {
+                key: key.to_string(),
+                reason: format!("its blob {} is missing", hex_id(&id)),
+            }),
+        }
+    }
+
     /// Applies intents atomically and durably under one commit version.
     fn commit(
         &self,
@@ -385,6 +497,7 @@ impl Inner {
         let version = *last_version + 1;
         let now = Timestamp::now();
         let indexes = self.indexes();
+        let mut blobs = BlobChanges::new(&self.meta, self.dedup);
         // Validate everything first: a refused intent refuses the whole commit.
         let mut planned = Vec::new();
         for (key, intent) in intents {
@@ -403,63 +516,54 @@ impl Inner {
             let not_found = || Error::NotFound {
                 key: key.to_string(),
             };
-            let (new, reservation) = match intent.write {
+            let new = match intent.write {
                 Write::Put {
                     reservation,
                     size,
                     sha256,
+                    block_crcs,
                     metadata,
                 } => {
-                    let record = ObjectRecord {
+                    let blob = blobs.put(reservation, size, sha256, block_crcs)?;
+                    VersionRecord::Object(ObjectRecord {
                         version,
                         size,
                         sha256,
                         created: current.map_or(now, |r| r.created),
                         updated: now,
                         metadata,
-                        runs: reservation.runs().to_vec(),
-                    };
-                    (VersionRecord::Object(record), Some(reservation))
+                        blob,
+                    })
                 }
                 Write::Metadata(metadata) => {
                     let current = current.ok_or_else(not_found)?;
-                    let record = ObjectRecord {
+                    blobs.add_ref(current.blob, 1)?;
+                    VersionRecord::Object(ObjectRecord {
                         version,
                         updated: now,
                         metadata,
                         ..current.clone()
-                    };
-                    (VersionRecord::Object(record), None)
+                    })
                 }
                 Write::Delete => {
                     current.ok_or_else(not_found)?;
-                    (VersionRecord::Tombstone, None)
+                    VersionRecord::Tombstone
                 }
             };
-            planned.push((key, versions, new, reservation));
+            planned.push((key, versions, new));
         }
 
         let mut ops: Vec<BatchOp> =
             vec![(ORACLE_KEY.to_vec(), Some(version.to_be_bytes().to_vec()))];
-        let mut retired = Vec::new();
         let mut infos = Vec::new();
-        let mut reservations = Vec::new();
         let mut snapshots = self.snapshots.lock();
         let live = snapshots.live();
-        for (key, versions, new, reservation) in planned {
+        for (key, versions, new) in planned {
             let mut timestamps = vec![version];
             timestamps.extend(versions.iter().map(|(ts, _)| *ts));
             let removed = collectable(&timestamps, &live);
             let keeps_older = timestamps.len() - 1 > removed.len();
             let needed_by_older_snapshot = live.iter().any(|&s| s < version);
-            // Runs shared by versions (a metadata update keeps the blob) are freed only when
-            // no kept version references them any more.
-            let mut kept_runs: Vec<&Vec<Run>> = new.object().map(|r| &r.runs).into_iter().collect();
-            for (i, (_, old)) in versions.iter().enumerate() {
-                if !removed.contains(&(i + 1)) {
-                    kept_runs.extend(old.object().map(|r| &r.runs));
-                }
-            }
             for &i in &removed {
                 let Some((ts, old)) = versions.get(i - 1) else {
                     continue;
@@ -472,9 +576,7 @@ impl Inner {
                     let entries = index.entries(key.as_bytes(), *ts, &record.metadata);
                     ops.extend(entries.into_iter().map(|k| (k, None)));
                 }
-                if !kept_runs.contains(&&record.runs) && !retired.contains(&record.runs) {
-                    retired.push(record.runs.clone());
-                }
+                blobs.add_ref(record.blob, -1)?;
             }
             match &new {
                 VersionRecord::Object(record) => {
@@ -506,19 +608,26 @@ impl Inner {
                     ops.push((version_key(key.as_bytes(), version), Some(encoded)));
                 }
             }
-            reservations.extend(reservation);
         }
         drop(indexes);
+        let BlobOutcome {
+            ops: blob_ops,
+            kept,
+            duplicates,
+            mut retired,
+        } = blobs.finish()?;
+        ops.extend(blob_ops);
         self.meta.apply(ops)?;
         *last_version = version;
         snapshots.visible = version;
         drop(snapshots);
         drop(last_version);
-        // The records now reference the new runs: they must never be freed by the reservations,
-        // even if the flush fails (the change may still reach the disk).
-        for reservation in reservations {
+        // The blob entries now reference the new runs: they must never be freed by the
+        // reservations, even if the flush fails (the change may still reach the disk).
+        for reservation in kept {
             reservation.keep();
         }
+        retired.extend(duplicates.into_iter().map(Reservation::keep));
         self.meta.flush()?;
         for runs in retired {
             self.space.retire(runs);
@@ -627,7 +736,7 @@ impl Store for Database {
     async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let snapshot = self.snapshot();
         let record = self.read_at(key, snapshot.ts)?;
-        self.get_at(key, record, options)
+        self.get_at(key, record, None, options)
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectInfo> {
@@ -768,14 +877,18 @@ impl Store for Database {
     async fn stats(&self) -> Result<StoreStats> {
         let inner = Arc::clone(&self.inner);
         let snapshot = self.snapshot();
-        let (objects, logical_bytes) = tokio::task::spawn_blocking(move || {
-            let mut totals = (0u64, 0u64);
+        let (objects, logical_bytes, distinct_bytes) = tokio::task::spawn_blocking(move || {
+            let (mut objects, mut logical, mut distinct) = (0u64, 0u64, 0u64);
+            let mut seen = HashSet::new();
             for item in crate::mvcc::scan_at(&inner.meta, Bound::Unbounded, snapshot.ts) {
                 let (_, record) = item?;
-                totals.0 += 1;
-                totals.1 += record.size;
+                objects += 1;
+                logical += record.size;
+                if record.blob.is_some_and(|blob| seen.insert(blob)) {
+                    distinct += record.size;
+                }
             }
-            Ok::<_, Error>(totals)
+            Ok::<_, Error>((objects, logical, distinct))
         })
         .await
         .map_err(|e| Error::internal(format!("stats task failed: {e}")))??;
@@ -785,9 +898,18 @@ impl Store for Database {
             logical_bytes,
             physical_bytes: space.extent_bytes - space.free_bytes,
             free_bytes: space.free_bytes,
+            disk_bytes: self.inner.space.disk_bytes()?,
+            dedup_saved_bytes: logical_bytes.saturating_sub(distinct_bytes),
             extents: space.extents as u64,
             garbage_bytes: space.pending_reclaim_bytes,
         })
+    }
+
+    async fn compact(&self) -> Result<CompactionReport> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.compact(u64::MAX))
+            .await
+            .map_err(|e| Error::internal(format!("compaction task failed: {e}")))?
     }
 }
 
@@ -801,4 +923,156 @@ fn index_info(field: &str, index: &Index) -> IndexInfo {
         }
         .into(),
     }
+}
+
+/// The blob-table side of one commit: new blobs, reference count changes, and what they free.
+struct BlobChanges<'a> {
+    meta: &'a MetaStore,
+    dedup: bool,
+    /// Entries touched by the commit (loaded or new), with their reference count change.
+    touched: BTreeMap<BlobId, (BlobEntry, i64)>,
+    /// Blobs created by this commit, by content, so a commit can share within itself.
+    created: HashMap<(Sha256Digest, u64), BlobId>,
+    /// Reservations whose runs the new blobs keep.
+    kept: Vec<Reservation>,
+    /// Fresh copies of content that was already stored: retired once the commit is durable
+    /// (freed at once if it fails).
+    duplicates: Vec<Reservation>,
+    /// Runs no blob will reference after the commit.
+    retired: Vec<Vec<Run>>,
+}
+
+/// What [`BlobChanges::finish`] hands to the commit.
+struct BlobOutcome {
+    ops: Vec<BatchOp>,
+    kept: Vec<Reservation>,
+    duplicates: Vec<Reservation>,
+    retired: Vec<Vec<Run>>,
+}
+
+impl<'a> BlobChanges<'a> {
+    fn new(meta: &'a MetaStore, dedup: bool) -> Self {
+        BlobChanges {
+            meta,
+            dedup,
+            touched: BTreeMap::new(),
+            created: HashMap::new(),
+            kept: Vec::new(),
+            duplicates: Vec::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    /// The blob a put stores: an existing one with the same content (its freshly written copy
+    /// is then retired), or a new one over the put's reservation.
+    fn put(
+        &mut self,
+        reservation: Reservation,
+        size: u64,
+        sha256: Sha256Digest,
+        block_crcs: Vec<u32>,
+    ) -> Result<Option<BlobId>> {
+        if size == 0 {
+            return Ok(None);
+        }
+        if let Some(existing) = self.find_content(sha256, size)? {
+            self.duplicates.push(reservation);
+            self.add_ref(Some(existing), 1)?;
+            return Ok(Some(existing));
+        }
+        let id = BlobId::random();
+        let entry = BlobEntry {
+            size,
+            sha256,
+            layout: BlobLayout {
+                runs: reservation.runs().to_vec(),
+                block_crcs,
+            },
+            refs: 0,
+        };
+        self.kept.push(reservation);
+        self.touched.insert(id, (entry, 1));
+        self.created.insert((sha256, size), id);
+        Ok(Some(id))
+    }
+
+    /// A live blob with this content, if deduplication is on and there is one.
+    fn find_content(&mut self, sha256: Sha256Digest, size: u64) -> Result<Option<BlobId>> {
+        if !self.dedup {
+            return Ok(None);
+        }
+        if let Some(id) = self.created.get(&(sha256, size)) {
+            return Ok(Some(*id));
+        }
+        let Some(value) = self.meta.get(&content_key(&sha256, size))? else {
+            return Ok(None);
+        };
+        let Ok(id) = <[u8; 16]>::try_from(value.as_slice()).map(BlobId) else {
+            return Ok(None);
+        };
+        Ok(self.load(id)?.map(|_| id))
+    }
+
+    fn load(&mut self, id: BlobId) -> Result<Option<&mut (BlobEntry, i64)>> {
+        if !self.touched.contains_key(&id) {
+            let Some(bytes) = self.meta.get(&blob_key(&id))? else {
+                return Ok(None);
+            };
+            self.touched.insert(id, (BlobEntry::decode(&bytes)?, 0));
+        }
+        Ok(self.touched.get_mut(&id))
+    }
+
+    /// Counts one more (or one fewer) stored version naming `blob`.
+    fn add_ref(&mut self, blob: Option<BlobId>, delta: i64) -> Result<()> {
+        let Some(id) = blob else {
+            return Ok(());
+        };
+        match self.load(id)? {
+            Some((_, change)) => {
+                *change += delta;
+                Ok(())
+            }
+            None => Err(Error::internal(format!(
+                "blob {} is referenced but missing",
+                hex_id(&id)
+            ))),
+        }
+    }
+
+    fn finish(mut self) -> Result<BlobOutcome> {
+        let mut ops = Vec::new();
+        for (id, (mut entry, change)) in std::mem::take(&mut self.touched) {
+            if change == 0 {
+                continue;
+            }
+            let refs = i64::try_from(entry.refs).unwrap_or(i64::MAX) + change;
+            let content = content_key(&entry.sha256, entry.size);
+            if refs > 0 {
+                let created = entry.refs == 0;
+                entry.refs = refs.unsigned_abs();
+                ops.push((blob_key(&id), Some(entry.encode()?)));
+                if created && self.dedup {
+                    ops.push((content, Some(id.0.to_vec())));
+                }
+                continue;
+            }
+            ops.push((blob_key(&id), None));
+            if self.meta.get(&content)?.as_deref() == Some(&id.0[..]) {
+                ops.push((content, None));
+            }
+            self.retired.push(entry.layout.runs);
+        }
+        Ok(BlobOutcome {
+            ops,
+            kept: self.kept,
+            duplicates: self.duplicates,
+            retired: self.retired,
+        })
+    }
+}
+
+/// A blob id as hex, for messages.
+pub(crate) fn hex_id(id: &BlobId) -> String {
+    id.0.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,12 +3,16 @@
 //! An extent is created under a temporary name, preallocated (`fallocate`, so a full disk fails
 //! here with a clear error rather than later on a write), synced, and renamed into place; so an
 //! extent file either exists at its full size or not at all. Extents are never truncated or grown
-//! afterwards, which is what makes mapping them safe.
+//! afterwards, which is what makes mapping them safe. Free ranges may be given back to the
+//! filesystem by punching holes (the size stays; reading a hole gives zeros); space handed out
+//! from an extent with holes is allocated again first, so a full disk still fails at allocation,
+//! never midway through a write. An extent with nothing in use can be deleted whole.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use asterope_core::{Error, Result};
@@ -28,6 +32,8 @@ pub(crate) struct Extent {
     file: File,
     /// Read-only mapping of the whole file, made on first read and kept.
     mapping: OnceLock<Arc<Mmap>>,
+    /// Some range of the file may be a hole (punched, or never allocated).
+    has_holes: AtomicBool,
 }
 
 impl Extent {
@@ -49,6 +55,46 @@ impl Extent {
         self.file
             .sync_data()
             .map_err(|e| Error::io(format!("syncing extent {}", self.id), e))
+    }
+
+    /// Gives the disk blocks of a free range back to the filesystem. Returns `false` where the
+    /// filesystem cannot punch holes.
+    pub(crate) fn punch_hole(&self, offset: u64, len: u64) -> Result<bool> {
+        self.has_holes.store(true, Ordering::SeqCst);
+        let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        match fallocate(&self.file, flags, offset, len) {
+            Ok(()) => Ok(true),
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP => Ok(false),
+            Err(e) => Err(Error::io(
+                format!("punching a hole in extent {} at offset {offset}", self.id),
+                e.into(),
+            )),
+        }
+    }
+
+    /// Makes sure disk blocks back `len` bytes at `offset` before they are written, so that a
+    /// full disk fails here (no-op unless holes were punched).
+    pub(crate) fn ensure_allocated(&self, offset: u64, len: u64) -> Result<()> {
+        if !self.has_holes.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        preallocate_range(&self.file, offset, len).map_err(|e| {
+            Error::io(
+                format!(
+                    "allocating {len} bytes of extent {} at offset {offset}",
+                    self.id
+                ),
+                e,
+            )
+        })
+    }
+
+    /// Bytes of disk the file occupies (holes excluded).
+    pub(crate) fn disk_bytes(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.blocks() * 512)
+            .map_err(|e| Error::io(format!("reading size of extent {}", self.id), e))
     }
 
     /// The read-only mapping of this extent.
@@ -94,11 +140,14 @@ impl ExtentSet {
                 continue;
             };
             let file = open_rw(&path)?;
-            let size = file
+            let metadata = file
                 .metadata()
-                .map_err(|e| Error::io(format!("reading size of {}", path.display()), e))?
-                .len();
-            extents.insert(id, Arc::new(new_extent(id, size, file)));
+                .map_err(|e| Error::io(format!("reading size of {}", path.display()), e))?;
+            let extent = new_extent(id, metadata.len(), file);
+            extent
+                .has_holes
+                .store(metadata.blocks() * 512 < metadata.len(), Ordering::SeqCst);
+            extents.insert(id, Arc::new(extent));
         }
         Ok(ExtentSet {
             dir,
@@ -152,6 +201,23 @@ impl ExtentSet {
         Ok(extent)
     }
 
+    /// Deletes an extent nothing refers to any more. Mappings still held by finished readers'
+    /// chunks stay valid: the file's space goes when the last one is dropped.
+    pub(crate) fn remove(&self, id: ExtentId) -> Result<()> {
+        let removed = self
+            .extents
+            .write()
+            .map_err(|_| Error::internal("extent table lock poisoned"))?
+            .remove(&id);
+        if removed.is_some() {
+            let path = self.dir.join(format!("{id:08}.ext"));
+            fs::remove_file(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
     fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ExtentId, Arc<Extent>>> {
         // A poisoned lock only means another thread panicked while holding it; the map itself
         // is always consistent (single insert), so keep using it.
@@ -165,6 +231,7 @@ fn new_extent(id: ExtentId, size: u64, file: File) -> Extent {
         size,
         file,
         mapping: OnceLock::new(),
+        has_holes: AtomicBool::new(false),
     }
 }
 
@@ -182,6 +249,15 @@ fn preallocate(file: &File, size: u64) -> std::io::Result<()> {
     match fallocate(file, FallocateFlags::empty(), 0, size) {
         Ok(()) => Ok(()),
         Err(e) if e == rustix::io::Errno::OPNOTSUPP => file.set_len(size),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Allocates blocks for a range inside the file (the size never changes).
+fn preallocate_range(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    match fallocate(file, FallocateFlags::KEEP_SIZE, offset, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

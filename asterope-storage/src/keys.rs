@@ -8,6 +8,8 @@
 //! 0x00 "latest" 0x00 <user key>                       commit_ts of the key's newest version
 //! 0x00 "def" 0x00 <field>                             a secondary-index definition
 //! 0x00 "idx" 0x00 <field> 0x00 <value> <user key> 0x00 <!commit_ts>   an index entry
+//! 0x00 "blob" 0x00 <blob id, 16 bytes>                a stored blob: runs, checksums, refs
+//! 0x00 "content" 0x00 <sha256, 32 bytes> <size, 8 bytes BE>   the blob holding that content
 //! ```
 //!
 //! User keys never contain NUL, so `key 0x00` separates a key from its version suffix without
@@ -23,6 +25,10 @@ pub(crate) const INDEX_DEF_PREFIX: &[u8] = b"\0def\0";
 pub(crate) const INDEX_ENTRY_PREFIX: &[u8] = b"\0idx\0";
 /// Prefix of the newest-version pointers.
 pub(crate) const LATEST_PREFIX: &[u8] = b"\0latest\0";
+/// Prefix of the blob table.
+pub(crate) const BLOB_PREFIX: &[u8] = b"\0blob\0";
+/// Prefix of the content table (deduplication).
+pub(crate) const CONTENT_PREFIX: &[u8] = b"\0content\0";
 /// Smallest tree key of the user region.
 pub(crate) const USER_REGION_START: &[u8] = &[1];
 
@@ -60,6 +66,16 @@ pub(crate) fn after_all_versions(key: &[u8]) -> Vec<u8> {
 /// that a snapshot read at or after it is two point lookups instead of a range seek.
 pub(crate) fn latest_key(key: &[u8]) -> Vec<u8> {
     [LATEST_PREFIX, key].concat()
+}
+
+/// `0x00 "blob" 0x00 id`.
+pub(crate) fn blob_key(id: &crate::blob::BlobId) -> Vec<u8> {
+    [BLOB_PREFIX, &id.0].concat()
+}
+
+/// `0x00 "content" 0x00 sha256 size`.
+pub(crate) fn content_key(sha256: &asterope_core::Sha256Digest, size: u64) -> Vec<u8> {
+    [CONTENT_PREFIX, &sha256.0, &size.to_be_bytes()].concat()
 }
 
 /// `0x00 "def" 0x00 field`.

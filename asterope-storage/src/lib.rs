@@ -41,6 +41,8 @@
 #![warn(missing_docs)]
 
 mod alloc;
+mod blob;
+mod compact;
 mod database;
 mod extent;
 #[cfg(feature = "fault-injection")]
@@ -58,7 +60,7 @@ mod space;
 mod txn;
 mod writer;
 
-pub use database::{Database, DatabaseBuilder, SpaceStats};
+pub use database::{CompactionSchedule, Database, DatabaseBuilder, SpaceStats};
 
 /// Decodes a stored version record, for the fuzzer: malformed input must be an error, never a
 /// panic.

@@ -1,27 +1,23 @@
 //! The zero-copy blob reader: a stream of [`Bytes`] that slice the extents' read-only mappings.
 //!
 //! Each chunk owns an `Arc` of its mapping and of the reader's [`ReadPin`], so the bytes stay
-//! valid (and their space unreused) for as long as the caller keeps any chunk. Optional
-//! verification hashes the chunks on a blocking thread alongside the consumer and ends the stream
-//! with [`Error::Corrupt`] instead of a clean end when the digest does not match.
+//! valid (and their space unreused) for as long as the caller keeps any chunk. The blob is read
+//! in checksum blocks ([`CHECKSUM_BLOCK`] bytes of the blob); with verification on, each block's
+//! CRC is checked *before* any of its bytes are handed out, so a reader never receives a
+//! corrupt byte, and the stream ends with [`Error::Corrupt`] at the first bad block. A range read
+//! checks the whole blocks it touches and hands out only the requested bytes.
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use asterope_core::{ByteStream, Error, Key, Sha256Digest};
+use asterope_core::{ByteStream, Error, Key};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use memmap2::{Advice, Mmap};
-use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 
 use crate::alloc::Run;
+use crate::blob::{BlobLayout, CHECKSUM_BLOCK};
 use crate::space::{ReadPin, Space};
-
-/// Largest chunk handed out.
-pub(crate) const READ_CHUNK: u64 = 1 << 20;
-/// Chunks queued for the verifying hasher.
-const HASH_QUEUE: usize = 8;
 
 /// A slice of a mapping that keeps the mapping and the reader's pin alive.
 struct MappedSlice {
@@ -37,29 +33,112 @@ impl AsRef<[u8]> for MappedSlice {
     }
 }
 
-/// Streams `range` of the blob made of `runs`.
-pub(crate) fn read_stream(
-    space: Arc<Space>,
-    pin: Arc<ReadPin>,
-    runs: Vec<Run>,
-    range: Range<u64>,
-) -> ByteStream {
-    let mut pieces = Vec::new();
-    let mut blob_offset = 0u64;
-    for run in runs {
-        let run_range = blob_offset..blob_offset + run.len;
-        blob_offset += run.len;
-        let start = range.start.max(run_range.start);
-        let end = range.end.min(run_range.end);
-        let mut at = start;
-        while at < end {
-            let len = (end - at).min(READ_CHUNK);
-            pieces.push((run.extent, run.offset + (at - run_range.start), len));
-            at += len;
-        }
+/// What a reader needs to stream one blob.
+pub(crate) struct BlobReader {
+    pub(crate) space: Arc<Space>,
+    pub(crate) pin: Arc<ReadPin>,
+    pub(crate) layout: BlobLayout,
+    pub(crate) size: u64,
+}
+
+impl BlobReader {
+    /// Streams `range` of the blob; `verify` names the key to report if a block is corrupt.
+    pub(crate) fn stream(self, range: Range<u64>, verify: Option<Key>) -> ByteStream {
+        let verify = verify.filter(|_| {
+            u64::try_from(self.layout.block_crcs.len()).ok()
+                == Some(self.size.div_ceil(CHECKSUM_BLOCK))
+        });
+        let blocks = if range.is_empty() {
+            0..0
+        } else {
+            range.start / CHECKSUM_BLOCK..range.end.div_ceil(CHECKSUM_BLOCK)
+        };
+        let chunks = blocks.flat_map(move |block| {
+            let block_range = block * CHECKSUM_BLOCK..((block + 1) * CHECKSUM_BLOCK).min(self.size);
+            let wanted = range.start.max(block_range.start)..range.end.min(block_range.end);
+            let outcome = match &verify {
+                Some(key) => self.verified_block(block, block_range, wanted, key),
+                None => self.slices(wanted),
+            };
+            match outcome {
+                Ok(pieces) => pieces.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            }
+        });
+        stream::iter(chunks).boxed()
     }
-    let chunks = pieces.into_iter().map(move |(extent, offset, len)| {
-        let map = space.extents.get(extent)?.mapping()?;
+
+    /// Reads a whole block, checks its CRC, and returns the `wanted` part of it.
+    fn verified_block(
+        &self,
+        block: u64,
+        block_range: Range<u64>,
+        wanted: Range<u64>,
+        key: &Key,
+    ) -> asterope_core::Result<Vec<Bytes>> {
+        let pieces = self.slices(block_range.clone())?;
+        let mut crc = crc32fast::Hasher::new();
+        for piece in &pieces {
+            crc.update(piece);
+        }
+        let expected = usize::try_from(block)
+            .ok()
+            .and_then(|b| self.layout.block_crcs.get(b).copied());
+        let actual = crc.finalize();
+        if expected != Some(actual) {
+            return Err(Error::Corrupt {
+                key: key.to_string(),
+                reason: format!(
+                    "block {block} (bytes {}..{}) has CRC {actual:08x}, recorded {:08x}",
+                    block_range.start,
+                    block_range.end,
+                    expected.unwrap_or_default()
+                ),
+            });
+        }
+        // Trim the block to the wanted bytes.
+        let mut out = Vec::with_capacity(pieces.len());
+        let mut at = block_range.start;
+        for piece in pieces {
+            let piece_range = at..at + piece.len() as u64;
+            at = piece_range.end;
+            let start = wanted.start.max(piece_range.start);
+            let end = wanted.end.min(piece_range.end);
+            if start < end {
+                let from = usize::try_from(start - piece_range.start).unwrap_or(0);
+                let to = usize::try_from(end - piece_range.start).unwrap_or(0);
+                out.push(piece.slice(from..to));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Zero-copy slices of the mappings covering `range` of the blob.
+    fn slices(&self, range: Range<u64>) -> asterope_core::Result<Vec<Bytes>> {
+        let mut out = Vec::new();
+        let mut blob_offset = 0u64;
+        for run in &self.layout.runs {
+            let run_range = blob_offset..blob_offset + run.len;
+            blob_offset = run_range.end;
+            let start = range.start.max(run_range.start);
+            let end = range.end.min(run_range.end);
+            if start < end {
+                out.push(self.map_slice(
+                    run,
+                    run.offset + (start - run_range.start),
+                    end - start,
+                )?);
+            }
+            if blob_offset >= range.end {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn map_slice(&self, run: &Run, offset: u64, len: u64) -> asterope_core::Result<Bytes> {
+        let extent = run.extent;
+        let map = self.space.extents.get(extent)?.mapping()?;
         let start = usize::try_from(offset).map_err(|_| out_of_bounds(extent, offset))?;
         let end = usize::try_from(len)
             .ok()
@@ -72,76 +151,13 @@ pub(crate) fn read_stream(
             map,
             start,
             end,
-            _pin: Arc::clone(&pin),
+            _pin: Arc::clone(&self.pin),
         }))
-    });
-    stream::iter(chunks).boxed()
+    }
 }
 
 fn out_of_bounds(extent: u32, offset: u64) -> Error {
     Error::internal(format!(
         "run at extent {extent} offset {offset} is out of bounds"
     ))
-}
-
-/// Wraps a whole-blob stream so that it ends with [`Error::Corrupt`] if the bytes do not hash to
-/// `expected`.
-pub(crate) fn verify_stream(inner: ByteStream, key: Key, expected: Sha256Digest) -> ByteStream {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE);
-    let hasher = tokio::task::spawn_blocking(move || {
-        let mut hasher = Sha256::new();
-        while let Some(chunk) = rx.blocking_recv() {
-            hasher.update(&chunk);
-        }
-        Sha256Digest(hasher.finalize().into())
-    });
-    struct State {
-        inner: ByteStream,
-        tx: Option<mpsc::Sender<Bytes>>,
-        hasher: Option<tokio::task::JoinHandle<Sha256Digest>>,
-        key: Key,
-        expected: Sha256Digest,
-    }
-    let state = State {
-        inner,
-        tx: Some(tx),
-        hasher: Some(hasher),
-        key,
-        expected,
-    };
-    stream::unfold(state, |mut state| async move {
-        let hasher = state.hasher.as_ref()?;
-        match state.inner.next().await {
-            Some(Ok(chunk)) => {
-                if let Some(tx) = &state.tx {
-                    if tx.send(chunk.clone()).await.is_err() {
-                        state.tx = None;
-                    }
-                }
-                Some((Ok(chunk), state))
-            }
-            Some(Err(e)) => {
-                hasher.abort();
-                state.hasher = None;
-                Some((Err(e), state))
-            }
-            None => {
-                state.tx = None;
-                let hasher = state.hasher.take()?;
-                let outcome = match hasher.await {
-                    Ok(actual) if actual == state.expected => return None,
-                    Ok(actual) => Error::Corrupt {
-                        key: state.key.to_string(),
-                        reason: format!(
-                            "stored bytes hash to {actual}, recorded sha256 is {}",
-                            state.expected
-                        ),
-                    },
-                    Err(e) => Error::internal(format!("verifying hasher failed: {e}")),
-                };
-                Some((Err(outcome), state))
-            }
-        }
-    })
-    .boxed()
 }

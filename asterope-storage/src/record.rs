@@ -4,10 +4,10 @@ use asterope_core::{Key, Metadata, ObjectInfo, Result, Sha256Digest, Timestamp};
 use asterope_serialization::{decode_versioned, encode_versioned};
 use serde::{Deserialize, Serialize};
 
-use crate::alloc::Run;
+use crate::blob::BlobId;
 
 /// Format version of [`VersionRecord`] encodings.
-const RECORD_FORMAT: u8 = 2;
+const RECORD_FORMAT: u8 = 3;
 
 /// One version of one key in the metadata tree.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -27,8 +27,9 @@ pub(crate) struct ObjectRecord {
     pub(crate) created: Timestamp,
     pub(crate) updated: Timestamp,
     pub(crate) metadata: Metadata,
-    /// Where the blob's bytes are, in order.
-    pub(crate) runs: Vec<Run>,
+    /// The blob holding the bytes (none for an empty object, or while staged in a
+    /// transaction).
+    pub(crate) blob: Option<BlobId>,
 }
 
 impl VersionRecord {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use asterope_core::{Error, Result};
 
 use crate::alloc::{Allocator, Run, UNIT};
-use crate::extent::{Extent, ExtentSet};
+use crate::extent::{Extent, ExtentId, ExtentSet};
 use crate::lock::DirLock;
 
 /// Space handed to one writer smaller than this is not worth taking while a new extent can still
@@ -114,7 +114,78 @@ impl Space {
             },
         };
         drop(allocator);
-        match self.extents.get(run.extent) {
+        self.claim(run)
+    }
+
+    /// Size and free bytes of each extent.
+    pub(crate) fn extent_usage(&self) -> Vec<(ExtentId, u64, u64)> {
+        self.allocator().extent_usage()
+    }
+
+    /// Stops or resumes allocation from an extent (compaction empties it meanwhile).
+    pub(crate) fn set_draining(&self, extent: ExtentId, draining: bool) {
+        self.allocator().set_draining(extent, draining);
+    }
+
+    /// Deletes an extent if nothing in it is in use (nor waiting for readers).
+    pub(crate) fn remove_extent_if_empty(&self, extent: ExtentId) -> Result<bool> {
+        if !self.allocator().remove_extent_if_empty(extent) {
+            return Ok(false);
+        }
+        self.extents.remove(extent)?;
+        Ok(true)
+    }
+
+    /// Punches holes over free runs of at least `min_len` bytes, giving their disk blocks back.
+    /// Each run is taken from the allocator while it is punched, so no writer can get it
+    /// meanwhile.
+    pub(crate) fn punch_free_space(&self, min_len: u64) -> Result<()> {
+        for extent in self.extents.all() {
+            let runs = self.allocator().free_runs(extent.id);
+            for run in runs.into_iter().filter(|run| run.len >= min_len) {
+                if self.allocator().mark_used(run).is_err() {
+                    continue; // handed out since the listing
+                }
+                let punched = extent.punch_hole(run.offset, run.len);
+                self.free(&[run]);
+                if !punched? {
+                    return Ok(()); // the filesystem cannot punch holes
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of disk the extent files occupy.
+    pub(crate) fn disk_bytes(&self) -> Result<u64> {
+        self.extents
+            .all()
+            .iter()
+            .map(|extent| extent.disk_bytes())
+            .sum()
+    }
+
+    /// Hands out up to `want` bytes from existing extents only (compaction never grows the
+    /// store).
+    pub(crate) fn allocate_existing(&self, want: u64) -> Result<(Run, Arc<Extent>)> {
+        let run = self
+            .allocator()
+            .allocate(want, UNIT)
+            .ok_or_else(|| Error::StorageFull {
+                reason: "no free space in other extents to compact into".into(),
+            })?;
+        self.claim(run)
+    }
+
+    /// The extent of a freshly allocated run, with disk blocks behind the run; on failure the
+    /// run goes back to the allocator.
+    fn claim(&self, run: Run) -> Result<(Run, Arc<Extent>)> {
+        let extent = self.extents.get(run.extent).and_then(|extent| {
+            extent
+                .ensure_allocated(run.offset, run.allocated())
+                .map(|()| extent)
+        });
+        match extent {
             Ok(extent) => Ok((run, extent)),
             Err(e) => {
                 self.free(&[run]);

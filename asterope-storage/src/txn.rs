@@ -14,6 +14,7 @@ use asterope_core::{
 };
 use asterope_serialization::validate_metadata;
 
+use crate::blob::BlobLayout;
 use crate::database::{list_query, Database, Intent, Write};
 use crate::mvcc::Snapshot;
 use crate::query::Overlay;
@@ -64,10 +65,10 @@ fn staged_state(base: Option<ObjectRecord>, write: &Write) -> Option<ObjectRecor
     let now = Timestamp::now();
     match write {
         Write::Put {
-            reservation,
             size,
             sha256,
             metadata,
+            ..
         } => Some(ObjectRecord {
             version: 0,
             size: *size,
@@ -75,7 +76,7 @@ fn staged_state(base: Option<ObjectRecord>, write: &Write) -> Option<ObjectRecor
             created: base.as_ref().map_or(now, |r| r.created),
             updated: now,
             metadata: metadata.clone(),
-            runs: reservation.runs().to_vec(),
+            blob: None,
         }),
         Write::Metadata(metadata) => base.map(|record| ObjectRecord {
             metadata: metadata.clone(),
@@ -97,7 +98,22 @@ impl Transaction for DbTransaction {
         let record = self.visible(key, &staged)?;
         // Staged bytes stay valid while the stream lives: the reservation is only freed when
         // the transaction ends, and a read pin keeps committed space alive.
-        self.db.get_at(key, record, options)
+        let staged_layout = match staged.get(key) {
+            Some(Intent {
+                write:
+                    Write::Put {
+                        reservation,
+                        block_crcs,
+                        ..
+                    },
+                ..
+            }) => Some(BlobLayout {
+                runs: reservation.runs().to_vec(),
+                block_crcs: block_crcs.clone(),
+            }),
+            _ => None,
+        };
+        self.db.get_at(key, record, staged_layout, options)
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectInfo> {
@@ -137,6 +153,7 @@ impl Transaction for DbTransaction {
                         reservation,
                         size,
                         sha256,
+                        block_crcs,
                         ..
                     },
                 condition: earlier,
@@ -145,6 +162,7 @@ impl Transaction for DbTransaction {
                     reservation,
                     size,
                     sha256,
+                    block_crcs,
                     metadata,
                 };
                 staged.insert(

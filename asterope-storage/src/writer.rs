@@ -1,9 +1,9 @@
-//! The streaming blob writer: body chunks in, durable runs plus SHA-256 out.
+//! The streaming blob writer: body chunks in, durable runs plus SHA-256 and block checksums out.
 //!
 //! Three stages overlap so that two cores give the disk and the hash one each:
 //! the caller's task pulls chunks from the body and coalesces small ones into [`WRITE_CHUNK`]
 //! pieces; a blocking writer thread copies each piece into the extent with a positioned write;
-//! a blocking hasher thread computes SHA-256 over the same pieces (shared, not copied). Queues are
+//! a blocking hasher thread computes SHA-256 and the block CRCs over the same pieces (shared, not copied). Queues are
 //! bounded, so memory is a few chunks whatever the blob size, and a slow disk slows the sender.
 
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::alloc::{round_up, Run};
+use crate::blob::{block_crcs, BlockChecksummer};
 use crate::extent::Extent;
 use crate::space::{Reservation, Space};
 
@@ -40,6 +41,7 @@ pub(crate) struct WrittenBlob {
     pub(crate) reservation: Reservation,
     pub(crate) size: u64,
     pub(crate) sha256: Sha256Digest,
+    pub(crate) block_crcs: Vec<u32>,
 }
 
 /// Streams `body` into newly allocated space. `expected_size`, when given, sizes the allocation
@@ -83,10 +85,12 @@ pub(crate) async fn write_blob(
             reservation: Reservation::new(space),
             size: 0,
             sha256: Sha256Digest::EMPTY,
+            block_crcs: Vec::new(),
         });
     }
     tokio::task::spawn_blocking(move || {
         let sha256 = Sha256Digest(Sha256::digest(&single).into());
+        let block_crcs = block_crcs(&single);
         let mut writer = RunWriter::new(space, Some(size));
         writer.write(&single)?;
         let (reservation, size) = writer.finish()?;
@@ -94,6 +98,7 @@ pub(crate) async fn write_blob(
             reservation,
             size,
             sha256,
+            block_crcs,
         })
     })
     .await
@@ -125,10 +130,12 @@ async fn write_pipelined(
     });
     let hasher = tokio::task::spawn_blocking(move || {
         let mut hasher = Sha256::new();
+        let mut blocks = BlockChecksummer::default();
         while let Some((piece, _budget)) = hash_rx.blocking_recv() {
             hasher.update(&piece);
+            blocks.update(&piece);
         }
-        Sha256Digest(hasher.finalize().into())
+        (Sha256Digest(hasher.finalize().into()), blocks.finish())
     });
 
     let mut received: u64 = 0;
@@ -182,13 +189,14 @@ async fn write_pipelined(
             })
         }
     };
-    let sha256 = hasher
+    let (sha256, block_crcs) = hasher
         .await
         .map_err(|e| Error::internal(format!("blob hasher failed: {e}")))?;
     Ok(WrittenBlob {
         reservation,
         size,
         sha256,
+        block_crcs,
     })
 }
 

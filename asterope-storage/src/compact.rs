@@ -1,0 +1,251 @@
+//! Online compaction: moving live blobs out of sparse extents, deleting extents left empty, and
+//! giving free ranges back to the filesystem.
+//!
+//! An extent is evacuated when the free space of the other extents can take its live bytes.
+//! While it drains, the allocator hands out nothing from it. Blobs in it are copied (under a
+//! read pin, so bytes freed meanwhile cannot be reused under the copy) into free space of other
+//! extents, made durable, and switched over by rewriting their blob entries in one metadata
+//! batch, provided the entry still has the runs that were copied; a blob deleted or moved
+//! meanwhile keeps what it has and the copy is freed. The old runs are then retired like any
+//! overwritten blob's: readers streaming them keep them until they finish, so no blob is ever
+//! unreadable. A crash at any point leaves each blob entry naming either its old runs or its new
+//! ones, both durable; the space of the other is free again on open.
+
+use std::ops::Bound;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use asterope_core::{CompactionReport, Error, Result};
+
+use crate::alloc::Run;
+use crate::blob::{BlobEntry, BlobId};
+use crate::database::{CompactionSchedule, Inner};
+use crate::extent::{Extent, ExtentId};
+use crate::keys::{blob_key, BLOB_PREFIX};
+use crate::meta::BatchOp;
+use crate::space::Reservation;
+
+/// An extent is worth evacuating when at most this share of it is in use.
+const SPARSE_PERCENT: u64 = 50;
+/// Live bytes copied between two metadata commits.
+const MOVE_BATCH_BYTES: u64 = 64 << 20;
+/// Free runs shorter than this are not worth a hole.
+const MIN_HOLE: u64 = 64 << 10;
+
+/// One blob's copy, waiting to be switched over.
+struct Move {
+    id: BlobId,
+    /// The runs the copy was made from: the switch happens only if the entry still has them.
+    from: Vec<Run>,
+    /// The entry's runs after the switch.
+    to: Vec<Run>,
+    /// The new space, freed if the switch does not happen.
+    reservation: Reservation,
+}
+
+impl Inner {
+    /// One compaction pass moving at most `budget` live bytes.
+    pub(crate) fn compact(&self, budget: u64) -> Result<CompactionReport> {
+        let _one_pass = self
+            .compaction_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let disk_before = self.space.disk_bytes()?;
+        let mut report = CompactionReport::default();
+        let mut usage = self.space.extent_usage();
+        usage.sort_by_key(|&(_, size, free)| size - free);
+        for (extent, size, free) in usage {
+            let used = size - free;
+            if used * 100 > size * SPARSE_PERCENT {
+                break; // sorted: every later extent is fuller
+            }
+            let free_elsewhere: u64 = self
+                .space
+                .extent_usage()
+                .iter()
+                .filter(|(id, _, _)| *id != extent)
+                .map(|(_, _, free)| free)
+                .sum();
+            if used > 0
+                && (used > free_elsewhere || used > budget.saturating_sub(report.moved_bytes))
+            {
+                continue;
+            }
+            self.space.set_draining(extent, true);
+            let evacuated = self.evacuate(extent, &mut report);
+            let removed = evacuated.is_ok() && self.space.remove_extent_if_empty(extent)?;
+            if removed {
+                report.extents_removed += 1;
+            } else {
+                self.space.set_draining(extent, false);
+            }
+            evacuated?;
+        }
+        self.space.punch_free_space(MIN_HOLE)?;
+        report.disk_bytes_released = disk_before.saturating_sub(self.space.disk_bytes()?);
+        Ok(report)
+    }
+
+    /// Moves every blob with bytes in `extent` elsewhere.
+    fn evacuate(&self, extent: ExtentId, report: &mut CompactionReport) -> Result<()> {
+        let mut residents = Vec::new();
+        for entry in self.meta.range(
+            Bound::Included(BLOB_PREFIX.to_vec()),
+            Bound::Excluded(crate::index::successor(BLOB_PREFIX)),
+        ) {
+            let (tree_key, value) = entry?;
+            let blob = BlobEntry::decode(&value)?;
+            if blob.layout.runs.iter().any(|run| run.extent == extent) {
+                let id = tree_key
+                    .get(BLOB_PREFIX.len()..)
+                    .and_then(|id| <[u8; 16]>::try_from(id).ok())
+                    .ok_or_else(|| Error::internal("malformed blob key"))?;
+                residents.push(BlobId(id));
+            }
+        }
+        let mut residents = residents.into_iter().peekable();
+        while residents.peek().is_some() {
+            // The pin keeps runs freed during the copy from being reused under it.
+            let pin = self.space.pin();
+            let mut moves = Vec::new();
+            let mut batch_bytes = 0;
+            let mut touched: Vec<Arc<Extent>> = Vec::new();
+            while batch_bytes < MOVE_BATCH_BYTES {
+                let Some(id) = residents.next() else { break };
+                let Some(bytes) = self.meta.get(&blob_key(&id))? else {
+                    continue; // deleted since the listing
+                };
+                let from = BlobEntry::decode(&bytes)?.layout.runs;
+                let mut reservation = Reservation::new(Arc::clone(&self.space));
+                let mut to = Vec::with_capacity(from.len());
+                for run in &from {
+                    if run.extent != extent {
+                        to.push(*run);
+                        continue;
+                    }
+                    let copied = self.copy_run(run, &mut reservation, &mut touched)?;
+                    batch_bytes += run.len;
+                    to.extend(copied);
+                }
+                moves.push(Move {
+                    id,
+                    from,
+                    to,
+                    reservation,
+                });
+            }
+            for destination in &touched {
+                destination.sync()?;
+            }
+            self.switch(moves, extent, report)?;
+            drop(pin);
+        }
+        Ok(())
+    }
+
+    /// Copies one run into free space of other extents; returns the new runs.
+    fn copy_run(
+        &self,
+        run: &Run,
+        reservation: &mut Reservation,
+        touched: &mut Vec<Arc<Extent>>,
+    ) -> Result<Vec<Run>> {
+        let source = self.space.extents.get(run.extent)?.mapping()?;
+        let start = usize::try_from(run.offset).map_err(|_| Error::internal("run offset"))?;
+        let len = usize::try_from(run.len).map_err(|_| Error::internal("run length"))?;
+        let mut bytes = source
+            .get(start..start + len)
+            .ok_or_else(|| Error::internal("run outside its extent"))?;
+        let mut copied = Vec::new();
+        while !bytes.is_empty() {
+            let (mut new, destination) = self.space.allocate_existing(bytes.len() as u64)?;
+            let n = usize::try_from(new.len).map_or(bytes.len(), |n| n.min(bytes.len()));
+            new.len = n as u64;
+            reservation.runs_mut().push(new);
+            let (head, rest) = bytes.split_at(n);
+            destination.write_at(head, new.offset)?;
+            if !touched.iter().any(|t| t.id == destination.id) {
+                touched.push(destination);
+            }
+            copied.push(new);
+            bytes = rest;
+        }
+        Ok(copied)
+    }
+
+    /// Points the moved blobs at their copies in one durable batch, then retires the old runs.
+    fn switch(
+        &self,
+        moves: Vec<Move>,
+        extent: ExtentId,
+        report: &mut CompactionReport,
+    ) -> Result<()> {
+        let serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ops: Vec<BatchOp> = Vec::new();
+        let mut switched = Vec::new();
+        let mut retired = Vec::new();
+        for Move {
+            id,
+            from,
+            to,
+            reservation,
+        } in moves
+        {
+            let Some(bytes) = self.meta.get(&blob_key(&id))? else {
+                continue; // deleted meanwhile: the copy is freed with its reservation
+            };
+            let mut entry = BlobEntry::decode(&bytes)?;
+            if entry.layout.runs != from {
+                continue;
+            }
+            let old: Vec<Run> = from.into_iter().filter(|r| r.extent == extent).collect();
+            report.moved_bytes += old.iter().map(|r| r.len).sum::<u64>();
+            report.moved_blobs += 1;
+            entry.layout.runs = to;
+            ops.push((blob_key(&id), Some(entry.encode()?)));
+            switched.push(reservation);
+            retired.push(old);
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.meta.apply(ops)?;
+        drop(serialise);
+        // Committed entries now name the copies: never free them, even if the flush fails.
+        for reservation in switched {
+            reservation.keep();
+        }
+        self.meta.flush()?;
+        for runs in retired {
+            self.space.retire(runs);
+        }
+        Ok(())
+    }
+}
+
+/// Runs a compaction pass every `schedule.interval` for as long as the database is open. The
+/// thread holds the database only during a pass.
+pub(crate) fn start_background(inner: &Arc<Inner>, schedule: CompactionSchedule) -> Result<()> {
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    std::thread::Builder::new()
+        .name("compaction".into())
+        .spawn(move || loop {
+            let step = Duration::from_millis(200);
+            let mut waited = Duration::ZERO;
+            while waited < schedule.interval {
+                std::thread::sleep(step.min(schedule.interval - waited));
+                waited += step;
+                if weak.strong_count() == 0 {
+                    return;
+                }
+            }
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            if let Err(e) = inner.compact(schedule.budget_bytes) {
+                tracing::warn!("background compaction: {e}");
+            }
+        })
+        .map_err(|e| Error::io("starting background compaction", e))?;
+    Ok(())
+}
