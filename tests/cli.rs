@@ -96,6 +96,16 @@ fn scenario(target: &[String], dir: &Path) -> Vec<serde_json::Value> {
     ));
     seen.push(serde_json::json!(count.trim()));
     stdout(&run(target, &["rm", "s/0"]));
+    // s/1 and s/2 hold the same bytes: stored once.
+    let stats = json_lines(&stdout(&run(target, &["stats"])));
+    assert_eq!(stats[0]["dedup_saved_bytes"], data.len() as u64);
+    seen.push(serde_json::json!([
+        stats[0]["objects"],
+        stats[0]["logical_bytes"],
+        stats[0]["physical_bytes"]
+    ]));
+    let report = json_lines(&stdout(&run(target, &["compact"])));
+    assert!(report[0]["disk_bytes_released"].is_u64(), "{report:?}");
 
     // Errors: stable codes on stderr, non-zero exit, no output file left behind.
     for (args, code) in [
