@@ -522,23 +522,38 @@ async fn dedup_and_compaction(store: &dyn Store) {
             .unwrap();
     }
     let shared = store.stats().await.unwrap();
-    assert_eq!(shared.physical_bytes - before.physical_bytes, 303_104, "{shared:?}");
+    assert_eq!(
+        shared.physical_bytes - before.physical_bytes,
+        303_104,
+        "{shared:?}"
+    );
     assert_eq!(shared.dedup_saved_bytes - before.dedup_saved_bytes, 300_000);
     store.delete(&a, Condition::default()).await.unwrap();
     assert!(store.get_bytes(&b).await.unwrap().1 == data);
     store.delete(&b, Condition::default()).await.unwrap();
-    assert_eq!(store.stats().await.unwrap().physical_bytes, before.physical_bytes);
+    assert_eq!(
+        store.stats().await.unwrap().physical_bytes,
+        before.physical_bytes
+    );
 
     let report = store.compact().await.unwrap();
     let after = store.stats().await.unwrap();
-    assert!(after.disk_bytes <= before.disk_bytes, "{report:?} {after:?}");
+    assert!(
+        after.disk_bytes <= before.disk_bytes,
+        "{report:?} {after:?}"
+    );
     // Everything but the object damaged on purpose earlier still reads back.
     for info in store.list_all("").await.unwrap() {
         if info.key.as_str().starts_with("corrupt/") {
             continue;
         }
         let (got, bytes) = store.get_bytes(&info.key).await.unwrap();
-        assert_eq!(common::sha256(&bytes), got.sha256, "{} after compaction", info.key);
+        assert_eq!(
+            common::sha256(&bytes),
+            got.sha256,
+            "{} after compaction",
+            info.key
+        );
     }
 }
 

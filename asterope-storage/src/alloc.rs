@@ -103,6 +103,11 @@ impl Allocator {
             })
     }
 
+    /// Extents nothing is allocated from.
+    pub(crate) fn draining(&self) -> Vec<ExtentId> {
+        self.draining.iter().copied().collect()
+    }
+
     /// Stops (`true`) or resumes (`false`) allocation from an extent.
     pub(crate) fn set_draining(&mut self, extent: ExtentId, draining: bool) {
         let Some((_, free)) = self.extents.get(&extent) else {

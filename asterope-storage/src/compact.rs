@@ -52,6 +52,13 @@ impl Inner {
             .unwrap_or_else(|e| e.into_inner());
         let disk_before = self.space.disk_bytes()?;
         let mut report = CompactionReport::default();
+        // Extents evacuated by an earlier pass stay draining until the readers of their old
+        // bytes finish: remove those that are empty now.
+        for extent in self.space.draining_extents() {
+            if self.space.remove_extent_if_empty(extent)? {
+                report.extents_removed += 1;
+            }
+        }
         let mut usage = self.space.extent_usage();
         usage.sort_by_key(|&(_, size, free)| size - free);
         for (extent, size, free) in usage {
@@ -59,11 +66,12 @@ impl Inner {
             if used * 100 > size * SPARSE_PERCENT {
                 break; // sorted: every later extent is fuller
             }
+            let draining = self.space.draining_extents();
             let free_elsewhere: u64 = self
                 .space
                 .extent_usage()
                 .iter()
-                .filter(|(id, _, _)| *id != extent)
+                .filter(|(id, _, _)| *id != extent && !draining.contains(id))
                 .map(|(_, _, free)| free)
                 .sum();
             if used > 0
@@ -72,22 +80,31 @@ impl Inner {
                 continue;
             }
             self.space.set_draining(extent, true);
-            let evacuated = self.evacuate(extent, &mut report);
-            let removed = evacuated.is_ok() && self.space.remove_extent_if_empty(extent)?;
-            if removed {
-                report.extents_removed += 1;
-            } else {
-                self.space.set_draining(extent, false);
+            match self.evacuate(extent, &mut report) {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Writers took the room meanwhile: what moved stays moved; try later.
+                    self.space.set_draining(extent, false);
+                    continue;
+                }
+                Err(e) => {
+                    self.space.set_draining(extent, false);
+                    return Err(e);
+                }
             }
-            evacuated?;
+            // Readers still streaming moved bytes keep the extent (draining) until a later pass.
+            if self.space.remove_extent_if_empty(extent)? {
+                report.extents_removed += 1;
+            }
         }
         self.space.punch_free_space(MIN_HOLE)?;
         report.disk_bytes_released = disk_before.saturating_sub(self.space.disk_bytes()?);
         Ok(report)
     }
 
-    /// Moves every blob with bytes in `extent` elsewhere.
-    fn evacuate(&self, extent: ExtentId, report: &mut CompactionReport) -> Result<()> {
+    /// Moves every blob with bytes in `extent` elsewhere. Returns `false` if the other extents
+    /// ran out of room first (concurrent writers may take it); blobs copied by then are moved.
+    fn evacuate(&self, extent: ExtentId, report: &mut CompactionReport) -> Result<bool> {
         let mut residents = Vec::new();
         for entry in self.meta.range(
             Bound::Included(BLOB_PREFIX.to_vec()),
@@ -104,7 +121,8 @@ impl Inner {
             }
         }
         let mut residents = residents.into_iter().peekable();
-        while residents.peek().is_some() {
+        let mut room = true;
+        while room && residents.peek().is_some() {
             // The pin keeps runs freed during the copy from being reused under it.
             let pin = self.space.pin();
             let mut moves = Vec::new();
@@ -123,9 +141,18 @@ impl Inner {
                         to.push(*run);
                         continue;
                     }
-                    let copied = self.copy_run(run, &mut reservation, &mut touched)?;
+                    match self.copy_run(run, &mut reservation, &mut touched) {
+                        Ok(copied) => to.extend(copied),
+                        Err(Error::StorageFull { .. }) => {
+                            room = false;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
                     batch_bytes += run.len;
-                    to.extend(copied);
+                }
+                if !room {
+                    break; // this blob's partial copy is freed with its reservation
                 }
                 moves.push(Move {
                     id,
@@ -140,7 +167,7 @@ impl Inner {
             self.switch(moves, extent, report)?;
             drop(pin);
         }
-        Ok(())
+        Ok(room)
     }
 
     /// Copies one run into free space of other extents; returns the new runs.

@@ -127,6 +127,11 @@ impl Space {
         self.allocator().set_draining(extent, draining);
     }
 
+    /// Extents the allocator hands nothing out from.
+    pub(crate) fn draining_extents(&self) -> Vec<ExtentId> {
+        self.allocator().draining()
+    }
+
     /// Deletes an extent if nothing in it is in use (nor waiting for readers).
     pub(crate) fn remove_extent_if_empty(&self, extent: ExtentId) -> Result<bool> {
         if !self.allocator().remove_extent_if_empty(extent) {
