@@ -578,6 +578,16 @@ impl Inner {
                 }
                 blobs.add_ref(record.blob, -1)?;
             }
+            // The previous newest version, if kept for older snapshots, is superseded now.
+            if let (Some((ts, VersionRecord::Object(previous))), false) =
+                (versions.first(), removed.contains(&1))
+            {
+                for index in indexes.values() {
+                    let entries = index.entries(key.as_bytes(), *ts, &previous.metadata);
+                    let superseded = version.to_be_bytes().to_vec();
+                    ops.extend(entries.into_iter().map(|k| (k, Some(superseded.clone()))));
+                }
+            }
             match &new {
                 VersionRecord::Object(record) => {
                     for (field, index) in indexes.iter() {
@@ -675,23 +685,42 @@ impl Inner {
                 None => Bound::Unbounded,
             };
             let mut passed = 0;
+            let mut found = Vec::new();
             for item in crate::mvcc::scan_at(&this.meta, start, snapshot.ts) {
                 let (key, record) = item?;
-                let entries = index.entries(key.as_bytes(), record.version, &record.metadata);
-                if entries.len() > 1 {
-                    index.mark_multikey();
-                }
-                batch.extend(entries.into_iter().map(|k| (k, Some(Vec::new()))));
                 resume = Some(key.as_bytes().to_vec());
+                found.push((key, record));
                 passed += 1;
                 if passed == INDEX_BUILD_BATCH {
                     break;
                 }
             }
+            // Under the commit lock, the versions found are checked against what commits did
+            // since: a version collected meanwhile gets no entry (it would be an orphan), one
+            // replaced meanwhile gets its supersession, as the replacing commit would have
+            // written had the entry existed.
+            let serialise = this.last_version.lock().unwrap_or_else(|e| e.into_inner());
             if !this.indexes().contains_key(field) {
                 return Ok(());
             }
+            for (key, record) in found {
+                let versions = versions_of(&this.meta, &key)?;
+                let Some(position) = versions.iter().position(|(ts, _)| *ts == record.version)
+                else {
+                    continue;
+                };
+                let supersession = position
+                    .checked_sub(1)
+                    .and_then(|newer| versions.get(newer))
+                    .map_or_else(Vec::new, |(ts, _)| ts.to_be_bytes().to_vec());
+                let entries = index.entries(key.as_bytes(), record.version, &record.metadata);
+                if entries.len() > 1 {
+                    index.mark_multikey();
+                }
+                batch.extend(entries.into_iter().map(|k| (k, Some(supersession.clone()))));
+            }
             this.meta.apply(std::mem::take(&mut batch))?;
+            drop(serialise);
             if passed < INDEX_BUILD_BATCH {
                 return this.finish_index(field, &index, &snapshot);
             }

@@ -1,11 +1,18 @@
 //! Secondary indexes: which fields are indexed, the entries a version contributes, and the
 //! index scans a filter can use.
 //!
-//! An entry maps (field, order-preserving encoded value, key, version) to nothing; a version
-//! whose field holds an array contributes one entry per distinct scalar element. Entries are
-//! written in the same atomic batch as the version and removed with it by garbage collection.
+//! An entry maps (field, order-preserving encoded value, key, version) to the version's
+//! *supersession*: empty while the version is its key's newest, else the commit timestamp of the
+//! version that replaced it (or deleted the key). A version whose field holds an array
+//! contributes one entry per distinct scalar element. Entries are written in the same atomic
+//! batch as the version, marked superseded in the batch that replaces it, and removed with it by
+//! garbage collection; so an entry alone tells whether a snapshot sees its version:
+//! `ts <= snapshot < superseded`.
+//!
 //! A query reads candidates from an index and re-reads each at its snapshot, re-checking the
-//! whole filter, so results are exactly those of a scan.
+//! whole filter, so results are exactly those of a scan. When the index answers the filter
+//! exactly (an [`IndexPlan::exact`] plan), a count needs no record at all: it counts the
+//! entries its snapshot sees.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -108,6 +115,18 @@ pub(crate) struct IndexPlan {
     pub(crate) field: String,
     pub(crate) ranges: KeyRanges,
     pub(crate) kind: &'static str,
+    /// The visible entries in `ranges` are exactly the objects the whole filter selects, once
+    /// each: the filter is this one condition (or conjunction of comparisons on this field),
+    /// every operand is encoded injectively, and the index is not multikey.
+    pub(crate) exact: bool,
+}
+
+/// Whether a snapshot at `snapshot` sees the version an index entry belongs to.
+pub(crate) fn entry_visible(version: u64, supersession: &[u8], snapshot: u64) -> bool {
+    let superseded = <[u8; 8]>::try_from(supersession)
+        .map(u64::from_be_bytes)
+        .unwrap_or(u64::MAX);
+    version <= snapshot && snapshot < superseded
 }
 
 /// Picks an index for the filter: the best field condition of its top-level conjunction that an
@@ -123,6 +142,22 @@ pub(crate) fn plan(
         Filter::And(parts) => parts.iter().collect(),
         other => vec![other],
     };
+    // The one field every conjunct conditions, if there is one.
+    let single_field = conjuncts
+        .iter()
+        .map(|c| match c {
+            Filter::Field { path, .. } => Some(path.to_string()),
+            _ => None,
+        })
+        .reduce(|a, b| if a == b { a } else { None })
+        .flatten();
+    let only_comparisons = conjuncts.iter().all(|c| match c {
+        Filter::Field { predicate, .. } => match predicate {
+            Predicate::All(parts) => parts.iter().all(is_comparison),
+            p => is_comparison(p),
+        },
+        _ => false,
+    });
     let mut comparisons: BTreeMap<String, Vec<Predicate>> = BTreeMap::new();
     let mut best: Option<(u8, IndexPlan)> = None;
     let mut consider = |rank: u8, plan: IndexPlan| {
@@ -130,6 +165,7 @@ pub(crate) fn plan(
             best = Some((rank, plan));
         }
     };
+    let single_conjunct = conjuncts.len() == 1;
     for conjunct in conjuncts {
         let Filter::Field { path, predicate } = conjunct else {
             continue;
@@ -148,12 +184,17 @@ pub(crate) fn plan(
             p if is_comparison(p) => comparisons.entry(field).or_default().push(p.clone()),
             p => {
                 if let Some((rank, kind, ranges)) = ranges_for(p, &index.prefix) {
+                    let exact = single_field.as_deref() == Some(field.as_str())
+                        && single_conjunct
+                        && !index.is_multikey()
+                        && operands(p).iter().all(|v| exact_operand(v));
                     consider(
                         rank,
                         IndexPlan {
                             field,
                             ranges,
                             kind,
+                            exact,
                         },
                     );
                 }
@@ -164,6 +205,10 @@ pub(crate) fn plan(
         let Some(index) = indexes.get(&field) else {
             continue;
         };
+        let exact = single_field.as_deref() == Some(field.as_str())
+            && only_comparisons
+            && !index.is_multikey()
+            && parts.iter().flat_map(operands).all(exact_operand);
         if index.is_multikey() {
             // One bound only: each bound may be met by a different value of the document.
             parts.truncate(1);
@@ -175,6 +220,7 @@ pub(crate) fn plan(
                     field,
                     ranges: vec![range],
                     kind: "range",
+                    exact,
                 },
             );
         }
@@ -193,7 +239,10 @@ fn ranges_for(predicate: &Predicate, prefix: &[u8]) -> Option<(u8, &'static str,
     match predicate {
         Predicate::Eq(value) => Some((0, "equality", vec![point(value)?])),
         Predicate::In(values) if !values.is_empty() => {
-            let ranges = values.iter().map(point).collect::<Option<Vec<_>>>()?;
+            let mut ranges = values.iter().map(point).collect::<Option<Vec<_>>>()?;
+            // Equal operands (5 and 5.0 too) must not yield an entry twice.
+            ranges.sort_by(|a, b| bound_bytes(&a.0).cmp(bound_bytes(&b.0)));
+            ranges.dedup();
             Some((1, "$in", ranges))
         }
         Predicate::Gt(_) | Predicate::Gte(_) | Predicate::Lt(_) | Predicate::Lte(_) => Some((
@@ -215,6 +264,40 @@ fn ranges_for(predicate: &Predicate, prefix: &[u8]) -> Option<(u8, &'static str,
     }
 }
 
+fn bound_bytes(bound: &Bound<Vec<u8>>) -> &[u8] {
+    match bound {
+        Bound::Included(b) | Bound::Excluded(b) => b,
+        Bound::Unbounded => &[],
+    }
+}
+
+/// The operands of an index-answerable predicate.
+fn operands(predicate: &Predicate) -> Vec<&Value> {
+    match predicate {
+        Predicate::Eq(v)
+        | Predicate::Gt(v)
+        | Predicate::Gte(v)
+        | Predicate::Lt(v)
+        | Predicate::Lte(v) => vec![v],
+        Predicate::In(values) => values.iter().collect(),
+        Predicate::All(parts) => parts.iter().flat_map(operands).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether entries equal in encoding to this operand are exactly the values equal to it:
+/// true but for numbers at or beyond 2^53 (and NaN), whose `f64` encoding may be shared by
+/// distinct values. A `$prefix` operand is a string and always exact.
+fn exact_operand(value: &Value) -> bool {
+    const EXACT_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    #[allow(clippy::cast_precision_loss)] // Compared against a limit far inside f64's range.
+    match value {
+        Value::Int(n) => (*n as f64).abs() < EXACT_LIMIT,
+        Value::Float(f) => f.is_finite() && f.abs() < EXACT_LIMIT,
+        _ => true,
+    }
+}
+
 fn is_comparison(predicate: &Predicate) -> bool {
     matches!(
         predicate,
@@ -223,9 +306,10 @@ fn is_comparison(predicate: &Predicate) -> bool {
 }
 
 /// The key range of a conjunction of comparisons. Comparisons only match values of the
-/// operand's type class, so an open side ends at the class boundary. Bounds are inclusive:
-/// numbers are encoded through `f64`, so neighbours may share an encoding; the executor's
-/// re-check removes what does not match.
+/// operand's type class, so an open side ends at the class boundary. A strict bound excludes
+/// the operand's own entries only where the encoding is injective ([`exact_operand`]): numbers
+/// beyond 2^53 may share an encoding with their neighbours, so there the bound stays inclusive
+/// and the executor's re-check removes what does not match.
 fn range(parts: &[Predicate], prefix: &[u8]) -> Option<KeyRange> {
     let mut lower: Option<Vec<u8>> = None;
     let mut upper: Option<Vec<u8>> = None;
@@ -242,13 +326,35 @@ fn range(parts: &[Predicate], prefix: &[u8]) -> Option<KeyRange> {
         }
         class = Some(tag);
         let key = [prefix, &encoded].concat();
+        let strict = exact_operand(v);
+        // The tightest bound on each side wins.
         match part {
-            Predicate::Gt(_) | Predicate::Gte(_) => lower = Some(key),
-            _ => upper = Some(successor(&key)),
+            Predicate::Gt(_) | Predicate::Gte(_) => {
+                let bound = match part {
+                    Predicate::Gt(_) if strict => successor(&key),
+                    _ => key,
+                };
+                lower = Some(lower.map_or(bound.clone(), |l| l.max(bound)));
+            }
+            _ => {
+                let bound = match part {
+                    Predicate::Lt(_) if strict => key,
+                    _ => successor(&key),
+                };
+                upper = Some(upper.map_or(bound.clone(), |u| u.min(bound)));
+            }
         }
     }
     let class = class?;
-    let lower = lower.unwrap_or_else(|| [prefix, &[class]].concat());
+    // An open lower side starts at the class, past NaN for numbers (NaN encodes lowest and
+    // matches no comparison).
+    let lower = lower.unwrap_or_else(|| {
+        let nan = encode_scalar(&Value::Float(f64::NAN)).filter(|nan| nan.first() == Some(&class));
+        match nan {
+            Some(nan) => successor(&[prefix, &nan].concat()),
+            None => [prefix, &[class]].concat(),
+        }
+    });
     let upper = upper.unwrap_or_else(|| [prefix, &[class.saturating_add(1)]].concat());
     Some((Bound::Included(lower), Bound::Excluded(upper)))
 }

@@ -12,7 +12,7 @@ use asterope_core::{
 };
 use asterope_serialization::{decode, encode};
 
-use crate::index::{plan, Index, KeyRange};
+use crate::index::{entry_visible, plan, Index, KeyRange};
 use crate::keys::split_index_entry;
 use crate::meta::MetaStore;
 use crate::mvcc::{read_at, scan_at};
@@ -91,6 +91,18 @@ impl QueryContext<'_> {
     /// How many objects match (sort, limit and cursor ignored).
     pub(crate) fn count(&self, query: &Query) -> Result<u64> {
         query.filter.check_limits()?;
+        let staged = self.overlay.is_some_and(|o| !o.is_empty());
+        if let Some(exact) = plan(&query.filter, self.indexes, self.ts).filter(|p| p.exact) {
+            if !staged {
+                let prefix = query.key_prefix.as_deref().unwrap_or("").as_bytes();
+                let mut count = 0;
+                self.visible_entries(&exact.ranges, |key| {
+                    count += u64::from(key.starts_with(prefix));
+                    Ok(())
+                })?;
+                return Ok(count);
+            }
+        }
         let mut count = 0;
         for item in self.matches(query, None)? {
             item?;
@@ -153,7 +165,10 @@ impl QueryContext<'_> {
         let in_range = move |key: &Key| {
             key.as_str().starts_with(prefix) && after.is_none_or(|a| key.as_str() > a)
         };
-        let candidates: Matches<'q> = match plan(&query.filter, self.indexes, self.ts) {
+        let index_plan = plan(&query.filter, self.indexes, self.ts);
+        // An exact plan's candidates match by construction: no re-check.
+        let exact = index_plan.as_ref().is_some_and(|p| p.exact);
+        let candidates: Matches<'q> = match index_plan {
             Some(index_plan) => Box::new(self.index_candidates(&index_plan.ranges)?),
             None => Box::new(self.scan_candidates(prefix, after)),
         };
@@ -169,7 +184,11 @@ impl QueryContext<'_> {
                     Err(_) => true,
                 })
                 .filter(move |item| match item {
-                    Ok((key, record)) => in_range(key) && query.filter.matches(&record.metadata),
+                    Ok((key, record)) => {
+                        in_range(key)
+                            && (exact && !self.overlay.is_some_and(|o| o.contains_key(key))
+                                || query.filter.matches(&record.metadata))
+                    }
                     Err(_) => true,
                 }),
         ))
@@ -182,25 +201,10 @@ impl QueryContext<'_> {
         ranges: &[KeyRange],
     ) -> Result<impl Iterator<Item = Result<(Key, ObjectRecord)>> + '_> {
         let mut keys = BTreeSet::new();
-        for (start, end) in ranges {
-            let prefix_len = crate::keys::INDEX_ENTRY_PREFIX.len();
-            for entry in self.meta.range(start.clone(), end.clone()) {
-                let (tree_key, _) = entry?;
-                // Skip the field name and its terminator to reach the value.
-                let after_prefix = tree_key
-                    .get(prefix_len..)
-                    .and_then(|rest| {
-                        let field_end = rest.iter().position(|&b| b == 0)?;
-                        rest.get(field_end + 1..)
-                    })
-                    .ok_or_else(|| Error::internal("malformed index entry"))?;
-                let (key, ts) = split_index_entry(after_prefix)
-                    .ok_or_else(|| Error::internal("malformed index entry"))?;
-                if ts <= self.ts {
-                    keys.insert(Key::from_bytes(key)?);
-                }
-            }
-        }
+        self.visible_entries(ranges, |key| {
+            keys.insert(Key::from_bytes(key)?);
+            Ok(())
+        })?;
         if let Some(overlay) = self.overlay {
             keys.extend(overlay.keys().cloned());
         }
@@ -215,6 +219,33 @@ impl QueryContext<'_> {
                     Err(e) => Some(Err(e)),
                 },
             }))
+    }
+
+    /// Calls `found` with the user key of every entry in `ranges` whose version the snapshot
+    /// sees.
+    fn visible_entries(
+        &self,
+        ranges: &[KeyRange],
+        mut found: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let prefix_len = crate::keys::INDEX_ENTRY_PREFIX.len();
+        for (start, end) in ranges {
+            for entry in self.meta.range(start.clone(), end.clone()) {
+                let (tree_key, supersession) = entry?;
+                // Skip the field name and its terminator to reach the value.
+                let (key, ts) = tree_key
+                    .get(prefix_len..)
+                    .and_then(|rest| {
+                        let field_end = rest.iter().position(|&b| b == 0)?;
+                        split_index_entry(rest.get(field_end + 1..)?)
+                    })
+                    .ok_or_else(|| Error::internal("malformed index entry"))?;
+                if entry_visible(ts, &supersession, self.ts) {
+                    found(key)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every object from the start of the range, merged with the overlay, in key order.
