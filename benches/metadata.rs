@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --features bench-sqlite --bench metadata                       # 1,000,000 objects
 //! ASTEROPE_BENCH_OBJECTS=100000 cargo bench --features bench-sqlite --bench metadata
+//! ASTEROPE_BENCH_EQ_QUERIES=20000 ...      # more equality queries (300 by default), e.g. to profile
 //! ```
 
 use std::sync::Arc;
@@ -147,7 +148,11 @@ async fn main() -> asterope::Result<()> {
     );
 
     // Indexed equality, ~10 rows.
-    let patients: Vec<String> = (0..300)
+    let equality_queries: usize = std::env::var("ASTEROPE_BENCH_EQ_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let patients: Vec<String> = (0..equality_queries)
         .map(|_| format!("P{:06}", rng.next() % (n / 10).max(1)))
         .collect();
     let (mut ast, mut sql, mut rows) = (Vec::new(), Vec::new(), 0usize);

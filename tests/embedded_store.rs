@@ -399,3 +399,42 @@ async fn corrupted_extent_bytes_are_reported_not_served() -> asterope::Result<()
     assert_eq!(raw.len(), 300_000);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_damaged_block_is_never_handed_out_and_other_blocks_still_read() -> asterope::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder(dir.path())
+        .background_compaction(None)
+        .open()?;
+    let k = key("three-blocks");
+    let data = pattern(5, 3 * MIB - 7);
+    db.put_bytes(&k, data.clone(), Metadata::new()).await?;
+    // The only blob of a fresh store starts at offset 0 of the first extent: damage block 1.
+    let extent = dir.path().join("extents/00000000.ext");
+    let mut bytes = std::fs::read(&extent).unwrap();
+    bytes[MIB + 77] ^= 0x01;
+    std::fs::write(&extent, &bytes).unwrap();
+
+    // The stream delivers block 0, then fails before a single byte of block 1.
+    let mut body = db.get(&k, GetOptions::default()).await?.body;
+    let mut delivered = 0;
+    let err = loop {
+        match body.next().await {
+            Some(Ok(chunk)) => delivered += chunk.len(),
+            Some(Err(e)) => break e,
+            None => panic!("a damaged blob streamed to its end"),
+        }
+    };
+    assert_eq!((err.code(), delivered), ("corrupt", MIB));
+    // Ranges are checked too: one touching block 1 fails, ones around it read back.
+    let touching = GetOptions::default().with_range(ByteRange::parse("1048570-1048580")?);
+    assert_eq!(
+        read_all(&db, &k, touching).await.unwrap_err().code(),
+        "corrupt"
+    );
+    let before = GetOptions::default().with_range(ByteRange::parse("10-1048575")?);
+    assert!(read_all(&db, &k, before).await? == data.slice(10..MIB));
+    let after = GetOptions::default().with_range(ByteRange::parse("2097152-")?);
+    assert!(read_all(&db, &k, after).await? == data.slice(2 * MIB..));
+    Ok(())
+}

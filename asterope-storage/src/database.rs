@@ -18,7 +18,7 @@ use asterope_serialization::{decode, encode, validate_metadata};
 use crate::alloc::Run;
 use crate::blob::{BlobEntry, BlobId, BlobLayout};
 use crate::extent::ExtentSet;
-use crate::index::{Index, IndexDef};
+use crate::index::{entry_value, Index, IndexDef};
 use crate::keys::{
     blob_key, content_key, index_def_key, index_prefix, latest_key, split_version_key, version_key,
     BLOB_PREFIX, CONTENT_PREFIX, INDEX_DEF_PREFIX, ORACLE_KEY, USER_REGION_START,
@@ -126,7 +126,7 @@ impl DatabaseBuilder {
         let mut last_version = match meta.get(ORACLE_KEY)? {
             Some(bytes) => u64::from_be_bytes(
                 bytes
-                    .as_slice()
+                    .as_ref()
                     .try_into()
                     .map_err(|_| Error::internal("version oracle record is malformed"))?,
             ),
@@ -170,7 +170,7 @@ impl DatabaseBuilder {
                         // The newest version is a tombstone: the key goes entirely.
                         garbage.push((latest_key(key), None));
                     }
-                    garbage.push((tree_key.clone(), None));
+                    garbage.push((tree_key.to_vec(), None));
                     for index in indexes.values() {
                         if let Some(record) = record {
                             let entries = index.entries(key, ts, &record.metadata);
@@ -195,11 +195,11 @@ impl DatabaseBuilder {
                 .ok_or_else(|| Error::internal("malformed blob key"))?;
             let mut blob = BlobEntry::decode(&value)?;
             match refs.get(&id).copied().unwrap_or(0) {
-                0 => garbage.push((tree_key, None)),
+                0 => garbage.push((tree_key.to_vec(), None)),
                 count => {
                     if blob.refs != count {
                         blob.refs = count;
-                        garbage.push((tree_key, Some(blob.encode()?)));
+                        garbage.push((tree_key.to_vec(), Some(blob.encode()?)));
                     }
                     space
                         .mark_used(&blob.layout.runs)
@@ -216,10 +216,10 @@ impl DatabaseBuilder {
             Bound::Excluded(crate::index::successor(CONTENT_PREFIX)),
         ) {
             let (tree_key, value) = entry?;
-            let names_survivor = <[u8; 16]>::try_from(value.as_slice())
-                .is_ok_and(|id| surviving.contains(&BlobId(id)));
+            let names_survivor =
+                <[u8; 16]>::try_from(&value[..]).is_ok_and(|id| surviving.contains(&BlobId(id)));
             if !names_survivor {
-                garbage.push((tree_key, None));
+                garbage.push((tree_key.to_vec(), None));
             }
         }
         if !garbage.is_empty() {
@@ -582,22 +582,23 @@ impl Inner {
             if let (Some((ts, VersionRecord::Object(previous))), false) =
                 (versions.first(), removed.contains(&1))
             {
+                let superseded = entry_value(Some(version), None);
                 for index in indexes.values() {
                     let entries = index.entries(key.as_bytes(), *ts, &previous.metadata);
-                    let superseded = version.to_be_bytes().to_vec();
                     ops.extend(entries.into_iter().map(|k| (k, Some(superseded.clone()))));
                 }
             }
             match &new {
                 VersionRecord::Object(record) => {
+                    let encoded = new.encode()?;
                     for (field, index) in indexes.iter() {
                         let entries = index.entries(key.as_bytes(), version, &record.metadata);
                         if entries.len() > 1 && index.mark_multikey() {
                             ops.push((index_def_key(field), Some(encode(&index.current_def())?)));
                         }
-                        ops.extend(entries.into_iter().map(|k| (k, Some(Vec::new()))));
+                        let value = entry_value(None, (entries.len() == 1).then_some(&encoded));
+                        ops.extend(entries.into_iter().map(|k| (k, Some(value.clone()))));
                     }
-                    let encoded = new.encode()?;
                     ops.push((
                         latest_key(key.as_bytes()),
                         Some(latest_value(version, &encoded)),
@@ -709,15 +710,20 @@ impl Inner {
                 else {
                     continue;
                 };
-                let supersession = position
+                let superseded = position
                     .checked_sub(1)
                     .and_then(|newer| versions.get(newer))
-                    .map_or_else(Vec::new, |(ts, _)| ts.to_be_bytes().to_vec());
+                    .map(|(ts, _)| *ts);
                 let entries = index.entries(key.as_bytes(), record.version, &record.metadata);
                 if entries.len() > 1 {
                     index.mark_multikey();
                 }
-                batch.extend(entries.into_iter().map(|k| (k, Some(supersession.clone()))));
+                let covered = match (superseded, entries.len()) {
+                    (None, 1) => Some(VersionRecord::Object(record).encode()?),
+                    _ => None,
+                };
+                let value = entry_value(superseded, covered.as_deref());
+                batch.extend(entries.into_iter().map(|k| (k, Some(value.clone()))));
             }
             this.meta.apply(std::mem::take(&mut batch))?;
             drop(serialise);
@@ -807,7 +813,11 @@ impl Store for Database {
         let snapshot = self.snapshot();
         let page = self.with_query(snapshot.ts, None, |q| q.page(&query))?;
         Ok(ListPage {
-            objects: page.objects.into_iter().map(|(k, r)| r.info(k)).collect(),
+            objects: page
+                .objects
+                .into_iter()
+                .map(|(k, r)| r.into_info(k))
+                .collect(),
             next: page.next,
         })
     }
@@ -816,7 +826,11 @@ impl Store for Database {
         let snapshot = self.snapshot();
         let page = self.with_query(snapshot.ts, None, |q| q.page(query))?;
         Ok(QueryPage {
-            objects: page.objects.into_iter().map(|(k, r)| r.info(k)).collect(),
+            objects: page
+                .objects
+                .into_iter()
+                .map(|(k, r)| r.into_info(k))
+                .collect(),
             next: page.next,
         })
     }
@@ -882,7 +896,7 @@ impl Store for Database {
             .inner
             .meta
             .range(Bound::Included(prefix), Bound::Excluded(end))
-            .map(|entry| entry.map(|(k, _)| (k, None)))
+            .map(|entry| entry.map(|(k, _)| (k.to_vec(), None)))
             .collect::<Result<_>>()?;
         for chunk in stale.chunks(INDEX_BUILD_BATCH) {
             self.inner.meta.apply(chunk.to_vec())?;
@@ -1036,7 +1050,7 @@ impl<'a> BlobChanges<'a> {
         let Some(value) = self.meta.get(&content_key(&sha256, size))? else {
             return Ok(None);
         };
-        let Ok(id) = <[u8; 16]>::try_from(value.as_slice()).map(BlobId) else {
+        let Ok(id) = <[u8; 16]>::try_from(&value[..]).map(BlobId) else {
             return Ok(None);
         };
         Ok(self.load(id)?.map(|_| id))

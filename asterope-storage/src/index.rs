@@ -2,8 +2,9 @@
 //! index scans a filter can use.
 //!
 //! An entry maps (field, order-preserving encoded value, key, version) to the version's
-//! *supersession*: empty while the version is its key's newest, else the commit timestamp of the
-//! version that replaced it (or deleted the key). A version whose field holds an array
+//! *supersession* ([`entry_value`]): none while the version is its key's newest, else the commit
+//! timestamp of the version that replaced it (or deleted the key), and, while it is the newest,
+//! a copy of the version's record. A version whose field holds an array
 //! contributes one entry per distinct scalar element. Entries are written in the same atomic
 //! batch as the version, marked superseded in the batch that replaces it, and removed with it by
 //! garbage collection; so an entry alone tells whether a snapshot sees its version:
@@ -121,11 +122,32 @@ pub(crate) struct IndexPlan {
     pub(crate) exact: bool,
 }
 
+/// The value of an index entry: when its version was superseded (8 bytes BE, `u64::MAX` while
+/// it is its key's newest), then, for a newest version that contributes a single entry, the
+/// version's encoded record, so that a query reads the object from the index entry itself
+/// instead of looking the key up (a covering index). Superseded and multikey entries carry no
+/// record.
+pub(crate) fn entry_value(superseded: Option<u64>, record: Option<&[u8]>) -> Vec<u8> {
+    let stamp = superseded.unwrap_or(u64::MAX).to_be_bytes();
+    match record {
+        Some(record) => [&stamp[..], record].concat(),
+        None => stamp.to_vec(),
+    }
+}
+
+/// Splits an entry value into supersession and covered record.
+pub(crate) fn parse_entry_value(value: &[u8]) -> (u64, Option<&[u8]>) {
+    match value.split_first_chunk::<8>() {
+        Some((stamp, record)) => (
+            u64::from_be_bytes(*stamp),
+            (!record.is_empty()).then_some(record),
+        ),
+        None => (u64::MAX, None),
+    }
+}
+
 /// Whether a snapshot at `snapshot` sees the version an index entry belongs to.
-pub(crate) fn entry_visible(version: u64, supersession: &[u8], snapshot: u64) -> bool {
-    let superseded = <[u8; 8]>::try_from(supersession)
-        .map(u64::from_be_bytes)
-        .unwrap_or(u64::MAX);
+pub(crate) fn entry_visible(version: u64, superseded: u64, snapshot: u64) -> bool {
     version <= snapshot && snapshot < superseded
 }
 

@@ -14,6 +14,18 @@ pub(crate) struct MetaStore {
     tree: sled::Tree,
 }
 
+/// A key or value read from the store, borrowed from its cache without a copy.
+#[derive(Debug, Clone)]
+pub(crate) struct MetaBytes(sled::IVec);
+
+impl std::ops::Deref for MetaBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// One change of an atomic batch: insert (`Some`) or remove (`None`).
 pub(crate) type BatchOp = (Vec<u8>, Option<Vec<u8>>);
 
@@ -31,10 +43,10 @@ impl MetaStore {
         Ok(MetaStore { db, tree })
     }
 
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<MetaBytes>> {
         self.tree
             .get(key)
-            .map(|v| v.map(|v| v.to_vec()))
+            .map(|v| v.map(MetaBytes))
             .map_err(|e| sled_error("reading metadata", e))
     }
 
@@ -43,10 +55,10 @@ impl MetaStore {
         &self,
         start: Bound<Vec<u8>>,
         end: Bound<Vec<u8>>,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
+    ) -> impl Iterator<Item = Result<(MetaBytes, MetaBytes)>> + '_ {
         self.tree.range((start, end)).map(|entry| {
             entry
-                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map(|(k, v)| (MetaBytes(k), MetaBytes(v)))
                 .map_err(|e| sled_error("scanning metadata", e))
         })
     }

@@ -4,7 +4,7 @@
 //! A transaction passes its staged writes as an overlay, so its queries see its own writes.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use asterope_core::{
@@ -12,11 +12,11 @@ use asterope_core::{
 };
 use asterope_serialization::{decode, encode};
 
-use crate::index::{entry_visible, plan, Index, KeyRange};
+use crate::index::{entry_visible, parse_entry_value, plan, Index, KeyRange};
 use crate::keys::split_index_entry;
 use crate::meta::MetaStore;
-use crate::mvcc::{read_at, scan_at};
-use crate::record::ObjectRecord;
+use crate::mvcc::{decode_version, read_at, scan_at};
+use crate::record::{ObjectRecord, VersionRecord};
 
 /// Matching objects, in key order.
 type Matches<'q> = Box<dyn Iterator<Item = Result<(Key, ObjectRecord)>> + 'q>;
@@ -96,7 +96,7 @@ impl QueryContext<'_> {
             if !staged {
                 let prefix = query.key_prefix.as_deref().unwrap_or("").as_bytes();
                 let mut count = 0;
-                self.visible_entries(&exact.ranges, |key| {
+                self.visible_entries(&exact.ranges, |key, _| {
                     count += u64::from(key.starts_with(prefix));
                     Ok(())
                 })?;
@@ -194,44 +194,46 @@ impl QueryContext<'_> {
         ))
     }
 
-    /// Keys named by index entries at or below the snapshot, plus staged keys; each read at the
-    /// snapshot (or from the overlay).
+    /// Keys named by index entries the snapshot sees, plus staged keys; each taken from the
+    /// overlay, the record its entry covers, or else read at the snapshot.
     fn index_candidates(
         &self,
         ranges: &[KeyRange],
     ) -> Result<impl Iterator<Item = Result<(Key, ObjectRecord)>> + '_> {
-        let mut keys = BTreeSet::new();
-        self.visible_entries(ranges, |key| {
-            keys.insert(Key::from_bytes(key)?);
+        // Each visible key, with the record its entry covers, if it does.
+        let mut keys: BTreeMap<Key, Option<Vec<u8>>> = BTreeMap::new();
+        self.visible_entries(ranges, |key, covered| {
+            keys.insert(Key::from_bytes(key)?, covered.map(<[u8]>::to_vec));
             Ok(())
         })?;
         if let Some(overlay) = self.overlay {
-            keys.extend(overlay.keys().cloned());
+            for key in overlay.keys() {
+                keys.entry(key.clone()).or_insert(None);
+            }
         }
-        Ok(keys
-            .into_iter()
-            .filter_map(move |key| match self.overlay.and_then(|o| o.get(&key)) {
-                Some(Some(record)) => Some(Ok((key, record.clone()))),
-                Some(None) => None,
-                None => match read_at(self.meta, &key, self.ts) {
-                    Ok(Some(record)) => Some(Ok((key, record))),
-                    Ok(None) => None,
-                    Err(e) => Some(Err(e)),
-                },
-            }))
+        Ok(keys.into_iter().filter_map(move |(key, covered)| {
+            let found = match (self.overlay.and_then(|o| o.get(&key)), covered) {
+                (Some(staged), _) => Ok(staged.clone()),
+                (None, Some(bytes)) => {
+                    decode_version(key.as_bytes(), &bytes).map(VersionRecord::into_object)
+                }
+                (None, None) => read_at(self.meta, &key, self.ts),
+            };
+            found.map(|record| record.map(|r| (key, r))).transpose()
+        }))
     }
 
-    /// Calls `found` with the user key of every entry in `ranges` whose version the snapshot
-    /// sees.
+    /// Calls `found` with the user key (and the covered record, if any) of every entry in
+    /// `ranges` whose version the snapshot sees.
     fn visible_entries(
         &self,
         ranges: &[KeyRange],
-        mut found: impl FnMut(&[u8]) -> Result<()>,
+        mut found: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<()> {
         let prefix_len = crate::keys::INDEX_ENTRY_PREFIX.len();
         for (start, end) in ranges {
             for entry in self.meta.range(start.clone(), end.clone()) {
-                let (tree_key, supersession) = entry?;
+                let (tree_key, value) = entry?;
                 // Skip the field name and its terminator to reach the value.
                 let (key, ts) = tree_key
                     .get(prefix_len..)
@@ -240,8 +242,9 @@ impl QueryContext<'_> {
                         split_index_entry(rest.get(field_end + 1..)?)
                     })
                     .ok_or_else(|| Error::internal("malformed index entry"))?;
-                if entry_visible(ts, &supersession, self.ts) {
-                    found(key)?;
+                let (superseded, covered) = parse_entry_value(&value);
+                if entry_visible(ts, superseded, self.ts) {
+                    found(key, covered)?;
                 }
             }
         }

@@ -57,7 +57,8 @@ impl VersionRecord {
 }
 
 impl ObjectRecord {
-    pub(crate) fn info(&self, key: Key) -> ObjectInfo {
+    /// The object's description, consuming the record (no copy of the metadata).
+    pub(crate) fn into_info(self, key: Key) -> ObjectInfo {
         ObjectInfo {
             key,
             size: self.size,
@@ -65,7 +66,11 @@ impl ObjectRecord {
             version: self.version,
             created: self.created,
             updated: self.updated,
-            metadata: self.metadata.clone(),
+            metadata: self.metadata,
         }
+    }
+
+    pub(crate) fn info(&self, key: Key) -> ObjectInfo {
+        self.clone().into_info(key)
     }
 }

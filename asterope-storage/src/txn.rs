@@ -211,7 +211,11 @@ impl Transaction for DbTransaction {
             .db
             .with_query(self.snapshot.ts, Some(&overlay), |q| q.page(&query))?;
         Ok(ListPage {
-            objects: page.objects.into_iter().map(|(k, r)| r.info(k)).collect(),
+            objects: page
+                .objects
+                .into_iter()
+                .map(|(k, r)| r.into_info(k))
+                .collect(),
             next: page.next,
         })
     }
@@ -223,7 +227,11 @@ impl Transaction for DbTransaction {
             .db
             .with_query(self.snapshot.ts, Some(&overlay), |q| q.page(query))?;
         Ok(QueryPage {
-            objects: page.objects.into_iter().map(|(k, r)| r.info(k)).collect(),
+            objects: page
+                .objects
+                .into_iter()
+                .map(|(k, r)| r.into_info(k))
+                .collect(),
             next: page.next,
         })
     }
