@@ -14,7 +14,7 @@ use asterope_serialization::{decode, encode};
 
 use crate::index::{entry_visible, parse_entry_value, plan, Index, KeyRange};
 use crate::keys::split_index_entry;
-use crate::meta::MetaStore;
+use crate::meta::{MetaBytes, MetaStore};
 use crate::mvcc::{decode_version, read_at, scan_at};
 use crate::record::{ObjectRecord, VersionRecord};
 
@@ -200,22 +200,26 @@ impl QueryContext<'_> {
         &self,
         ranges: &[KeyRange],
     ) -> Result<impl Iterator<Item = Result<(Key, ObjectRecord)>> + '_> {
-        // Each visible key, with the record its entry covers, if it does.
-        let mut keys: BTreeMap<Key, Option<Vec<u8>>> = BTreeMap::new();
-        self.visible_entries(ranges, |key, covered| {
-            keys.insert(Key::from_bytes(key)?, covered.map(<[u8]>::to_vec));
+        // Each visible key, with its entry's value (which may cover the record). An equality
+        // range lists its keys in order already; anything else is sorted here.
+        let mut keys: Vec<(Key, Option<MetaBytes>)> = Vec::new();
+        self.visible_entries(ranges, |key, value| {
+            keys.push((Key::from_bytes(key)?, Some(value.clone())));
             Ok(())
         })?;
         if let Some(overlay) = self.overlay {
-            for key in overlay.keys() {
-                keys.entry(key.clone()).or_insert(None);
-            }
+            keys.extend(overlay.keys().map(|key| (key.clone(), None)));
         }
-        Ok(keys.into_iter().filter_map(move |(key, covered)| {
+        if !keys.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            keys.dedup_by(|later, earlier| later.0 == earlier.0);
+        }
+        Ok(keys.into_iter().filter_map(move |(key, value)| {
+            let covered = value.as_deref().and_then(|v| parse_entry_value(v).1);
             let found = match (self.overlay.and_then(|o| o.get(&key)), covered) {
                 (Some(staged), _) => Ok(staged.clone()),
                 (None, Some(bytes)) => {
-                    decode_version(key.as_bytes(), &bytes).map(VersionRecord::into_object)
+                    decode_version(key.as_bytes(), bytes).map(VersionRecord::into_object)
                 }
                 (None, None) => read_at(self.meta, &key, self.ts),
             };
@@ -223,12 +227,12 @@ impl QueryContext<'_> {
         }))
     }
 
-    /// Calls `found` with the user key (and the covered record, if any) of every entry in
-    /// `ranges` whose version the snapshot sees.
+    /// Calls `found` with the user key and the value of every entry in `ranges` whose version
+    /// the snapshot sees.
     fn visible_entries(
         &self,
         ranges: &[KeyRange],
-        mut found: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
+        mut found: impl FnMut(&[u8], &MetaBytes) -> Result<()>,
     ) -> Result<()> {
         let prefix_len = crate::keys::INDEX_ENTRY_PREFIX.len();
         for (start, end) in ranges {
@@ -242,9 +246,8 @@ impl QueryContext<'_> {
                         split_index_entry(rest.get(field_end + 1..)?)
                     })
                     .ok_or_else(|| Error::internal("malformed index entry"))?;
-                let (superseded, covered) = parse_entry_value(&value);
-                if entry_visible(ts, superseded, self.ts) {
-                    found(key, covered)?;
+                if entry_visible(ts, parse_entry_value(&value).0, self.ts) {
+                    found(key, &value)?;
                 }
             }
         }
