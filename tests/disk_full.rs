@@ -1,5 +1,6 @@
 //! A full store (capacity limit, and a real full filesystem where user namespaces allow mounting
-//! a small tmpfs) refuses the write with `storage_full`, keeps everything already stored, and
+//! a small tmpfs, also after compaction gave space back to it) refuses the write with
+//! `storage_full`, keeps everything already stored, and
 //! accepts writes again once space is back.
 
 mod common;
@@ -93,11 +94,21 @@ fn full_filesystem_gives_storage_full_and_loses_nothing() {
         {cli} rm a || exit 14
         {cli} put b {small} >/dev/null || exit 15
         {cli} get b | sha256sum | grep -q {small_sha} || exit 16
+        {cli} put c {small} >/dev/null || exit 17
+        {cli} rm b || exit 18
+        {cli} compact >/dev/null || exit 19
+        head -c 64M /dev/zero > {mnt}/filler 2>/dev/null
+        {cli} put d {small} 2>{err2}; test $? -ne 0 || exit 20
+        {cli} get c | sha256sum | grep -q {small_sha} || exit 21
+        rm {mnt}/filler
+        {cli} put d {small} >/dev/null || exit 22
+        {cli} get d | sha256sum | grep -q {small_sha} || exit 23
         exit 0",
         mnt = mount.display(),
         small = small.display(),
         huge = huge.display(),
         err = dir.path().join("stderr").display(),
+        err2 = dir.path().join("stderr-after-holes").display(),
     );
     let status = Command::new("unshare")
         .args(["-rm", "sh", "-c", &script])
@@ -111,6 +122,14 @@ fn full_filesystem_gives_storage_full_and_loses_nothing() {
     assert!(
         stderr.contains("error[storage_full]"),
         "full disk not reported as storage_full: {stderr}"
+    );
+    // Space given back to the filesystem by compaction and taken by another file meanwhile:
+    // the next put needs it back and is refused cleanly, at allocation.
+    let after_holes =
+        std::fs::read_to_string(dir.path().join("stderr-after-holes")).unwrap_or_default();
+    assert!(
+        after_holes.contains("error[storage_full]"),
+        "a full disk after hole punching not reported as storage_full: {after_holes}"
     );
     let _ = Path::new(&data);
 }
