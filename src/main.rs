@@ -182,8 +182,15 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum IndexAction {
-    /// Index a field path (built in the background from existing objects).
-    Create { field: String },
+    /// Index a field path, filling it from existing objects (writers are not blocked); waits
+    /// until the index is ready.
+    Create {
+        field: String,
+        /// Return at once while the index is still building (a server keeps building it; an
+        /// embedded store resumes the build when it is next opened).
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Remove an index.
     Drop { field: String },
     /// List indexes and their state.
@@ -342,8 +349,21 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Index { action } => match action {
-            IndexAction::Create { field } => {
-                let info = db.create_index(&field).await?;
+            IndexAction::Create { field, no_wait } => {
+                let mut info = db.create_index(&field).await?;
+                // The build runs in the background; an embedded process that exits stops it
+                // (the next open resumes it), so by default the command waits until it is done.
+                while !no_wait && info.state != "ready" {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    info = db
+                        .list_indexes()
+                        .await?
+                        .into_iter()
+                        .find(|index| index.field == info.field)
+                        .ok_or_else(|| Error::NotFound {
+                            key: format!("index {}", info.field),
+                        })?;
+                }
                 print_json(&serde_json::json!({"field": info.field, "state": info.state}));
                 Ok(())
             }
