@@ -26,7 +26,8 @@ use crate::keys::{
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
 use crate::mvcc::{
-    collectable, decode_version, latest_value, read_at, versions_of, Snapshot, Snapshots,
+    collectable, decode_version, latest_value, newest_version, read_at, versions_of, Snapshot,
+    Snapshots,
 };
 use crate::query::{Overlay, QueryContext};
 use crate::reader::BlobReader;
@@ -705,15 +706,19 @@ impl Inner {
                 return Ok(());
             }
             for (key, record) in found {
-                let versions = versions_of(&this.meta, &key)?;
-                let Some(position) = versions.iter().position(|(ts, _)| *ts == record.version)
-                else {
-                    continue;
+                let superseded = if newest_version(&this.meta, &key)? == Some(record.version) {
+                    None // still the newest: one point lookup told (the usual case)
+                } else {
+                    let versions = versions_of(&this.meta, &key)?;
+                    let Some(position) = versions.iter().position(|(ts, _)| *ts == record.version)
+                    else {
+                        continue;
+                    };
+                    position
+                        .checked_sub(1)
+                        .and_then(|newer| versions.get(newer))
+                        .map(|(ts, _)| *ts)
                 };
-                let superseded = position
-                    .checked_sub(1)
-                    .and_then(|newer| versions.get(newer))
-                    .map(|(ts, _)| *ts);
                 let entries = index.entries(key.as_bytes(), record.version, &record.metadata);
                 if entries.len() > 1 {
                     index.mark_multikey();

@@ -115,6 +115,17 @@ pub(crate) fn read_at(meta: &MetaStore, key: &Key, ts: u64) -> Result<Option<Obj
     seek_at(meta, key, ts)
 }
 
+/// The commit timestamp of a key's newest version (a tombstone's included), if it has any.
+pub(crate) fn newest_version(meta: &MetaStore, key: &Key) -> Result<Option<u64>> {
+    let Some(latest) = meta.get(&latest_key(key.as_bytes()))? else {
+        return Ok(None);
+    };
+    let (stamp, _) = latest
+        .split_first_chunk::<8>()
+        .ok_or_else(|| Error::internal("malformed newest-version entry"))?;
+    Ok(Some(u64::from_be_bytes(*stamp)))
+}
+
 /// The newest-version entry of a key: the version's timestamp, then its encoded record.
 pub(crate) fn latest_value(ts: u64, encoded: &[u8]) -> Vec<u8> {
     [&ts.to_be_bytes()[..], encoded].concat()
