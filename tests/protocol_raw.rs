@@ -449,6 +449,15 @@ async fn tokens_guard_every_route_but_health() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // Compaction rewrites storage: a read-only token may not start it.
+    let compact = |h: &[(&str, &str)]| request(Method::POST, "/v1/compact", h);
+    let reply = send(&client, compact(&[]), None, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = send(&client, compact(&reader), None, None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = send(&client, compact(&writer), None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.json()["moved_bytes"].is_u64(), "{:?}", reply.json());
     let reply = send(&client, request(Method::GET, "/v1/health", &[]), None, None).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
