@@ -208,3 +208,36 @@ async fn compaction_under_concurrent_reads_and_writes_loses_nothing() {
     let stats = db.stats().await.unwrap();
     assert_eq!(stats.objects, (live.len() + written.len()) as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_compaction_reclaims_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = asterope::CompactionSchedule {
+        interval: std::time::Duration::from_millis(200),
+        budget_bytes: 256 << 20,
+    };
+    let db = Database::builder(dir.path())
+        .extent_size(16 << 20)
+        .background_compaction(Some(schedule))
+        .open()
+        .unwrap();
+    let live = fill_and_delete_half(&db, 120, 7000).await;
+    let live_bytes: u64 = db.stats().await.unwrap().logical_bytes;
+    // The fill needed this many extents; passes may already be running meanwhile.
+    let filled_extents = (0..120).map(|i| size_of(i) as u64).sum::<u64>() / (16 << 20) + 1;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let after = loop {
+        let stats = db.stats().await.unwrap();
+        if stats.extents < filled_extents && stats.disk_bytes <= live_bytes + live_bytes / 10 {
+            break stats;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background passes did not reclaim the space of {live_bytes} live bytes in \
+             {filled_extents} extents: {stats:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    println!("{live_bytes} live bytes -> {after:?}");
+    assert_all_read_back(&db, &live).await;
+}
