@@ -20,7 +20,7 @@ pub(crate) fn round_up(len: u64) -> u64 {
 }
 
 /// A contiguous piece of a blob: `len` bytes at `offset` of extent `extent`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) struct Run {
     pub(crate) extent: ExtentId,
     pub(crate) offset: u64,

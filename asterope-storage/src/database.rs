@@ -124,6 +124,7 @@ impl DatabaseBuilder {
             self.extent_size,
             self.capacity_limit,
         ));
+        crate::upgrade::upgrade_format2(&meta, &space)?;
         let mut last_version = match meta.get(ORACLE_KEY)? {
             Some(bytes) => u64::from_be_bytes(
                 bytes

@@ -58,9 +58,13 @@ mod reader;
 mod record;
 mod space;
 mod txn;
+mod upgrade;
 mod writer;
 
 pub use database::{CompactionSchedule, Database, DatabaseBuilder, SpaceStats};
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub use upgrade::downgrade_to_format2;
 
 /// Decodes a stored version record, for the fuzzer: malformed input must be an error, never a
 /// panic.
