@@ -5,6 +5,7 @@
 //! cargo bench --features bench-sqlite --bench metadata                       # 1,000,000 objects
 //! ASTEROPE_BENCH_OBJECTS=100000 cargo bench --features bench-sqlite --bench metadata
 //! ASTEROPE_BENCH_EQ_QUERIES=20000 ...      # more equality queries (300 by default), e.g. to profile
+//! ASTEROPE_BENCH_CACHE_MIB=1024 ...         # metadata cache (default 3072 MiB)
 //! ```
 
 use std::sync::Arc;
@@ -91,8 +92,12 @@ async fn main() -> asterope::Result<()> {
 
     // Load both engines with the same documents.
     // A metadata cache large enough for the working set, as SQLite gets the OS page cache.
+    let cache_mib: u64 = std::env::var("ASTEROPE_BENCH_CACHE_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3072);
     let db = Database::builder(scratch.path().join("asterope"))
-        .cache_bytes(1 << 30)
+        .cache_bytes(cache_mib << 20)
         .open()?;
     db.create_index("patient_id").await?;
     db.create_index("study_date").await?;
@@ -145,6 +150,22 @@ async fn main() -> asterope::Result<()> {
         "load ({batch} per transaction, indexes maintained): Asterope {:.1} s, SQLite {:.1} s",
         ast_load.as_secs_f64(),
         sql_load.as_secs_f64()
+    );
+    let on_disk = |path: &std::path::Path| -> u64 {
+        let mut total = 0;
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            match std::fs::read_dir(&p) {
+                Ok(entries) => stack.extend(entries.flatten().map(|e| e.path())),
+                Err(_) => total += std::fs::metadata(&p).map_or(0, |m| m.len()),
+            }
+        }
+        total
+    };
+    println!(
+        "on disk: Asterope metadata {} MiB (cache {cache_mib} MiB), SQLite {} MiB",
+        on_disk(&scratch.path().join("asterope/meta")) >> 20,
+        on_disk(&scratch.path().join("sqlite.db")) >> 20
     );
 
     // Indexed equality, ~10 rows.
