@@ -11,7 +11,6 @@
 //! unreadable. A crash at any point leaves each blob entry naming either its old runs or its new
 //! ones, both durable; the space of the other is free again on open.
 
-use std::ops::Bound;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use crate::alloc::Run;
 use crate::blob::{BlobEntry, BlobId};
 use crate::database::{CompactionSchedule, Inner};
 use crate::extent::{Extent, ExtentId};
-use crate::keys::{blob_key, BLOB_PREFIX};
+use crate::keys::{blob_id_of, blob_key, BLOB_PREFIX};
 use crate::meta::BatchOp;
 use crate::space::Reservation;
 
@@ -106,18 +105,13 @@ impl Inner {
     /// ran out of room first (concurrent writers may take it); blobs copied by then are moved.
     fn evacuate(&self, extent: ExtentId, report: &mut CompactionReport) -> Result<bool> {
         let mut residents = Vec::new();
-        for entry in self.meta.range(
-            Bound::Included(BLOB_PREFIX.to_vec()),
-            Bound::Excluded(crate::index::successor(BLOB_PREFIX)),
-        ) {
+        for entry in self.meta.scan_prefix(BLOB_PREFIX) {
             let (tree_key, value) = entry?;
             let blob = BlobEntry::decode(&value)?;
             if blob.layout.runs.iter().any(|run| run.extent == extent) {
-                let id = tree_key
-                    .get(BLOB_PREFIX.len()..)
-                    .and_then(|id| <[u8; 16]>::try_from(id).ok())
-                    .ok_or_else(|| Error::internal("malformed blob key"))?;
-                residents.push(BlobId(id));
+                let id =
+                    blob_id_of(&tree_key).ok_or_else(|| Error::internal("malformed blob key"))?;
+                residents.push(id);
             }
         }
         let mut residents = residents.into_iter().peekable();

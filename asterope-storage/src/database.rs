@@ -20,8 +20,8 @@ use crate::blob::{BlobEntry, BlobId, BlobLayout};
 use crate::extent::ExtentSet;
 use crate::index::{entry_value, Index, IndexDef};
 use crate::keys::{
-    blob_key, content_key, index_def_key, index_prefix, latest_key, split_version_key, version_key,
-    BLOB_PREFIX, CONTENT_PREFIX, INDEX_DEF_PREFIX, ORACLE_KEY, USER_REGION_START,
+    blob_id_of, blob_key, content_key, index_def_key, index_prefix, latest_key, split_version_key,
+    version_key, BLOB_PREFIX, CONTENT_PREFIX, INDEX_DEF_PREFIX, ORACLE_KEY, USER_REGION_START,
 };
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
@@ -135,10 +135,7 @@ impl DatabaseBuilder {
             None => 0,
         };
         let mut indexes = BTreeMap::new();
-        for entry in meta.range(
-            Bound::Included(INDEX_DEF_PREFIX.to_vec()),
-            Bound::Excluded(crate::index::successor(INDEX_DEF_PREFIX)),
-        ) {
+        for entry in meta.scan_prefix(INDEX_DEF_PREFIX) {
             let (key, value) = entry?;
             let field =
                 String::from_utf8_lossy(key.get(INDEX_DEF_PREFIX.len()..).unwrap_or_default())
@@ -185,16 +182,9 @@ impl DatabaseBuilder {
         // Recount every blob's references from the versions that survive, drop the blobs none
         // names, and mark the space of the others used: everything else is free.
         let mut surviving = HashSet::new();
-        for entry in meta.range(
-            Bound::Included(BLOB_PREFIX.to_vec()),
-            Bound::Excluded(crate::index::successor(BLOB_PREFIX)),
-        ) {
+        for entry in meta.scan_prefix(BLOB_PREFIX) {
             let (tree_key, value) = entry?;
-            let id = tree_key
-                .get(BLOB_PREFIX.len()..)
-                .and_then(|id| <[u8; 16]>::try_from(id).ok())
-                .map(BlobId)
-                .ok_or_else(|| Error::internal("malformed blob key"))?;
+            let id = blob_id_of(&tree_key).ok_or_else(|| Error::internal("malformed blob key"))?;
             let mut blob = BlobEntry::decode(&value)?;
             match refs.get(&id).copied().unwrap_or(0) {
                 0 => garbage.push((tree_key.to_vec(), None)),
@@ -213,10 +203,7 @@ impl DatabaseBuilder {
                 }
             }
         }
-        for entry in meta.range(
-            Bound::Included(CONTENT_PREFIX.to_vec()),
-            Bound::Excluded(crate::index::successor(CONTENT_PREFIX)),
-        ) {
+        for entry in meta.scan_prefix(CONTENT_PREFIX) {
             let (tree_key, value) = entry?;
             let names_survivor =
                 <[u8; 16]>::try_from(&value[..]).is_ok_and(|id| surviving.contains(&BlobId(id)));
@@ -896,12 +883,10 @@ impl Store for Database {
             }
             self.inner.meta.apply(vec![(index_def_key(&field), None)])?;
         }
-        let prefix = index_prefix(&field);
-        let end = crate::index::successor(&prefix);
         let stale: Vec<BatchOp> = self
             .inner
             .meta
-            .range(Bound::Included(prefix), Bound::Excluded(end))
+            .scan_prefix(&index_prefix(&field))
             .map(|entry| entry.map(|(k, _)| (k.to_vec(), None)))
             .collect::<Result<_>>()?;
         for chunk in stale.chunks(INDEX_BUILD_BATCH) {

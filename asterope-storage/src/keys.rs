@@ -73,6 +73,12 @@ pub(crate) fn blob_key(id: &crate::blob::BlobId) -> Vec<u8> {
     [BLOB_PREFIX, &id.0].concat()
 }
 
+/// The blob id of a blob-table key.
+pub(crate) fn blob_id_of(tree_key: &[u8]) -> Option<crate::blob::BlobId> {
+    let id = tree_key.strip_prefix(BLOB_PREFIX)?;
+    <[u8; 16]>::try_from(id).ok().map(crate::blob::BlobId)
+}
+
 /// `0x00 "content" 0x00 sha256 size`.
 pub(crate) fn content_key(sha256: &asterope_core::Sha256Digest, size: u64) -> Vec<u8> {
     [CONTENT_PREFIX, &sha256.0, &size.to_be_bytes()].concat()

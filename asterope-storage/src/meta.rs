@@ -63,6 +63,17 @@ impl MetaStore {
         })
     }
 
+    /// Entries whose keys start with `prefix`, in key order.
+    pub(crate) fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(MetaBytes, MetaBytes)>> + '_ {
+        self.range(
+            Bound::Included(prefix.to_vec()),
+            Bound::Excluded(crate::index::successor(prefix)),
+        )
+    }
+
     /// Applies all changes atomically (all or none survive a crash).
     pub(crate) fn apply(&self, ops: Vec<BatchOp>) -> Result<()> {
         let mut batch = sled::Batch::default();

@@ -61,10 +61,7 @@ pub(crate) fn upgrade_format2(meta: &MetaStore, space: &Space) -> Result<usize> 
             upgrade.ops.push((tree_key.to_vec(), Some(record)));
         }
     }
-    for entry in meta.range(
-        Bound::Included(LATEST_PREFIX.to_vec()),
-        Bound::Excluded(crate::index::successor(LATEST_PREFIX)),
-    ) {
+    for entry in meta.scan_prefix(LATEST_PREFIX) {
         let (tree_key, value) = entry?;
         let Some((stamp, record)) = value.split_first_chunk::<8>() else {
             continue;
@@ -207,10 +204,7 @@ pub fn downgrade_to_format2(dir: &std::path::Path) -> Result<()> {
         let (tree_key, value) = entry?;
         ops.push((tree_key.to_vec(), Some(old_form(&value)?)));
     }
-    for entry in meta.range(
-        Bound::Included(LATEST_PREFIX.to_vec()),
-        Bound::Excluded(crate::index::successor(LATEST_PREFIX)),
-    ) {
+    for entry in meta.scan_prefix(LATEST_PREFIX) {
         let (tree_key, value) = entry?;
         let (stamp, record) = value
             .split_first_chunk::<8>()
@@ -220,17 +214,11 @@ pub fn downgrade_to_format2(dir: &std::path::Path) -> Result<()> {
         ops.push((tree_key.to_vec(), Some(latest)));
     }
     // Index entries had no value then.
-    for entry in meta.range(
-        Bound::Included(INDEX_ENTRY_PREFIX.to_vec()),
-        Bound::Excluded(crate::index::successor(INDEX_ENTRY_PREFIX)),
-    ) {
+    for entry in meta.scan_prefix(INDEX_ENTRY_PREFIX) {
         ops.push((entry?.0.to_vec(), Some(Vec::new())));
     }
     for prefix in [BLOB_PREFIX, CONTENT_PREFIX] {
-        for entry in meta.range(
-            Bound::Included(prefix.to_vec()),
-            Bound::Excluded(crate::index::successor(prefix)),
-        ) {
+        for entry in meta.scan_prefix(prefix) {
             ops.push((entry?.0.to_vec(), None));
         }
     }
