@@ -6,7 +6,12 @@
 //! ASTEROPE_BENCH_OBJECTS=100000 cargo bench --features bench-sqlite --bench metadata
 //! ASTEROPE_BENCH_EQ_QUERIES=20000 ...      # more equality queries (300 by default), e.g. to profile
 //! ASTEROPE_BENCH_CACHE_MIB=1024 ...         # metadata cache (default 3072 MiB)
+//! ASTEROPE_BENCH_SQLITE_CACHE_MIB=3072 ...  # SQLite page cache (default: SQLite's own, 2 MiB)
+//! ASTEROPE_BENCH_KEEP=DIR ...               # keep the loaded data in DIR and reuse it next time
 //! ```
+//!
+//! With `ASTEROPE_BENCH_KEEP` a second run skips the load (for profiling the queries); the
+//! commit phase changes the data, so figures for the record come from fresh runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,13 +54,11 @@ fn document(i: u64, rng: &mut Rng) -> (String, Metadata, serde_json::Value) {
         "tags".into(),
         Value::Array(tags.iter().map(|t| Value::from(*t)).collect()),
     );
-    meta.insert(
-        "size".into(),
-        Value::Int((rng.next() % 1_000_000_000) as i64),
-    );
+    let size = (rng.next() % 1_000_000_000) as i64;
+    meta.insert("size".into(), Value::Int(size));
     let json = serde_json::json!({
         "patient_id": patient, "study_date": secs, "modality": modality,
-        "slices": slices, "tags": tags,
+        "slices": slices, "tags": tags, "size": size,
     });
     (format!("studies/{i:08}"), meta, json)
 }
@@ -84,10 +87,16 @@ async fn main() -> asterope::Result<()> {
     }
     let n = OBJECTS.with(|n| *n);
     std::fs::create_dir_all("target/bench-scratch").unwrap();
-    let scratch = tempfile::tempdir_in("target/bench-scratch").unwrap();
+    let temporary = tempfile::tempdir_in("target/bench-scratch").unwrap();
+    let root = std::env::var_os("ASTEROPE_BENCH_KEEP")
+        .map_or_else(|| temporary.path().to_path_buf(), std::path::PathBuf::from);
+    std::fs::create_dir_all(&root).unwrap();
+    let loaded_marker = root.join("loaded");
+    let loaded = loaded_marker.exists();
     println!(
-        "# metadata benchmark: {n} objects, scratch {}",
-        scratch.path().display()
+        "# metadata benchmark: {n} objects, scratch {}{}",
+        root.display(),
+        if loaded { " (reused)" } else { "" }
     );
 
     // Load both engines with the same documents.
@@ -96,24 +105,37 @@ async fn main() -> asterope::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3072);
-    let db = Database::builder(scratch.path().join("asterope"))
+    let db = Database::builder(root.join("asterope"))
         .cache_bytes(cache_mib << 20)
         .open()?;
-    db.create_index("patient_id").await?;
-    db.create_index("study_date").await?;
-    let sqlite = Connection::open(scratch.path().join("sqlite.db")).unwrap();
+    let sqlite = Connection::open(root.join("sqlite.db")).unwrap();
     sqlite
-        .execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-             CREATE TABLE objects (key TEXT PRIMARY KEY, meta TEXT NOT NULL);
-             CREATE INDEX by_patient ON objects(json_extract(meta, '$.patient_id'));
-             CREATE INDEX by_date ON objects(json_extract(meta, '$.study_date'));",
-        )
+        .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
         .unwrap();
+    let sqlite_cache_mib: Option<u64> = std::env::var("ASTEROPE_BENCH_SQLITE_CACHE_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    if let Some(mib) = sqlite_cache_mib {
+        // Negative: a size in KiB.
+        sqlite
+            .execute_batch(&format!("PRAGMA cache_size=-{};", mib << 10))
+            .unwrap();
+    }
+    if !loaded {
+        db.create_index("patient_id").await?;
+        db.create_index("study_date").await?;
+        sqlite
+            .execute_batch(
+                "CREATE TABLE objects (key TEXT PRIMARY KEY, meta TEXT NOT NULL);
+                 CREATE INDEX by_patient ON objects(json_extract(meta, '$.patient_id'));
+                 CREATE INDEX by_date ON objects(json_extract(meta, '$.study_date'));",
+            )
+            .unwrap();
+    }
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let batch = 5000;
     let (mut ast_load, mut sql_load) = (Duration::ZERO, Duration::ZERO);
-    let mut i = 0;
+    let mut i = if loaded { n } else { 0 };
     while i < n {
         let docs: Vec<_> = (i..(i + batch).min(n))
             .map(|j| document(j, &mut rng))
@@ -146,6 +168,7 @@ async fn main() -> asterope::Result<()> {
     while db.list_indexes().await?.iter().any(|i| i.state != "ready") {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    std::fs::write(&loaded_marker, b"").unwrap();
     println!(
         "load ({batch} per transaction, indexes maintained): Asterope {:.1} s, SQLite {:.1} s",
         ast_load.as_secs_f64(),
@@ -163,9 +186,10 @@ async fn main() -> asterope::Result<()> {
         total
     };
     println!(
-        "on disk: Asterope metadata {} MiB (cache {cache_mib} MiB), SQLite {} MiB",
-        on_disk(&scratch.path().join("asterope/meta")) >> 20,
-        on_disk(&scratch.path().join("sqlite.db")) >> 20
+        "on disk: Asterope metadata {} MiB (cache {cache_mib} MiB), SQLite {} MiB (cache {})",
+        on_disk(&root.join("asterope/meta")) >> 20,
+        on_disk(&root.join("sqlite.db")) >> 20,
+        sqlite_cache_mib.map_or_else(|| "default".to_string(), |m| format!("{m} MiB"))
     );
 
     // Indexed equality, ~10 rows.
@@ -300,7 +324,7 @@ async fn main() -> asterope::Result<()> {
             t.await.unwrap()?;
         }
         let ast_rate = commits as f64 / started.elapsed().as_secs_f64();
-        let path = scratch.path().join("sqlite.db");
+        let path = root.join("sqlite.db");
         let started = Instant::now();
         let threads: Vec<_> = (0..writers)
             .map(|w| {
@@ -311,8 +335,12 @@ async fn main() -> asterope::Result<()> {
                     conn.execute_batch("PRAGMA synchronous=FULL;").unwrap();
                     for c in 0..commits / writers {
                         conn.execute(
-                            "UPDATE objects SET meta = json_set(meta, '$.reviewed', ?1) WHERE key = ?2",
-                            params![c as i64, format!("studies/{:08}", w * 1000 + c)],
+                            // Replaces the document, as update_metadata does.
+                            "UPDATE objects SET meta = ?1 WHERE key = ?2",
+                            params![
+                                serde_json::json!({ "reviewed": c }).to_string(),
+                                format!("studies/{:08}", w * 1000 + c)
+                            ],
                         )
                         .unwrap();
                     }

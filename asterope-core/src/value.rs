@@ -147,8 +147,9 @@ impl Timestamp {
         out
     }
 
-    /// Decodes any of the MessagePack timestamp payload forms (32, 64 or 96 bits).
-    fn from_ext_payload(payload: &[u8]) -> Option<Timestamp> {
+    /// Decodes any of the MessagePack timestamp payload forms (32, 64 or 96 bits): the payload
+    /// of extension type -1.
+    pub fn from_ext_payload(payload: &[u8]) -> Option<Timestamp> {
         match payload.len() {
             4 => {
                 let secs = u32::from_be_bytes(payload.try_into().ok()?);

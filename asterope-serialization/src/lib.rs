@@ -7,6 +7,7 @@ mod filter;
 mod info;
 mod json;
 mod msgpack;
+mod msgpack_reader;
 mod ordered;
 mod request;
 
@@ -17,5 +18,6 @@ pub use msgpack::{
     decode, decode_versioned, encode, encode_versioned, validate_metadata, MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
 };
+pub use msgpack_reader::{MsgpackReader, MAX_READER_DEPTH};
 pub use ordered::{encode_ordered, encode_string_prefix, ordered_len};
 pub use request::{query_from_json, query_to_json};

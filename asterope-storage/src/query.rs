@@ -70,7 +70,7 @@ impl QueryContext<'_> {
         match &query.sort {
             None => {
                 let after = query.cursor.as_deref();
-                let mut objects = Vec::new();
+                let mut objects = Vec::with_capacity(limit.min(32));
                 for item in self.matches(query, after)? {
                     let item = item?;
                     if objects.len() == limit {
@@ -163,7 +163,8 @@ impl QueryContext<'_> {
     fn matches<'q>(&'q self, query: &'q Query, after: Option<&'q str>) -> Result<Matches<'q>> {
         let prefix = query.key_prefix.as_deref().unwrap_or("");
         let in_range = move |key: &Key| {
-            key.as_str().starts_with(prefix) && after.is_none_or(|a| key.as_str() > a)
+            (prefix.is_empty() || key.as_str().starts_with(prefix))
+                && after.is_none_or(|a| key.as_str() > a)
         };
         let index_plan = plan(&query.filter, self.indexes, self.ts);
         // An exact plan's candidates match by construction: no re-check.
@@ -177,9 +178,9 @@ impl QueryContext<'_> {
                 .take_while(move |item| match item {
                     // A scan walks keys in order: past the prefix there is nothing more.
                     Ok((key, _)) => {
-                        key.as_str() < prefix
+                        prefix.is_empty()
+                            || key.as_str() < prefix
                             || key.as_str().starts_with(prefix)
-                            || prefix.is_empty()
                     }
                     Err(_) => true,
                 })
@@ -202,7 +203,7 @@ impl QueryContext<'_> {
     ) -> Result<impl Iterator<Item = Result<(Key, ObjectRecord)>> + '_> {
         // Each visible key, with its entry's value (which may cover the record). An equality
         // range lists its keys in order already; anything else is sorted here.
-        let mut keys: Vec<(Key, Option<MetaBytes>)> = Vec::new();
+        let mut keys: Vec<(Key, Option<MetaBytes>)> = Vec::with_capacity(32);
         self.visible_entries(ranges, |key, value| {
             keys.push((Key::from_bytes(key)?, Some(value.clone())));
             Ok(())

@@ -1,7 +1,10 @@
 //! The stored versions of an object: MessagePack, behind a format-version byte.
+//!
+//! Records are written by serde; they are read by a direct decoder of the same layout (every row
+//! a query returns is one decode), falling back to serde for anything it does not expect.
 
 use asterope_core::{Key, Metadata, ObjectInfo, Result, Sha256Digest, Timestamp};
-use asterope_serialization::{decode_versioned, encode_versioned};
+use asterope_serialization::{decode_versioned, encode_versioned, MsgpackReader};
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobId;
@@ -38,6 +41,12 @@ impl VersionRecord {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<VersionRecord> {
+        if let Some((&RECORD_FORMAT, body)) = bytes.split_first() {
+            let mut reader = MsgpackReader::new(body);
+            if let Some(record) = read_version(&mut reader).filter(|_| reader.is_at_end()) {
+                return Ok(record);
+            }
+        }
         decode_versioned(RECORD_FORMAT, bytes, "object record")
     }
 
@@ -56,6 +65,43 @@ impl VersionRecord {
     }
 }
 
+/// Reads the layout serde writes for [`VersionRecord`]: `{"Object": {field: value, ...}}` or
+/// `"Tombstone"`. `None` for anything else (an unknown field included).
+fn read_version(reader: &mut MsgpackReader<'_>) -> Option<VersionRecord> {
+    if reader.clone().str() == Some("Tombstone") {
+        reader.str();
+        return Some(VersionRecord::Tombstone);
+    }
+    if reader.map_len()? != 1 || reader.str()? != "Object" {
+        return None;
+    }
+    let (mut version, mut size, mut sha256, mut created, mut updated) =
+        (None, None, None, None, None);
+    let (mut metadata, mut blob) = (None, None);
+    for _ in 0..reader.map_len()? {
+        match reader.str()? {
+            "version" => version = Some(reader.u64()?),
+            "size" => size = Some(reader.u64()?),
+            "sha256" => sha256 = Some(Sha256Digest(reader.bin()?.try_into().ok()?)),
+            "created" => created = Some(reader.timestamp_struct()?),
+            "updated" => updated = Some(reader.timestamp_struct()?),
+            "metadata" => metadata = Some(reader.metadata()?),
+            "blob" if reader.nil() => blob = Some(None),
+            "blob" => blob = Some(Some(BlobId(reader.bin()?.try_into().ok()?))),
+            _ => return None,
+        }
+    }
+    Some(VersionRecord::Object(ObjectRecord {
+        version: version?,
+        size: size?,
+        sha256: sha256?,
+        created: created?,
+        updated: updated?,
+        metadata: metadata?,
+        blob: blob?,
+    }))
+}
+
 impl ObjectRecord {
     /// The object's description, consuming the record (no copy of the metadata).
     pub(crate) fn into_info(self, key: Key) -> ObjectInfo {
@@ -72,5 +118,97 @@ impl ObjectRecord {
 
     pub(crate) fn info(&self, key: Key) -> ObjectInfo {
         self.clone().into_info(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asterope_core::Value;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        let scalar = prop_oneof![
+            Just(Value::Nil),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            any::<f64>().prop_map(Value::Float),
+            ".{0,20}".prop_map(Value::String),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Binary),
+            (any::<i64>(), 0u32..1_000_000_000)
+                .prop_map(|(secs, nanos)| Value::Timestamp(Timestamp { secs, nanos })),
+        ];
+        scalar.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,8}", inner, 0..6).prop_map(Value::Map),
+            ]
+        })
+    }
+
+    fn record() -> impl Strategy<Value = VersionRecord> {
+        let object = (
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            (any::<i64>(), 0u32..1_000_000_000),
+            proptest::collection::btree_map(".{1,12}", value(), 0..8),
+            proptest::option::of(any::<[u8; 16]>()),
+        )
+            .prop_map(|(version, size, sha, (secs, nanos), metadata, blob)| {
+                VersionRecord::Object(ObjectRecord {
+                    version,
+                    size,
+                    sha256: Sha256Digest(sha),
+                    created: Timestamp { secs, nanos },
+                    updated: Timestamp {
+                        secs: secs.wrapping_add(1),
+                        nanos,
+                    },
+                    metadata,
+                    blob: blob.map(BlobId),
+                })
+            });
+        prop_oneof![Just(VersionRecord::Tombstone), object]
+    }
+
+    proptest! {
+        #[test]
+        fn the_direct_decoder_reads_what_serde_reads(record in record()) {
+            let bytes = record.encode().unwrap();
+            let mut reader = MsgpackReader::new(&bytes[1..]);
+            let direct = read_version(&mut reader).expect("the direct decoder reads every record");
+            prop_assert!(reader.is_at_end());
+            let serde: VersionRecord = decode_versioned(RECORD_FORMAT, &bytes, "record").unwrap();
+            // Debug output compares NaN floats as equal, unlike `==`.
+            prop_assert_eq!(format!("{direct:?}"), format!("{serde:?}"));
+            prop_assert_eq!(format!("{:?}", VersionRecord::decode(&bytes).unwrap()), format!("{serde:?}"));
+        }
+    }
+
+    #[test]
+    fn damaged_records_still_fail_with_serde_errors() {
+        let record = VersionRecord::Object(ObjectRecord {
+            version: 7,
+            size: 3,
+            sha256: Sha256Digest([1; 32]),
+            created: Timestamp { secs: 1, nanos: 2 },
+            updated: Timestamp { secs: 3, nanos: 4 },
+            metadata: Metadata::from([("a".to_string(), Value::Int(1))]),
+            blob: None,
+        });
+        let bytes = record.encode().unwrap();
+        for cut in 1..bytes.len() {
+            assert!(
+                VersionRecord::decode(&bytes[..cut]).is_err(),
+                "a record cut at {cut} bytes must not decode"
+            );
+        }
+        let mut unknown_format = bytes.clone();
+        unknown_format[0] = RECORD_FORMAT + 1;
+        assert_eq!(
+            VersionRecord::decode(&unknown_format).unwrap_err().code(),
+            "unsupported_format"
+        );
     }
 }
