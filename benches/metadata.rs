@@ -8,6 +8,7 @@
 //! ASTEROPE_BENCH_CACHE_MIB=1024 ...         # metadata cache (default 3072 MiB)
 //! ASTEROPE_BENCH_SQLITE_CACHE_MIB=3072 ...  # SQLite page cache (default: SQLite's own, 2 MiB)
 //! ASTEROPE_BENCH_KEEP=DIR ...               # keep the loaded data in DIR and reuse it next time
+//! cargo bench --features bench-sqlite,bench-mimalloc --bench metadata  # mimalloc as allocator
 //! ```
 //!
 //! With `ASTEROPE_BENCH_KEEP` a second run skips the load (for profiling the queries); the
@@ -21,6 +22,12 @@ use asterope::{
 };
 use futures::stream::{self, StreamExt};
 use rusqlite::{params, Connection};
+
+// With `bench-mimalloc`, the allocator an embedding application may choose instead of the
+// system's.
+#[cfg(feature = "bench-mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const MODALITIES: [&str; 5] = ["CT", "MR", "US", "XR", "PT"];
 
@@ -94,9 +101,14 @@ async fn main() -> asterope::Result<()> {
     let loaded_marker = root.join("loaded");
     let loaded = loaded_marker.exists();
     println!(
-        "# metadata benchmark: {n} objects, scratch {}{}",
+        "# metadata benchmark: {n} objects, scratch {}{}, {} allocator",
         root.display(),
-        if loaded { " (reused)" } else { "" }
+        if loaded { " (reused)" } else { "" },
+        if cfg!(feature = "bench-mimalloc") {
+            "mimalloc"
+        } else {
+            "system"
+        }
     );
 
     // Load both engines with the same documents.
