@@ -400,6 +400,24 @@ impl Filter {
         }
     }
 
+    /// The top-level fields the filter looks at (the first segment of each path): a document
+    /// cut down to these fields matches exactly when the whole document does.
+    pub fn top_level_fields(&self) -> std::collections::BTreeSet<&str> {
+        let mut fields = std::collections::BTreeSet::new();
+        let mut pending = vec![self];
+        while let Some(filter) = pending.pop() {
+            match filter {
+                Filter::True => {}
+                Filter::And(parts) | Filter::Or(parts) => pending.extend(parts),
+                Filter::Not(inner) => pending.push(inner),
+                Filter::Field { path, .. } => {
+                    fields.extend(path.segments().first().map(String::as_str));
+                }
+            }
+        }
+        fields
+    }
+
     /// Both this filter and `other`; chains flatten (`a.and(b).and(c)` is `And([a, b, c])`, the
     /// same AST as the JSON `{"a": .., "b": .., "c": ..}`).
     pub fn and(self, other: Filter) -> Filter {

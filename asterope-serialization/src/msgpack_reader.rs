@@ -82,12 +82,13 @@ impl<'a> MsgpackReader<'a> {
         }
     }
 
-    fn str_body(&mut self, len: usize) -> Option<&'a str> {
-        std::str::from_utf8(self.take(len)?).ok()
-    }
-
     /// A string.
     pub fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.str_bytes()?).ok()
+    }
+
+    /// A string's bytes, not checked to be UTF-8: for comparing against known names.
+    pub fn str_bytes(&mut self) -> Option<&'a [u8]> {
         let len = match self.byte()? {
             m @ 0xa0..=0xbf => usize::from(m & 0x1f),
             0xd9 => self.be_len(1)?,
@@ -95,7 +96,7 @@ impl<'a> MsgpackReader<'a> {
             0xdb => self.be_len(4)?,
             _ => return None,
         };
-        self.str_body(len)
+        self.take(len)
     }
 
     /// A byte string.
@@ -150,6 +151,63 @@ impl<'a> MsgpackReader<'a> {
             map.insert(name.to_owned(), value);
         }
         Some(map)
+    }
+
+    /// The fields of a metadata document whose names `wanted` accepts (given as bytes); the
+    /// others are skipped without being decoded.
+    pub fn metadata_fields(&mut self, wanted: impl Fn(&[u8]) -> bool) -> Option<Metadata> {
+        let len = self.map_len()?;
+        let mut map = Metadata::new();
+        for _ in 0..len {
+            let name = self.str_bytes()?;
+            if wanted(name) {
+                let name = std::str::from_utf8(name).ok()?;
+                let value = self.value_at(2)?;
+                map.insert(name.to_owned(), value);
+            } else {
+                self.skip_value()?;
+            }
+        }
+        Some(map)
+    }
+
+    /// Steps over one value of any kind (checking its structure, not its contents).
+    pub fn skip_value(&mut self) -> Option<()> {
+        // Values still to step over: a container adds its elements.
+        let mut pending: usize = 1;
+        while pending > 0 {
+            pending -= 1;
+            let marker = self.byte()?;
+            let (skip, elements) = match marker {
+                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+                0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
+                0x90..=0x9f => (0, usize::from(marker & 0x0f)),
+                0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+                0xcc | 0xd0 => (1, 0),
+                0xcd | 0xd1 => (2, 0),
+                0xca | 0xce | 0xd2 => (4, 0),
+                0xcb | 0xcf | 0xd3 => (8, 0),
+                0xc4 | 0xd9 => (self.be_len(1)?, 0),
+                0xc5 | 0xda => (self.be_len(2)?, 0),
+                0xc6 | 0xdb => (self.be_len(4)?, 0),
+                0xdc => (0, self.be_len(2)?),
+                0xdd => (0, self.be_len(4)?),
+                0xde => (0, 2 * self.be_len(2)?),
+                0xdf => (0, 2 * self.be_len(4)?),
+                0xd4..=0xd8 => (1 + (1 << (marker - 0xd4)), 0),
+                0xc7 => (1 + self.be_len(1)?, 0),
+                0xc8 => (1 + self.be_len(2)?, 0),
+                0xc9 => (1 + self.be_len(4)?, 0),
+                _ => return None,
+            };
+            self.take(skip)?;
+            // Every element takes at least one byte: a count beyond the input is malformed.
+            if elements > self.rest.len() {
+                return None;
+            }
+            pending += elements;
+        }
+        Some(())
     }
 
     /// Any value, as [`Value`]'s serde decoding would produce it.
@@ -225,9 +283,9 @@ impl<'a> MsgpackReader<'a> {
     pub fn timestamp_struct(&mut self) -> Option<Timestamp> {
         let (mut secs, mut nanos) = (None, None);
         for _ in 0..self.map_len()? {
-            match self.str()? {
-                "secs" => secs = Some(self.i64()?),
-                "nanos" => nanos = Some(u32::try_from(self.u64()?).ok()?),
+            match self.str_bytes()? {
+                b"secs" => secs = Some(self.i64()?),
+                b"nanos" => nanos = Some(u32::try_from(self.u64()?).ok()?),
                 _ => return None,
             }
         }
@@ -286,6 +344,34 @@ mod tests {
                 let slow: Value = decode(&bytes, "value").unwrap();
                 prop_assert!(fast == slow || matches!((&fast, &slow), (Value::Float(a), Value::Float(b)) if a.is_nan() && b.is_nan()));
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn skips_exactly_one_value(doc in proptest::collection::btree_map(".{0,12}", value(), 0..10), keep in ".{0,12}") {
+            let mut bytes = encode(&doc).unwrap();
+            bytes.push(0xc3);
+            let mut reader = MsgpackReader::new(&bytes);
+            prop_assert_eq!(reader.skip_value(), Some(()));
+            prop_assert_eq!(reader.rest, &[0xc3][..]);
+            // Selecting fields gives exactly those of the full document.
+            let selected = MsgpackReader::new(&bytes).metadata_fields(|name| name < keep.as_bytes());
+            let mut expected = doc.clone();
+            expected.retain(|name, _| name.as_str() < keep.as_str());
+            prop_assert_eq!(selected, Some(expected));
+        }
+    }
+
+    #[test]
+    fn skipping_refuses_truncated_and_bomb_lengths() {
+        // A string cut short, an array claiming 2^32-1 elements, a reserved marker.
+        for bytes in [
+            &[0xa5, b'a'][..],
+            &[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01],
+            &[0xc1],
+        ] {
+            assert_eq!(MsgpackReader::new(bytes).skip_value(), None, "{bytes:?}");
         }
     }
 

@@ -135,9 +135,12 @@ pub(crate) fn entry_value(superseded: Option<u64>, record: Option<&[u8]>) -> Vec
     }
 }
 
+/// Length of the supersession stamp that starts an entry's value (a covered record follows).
+pub(crate) const ENTRY_STAMP_LEN: usize = 8;
+
 /// Splits an entry value into supersession and covered record.
 pub(crate) fn parse_entry_value(value: &[u8]) -> (u64, Option<&[u8]>) {
-    match value.split_first_chunk::<8>() {
+    match value.split_first_chunk::<ENTRY_STAMP_LEN>() {
         Some((stamp, record)) => (
             u64::from_be_bytes(*stamp),
             (!record.is_empty()).then_some(record),

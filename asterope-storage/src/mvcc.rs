@@ -15,7 +15,7 @@ use asterope_core::{Error, Key, Result};
 use crate::keys::{
     after_all_versions, latest_key, split_version_key, version_key, USER_REGION_START,
 };
-use crate::meta::MetaStore;
+use crate::meta::{MetaBytes, MetaStore};
 use crate::record::{ObjectRecord, VersionRecord};
 
 #[derive(Debug, Default)]
@@ -168,6 +168,21 @@ pub(crate) fn scan_at<'a>(
     start: Bound<&[u8]>,
     ts: u64,
 ) -> impl Iterator<Item = Result<(Key, ObjectRecord)>> + 'a {
+    scan_encoded_at(meta, start, ts).filter_map(|item| {
+        item.and_then(|(key, encoded)| {
+            let record = decode_version(key.as_bytes(), &encoded)?.into_object();
+            Ok(record.map(|record| (key, record)))
+        })
+        .transpose()
+    })
+}
+
+/// [`scan_at`] without decoding: each visible version's encoded record (tombstones skipped).
+pub(crate) fn scan_encoded_at<'a>(
+    meta: &'a MetaStore,
+    start: Bound<&[u8]>,
+    ts: u64,
+) -> impl Iterator<Item = Result<(Key, MetaBytes)>> + 'a {
     let start = match start {
         Bound::Included(key) => Bound::Included(key.to_vec()),
         Bound::Excluded(key) => Bound::Included(after_all_versions(key)),
@@ -186,13 +201,11 @@ pub(crate) fn scan_at<'a>(
         if settled.as_deref() == Some(key) || version > ts {
             continue;
         }
-        settled = Some(key.to_vec());
-        let record = match decode_version(key, &value) {
-            Ok(record) => record,
-            Err(e) => return Some(Err(e)),
-        };
-        if let Some(record) = record.into_object() {
-            return Some(Key::from_bytes(key).map(|key| (key, record)));
+        let settled_key = settled.get_or_insert_with(Vec::new);
+        settled_key.clear();
+        settled_key.extend_from_slice(key);
+        if !VersionRecord::is_tombstone(&value) {
+            return Some(Key::from_bytes(key).map(|key| (key, value)));
         }
     })
 }

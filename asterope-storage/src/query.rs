@@ -1,25 +1,73 @@
 //! The query executor: candidates from an index or a scan, each re-read at the snapshot and
 //! re-checked against the whole filter; then key order or a sort, and a page.
 //!
+//! Stored candidates stay encoded until needed: the re-check decodes only the fields the filter
+//! looks at, and only rows that are returned are decoded in full (a count decodes none).
+//!
 //! A transaction passes its staged writes as an overlay, so its queries see its own writes.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use asterope_core::{
-    Error, Key, Query, QueryPlan, Result, SortSpec, Value, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+    Error, Filter, Key, Query, QueryPlan, Result, SortSpec, Value, DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
 };
 use asterope_serialization::{decode, encode};
 
-use crate::index::{entry_visible, parse_entry_value, plan, Index, KeyRange};
+use crate::index::{entry_visible, parse_entry_value, plan, Index, KeyRange, ENTRY_STAMP_LEN};
 use crate::keys::split_index_entry;
 use crate::meta::{MetaBytes, MetaStore};
-use crate::mvcc::{decode_version, read_at, scan_at};
+use crate::mvcc::{decode_version, read_at, scan_encoded_at};
 use crate::record::{ObjectRecord, VersionRecord};
 
-/// Matching objects, in key order.
-type Matches<'q> = Box<dyn Iterator<Item = Result<(Key, ObjectRecord)>> + 'q>;
+/// Candidate or matching rows, in key order.
+type Rows<'q> = Box<dyn Iterator<Item = Result<(Key, Row)>> + 'q>;
+
+/// One candidate row: a record at hand, or a stored encoding decoded only as far as needed.
+enum Row {
+    Decoded(ObjectRecord),
+    /// An encoded version record: `bytes[offset..]` (an index entry's starts after its stamp).
+    Encoded {
+        bytes: MetaBytes,
+        offset: usize,
+    },
+}
+
+impl Row {
+    /// The record (`None`: the encoding is a tombstone's).
+    fn into_record(self, key: &Key) -> Result<Option<ObjectRecord>> {
+        match self {
+            Row::Decoded(record) => Ok(Some(record)),
+            Row::Encoded { bytes, offset } => {
+                let encoded = bytes.get(offset..).unwrap_or_default();
+                Ok(decode_version(key.as_bytes(), encoded)?.into_object())
+            }
+        }
+    }
+
+    /// Whether the row is an object that `filter` selects; `fields` are the filter's
+    /// [`Filter::top_level_fields`], the only ones decoded.
+    fn satisfies(&self, key: &Key, filter: &Filter, fields: &BTreeSet<&str>) -> Result<bool> {
+        match self {
+            Row::Decoded(record) => Ok(filter.matches(&record.metadata)),
+            Row::Encoded { bytes, offset } => {
+                let encoded = bytes.get(*offset..).unwrap_or_default();
+                let wanted = |name: &[u8]| fields.iter().any(|f| f.as_bytes() == name);
+                let metadata =
+                    VersionRecord::decode_fields(encoded, wanted).map_err(|e| match e {
+                        Error::UnsupportedFormat { .. } => e,
+                        other => Error::Corrupt {
+                            key: key.to_string(),
+                            reason: other.to_string(),
+                        },
+                    })?;
+                Ok(metadata.is_some_and(|m| filter.matches(&m)))
+            }
+        }
+    }
+}
 
 /// Staged writes of a transaction: the new state of each key (`None`: deleted).
 pub(crate) type Overlay = BTreeMap<Key, Option<ObjectRecord>>;
@@ -72,12 +120,15 @@ impl QueryContext<'_> {
                 let after = query.cursor.as_deref();
                 let mut objects = Vec::with_capacity(limit.min(32));
                 for item in self.matches(query, after)? {
-                    let item = item?;
+                    let (key, row) = item?;
+                    let Some(record) = row.into_record(&key)? else {
+                        continue;
+                    };
                     if objects.len() == limit {
                         let next = objects.last().map(|(k, _): &(Key, _)| k.to_string());
                         return Ok(Page { objects, next });
                     }
-                    objects.push(item);
+                    objects.push((key, record));
                 }
                 Ok(Page {
                     objects,
@@ -132,7 +183,10 @@ impl QueryContext<'_> {
         };
         let mut all = Vec::new();
         for item in self.matches(query, None)? {
-            let (key, record) = item?;
+            let (key, row) = item?;
+            let Some(record) = row.into_record(&key)? else {
+                continue;
+            };
             let value = sort_value(&record);
             if let Some((cursor_value, cursor_key)) = &position {
                 if order(&(value.clone(), &key), &(cursor_value.clone(), cursor_key))
@@ -160,7 +214,7 @@ impl QueryContext<'_> {
     }
 
     /// Matching objects in key order, after the key `after` if given.
-    fn matches<'q>(&'q self, query: &'q Query, after: Option<&'q str>) -> Result<Matches<'q>> {
+    fn matches<'q>(&'q self, query: &'q Query, after: Option<&'q str>) -> Result<Rows<'q>> {
         let prefix = query.key_prefix.as_deref().unwrap_or("");
         let in_range = move |key: &Key| {
             (prefix.is_empty() || key.as_str().starts_with(prefix))
@@ -169,10 +223,11 @@ impl QueryContext<'_> {
         let index_plan = plan(&query.filter, self.indexes, self.ts);
         // An exact plan's candidates match by construction: no re-check.
         let exact = index_plan.as_ref().is_some_and(|p| p.exact);
-        let candidates: Matches<'q> = match index_plan {
+        let candidates: Rows<'q> = match index_plan {
             Some(index_plan) => Box::new(self.index_candidates(&index_plan.ranges)?),
             None => Box::new(self.scan_candidates(prefix, after)),
         };
+        let fields = query.filter.top_level_fields();
         Ok(Box::new(
             candidates
                 .take_while(move |item| match item {
@@ -184,13 +239,22 @@ impl QueryContext<'_> {
                     }
                     Err(_) => true,
                 })
-                .filter(move |item| match item {
-                    Ok((key, record)) => {
-                        in_range(key)
-                            && (exact && !self.overlay.is_some_and(|o| o.contains_key(key))
-                                || query.filter.matches(&record.metadata))
+                .filter_map(move |item| {
+                    let (key, row) = match item {
+                        Ok(found) => found,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    if !in_range(&key) {
+                        return None;
                     }
-                    Err(_) => true,
+                    if exact && !self.overlay.is_some_and(|o| o.contains_key(&key)) {
+                        return Some(Ok((key, row)));
+                    }
+                    match row.satisfies(&key, &query.filter, &fields) {
+                        Ok(true) => Some(Ok((key, row))),
+                        Ok(false) => None,
+                        Err(e) => Some(Err(e)),
+                    }
                 }),
         ))
     }
@@ -200,7 +264,7 @@ impl QueryContext<'_> {
     fn index_candidates(
         &self,
         ranges: &[KeyRange],
-    ) -> Result<impl Iterator<Item = Result<(Key, ObjectRecord)>> + '_> {
+    ) -> Result<impl Iterator<Item = Result<(Key, Row)>> + '_> {
         // Each visible key, with its entry's value (which may cover the record). An equality
         // range lists its keys in order already; anything else is sorted here.
         let mut keys: Vec<(Key, Option<MetaBytes>)> = Vec::with_capacity(32);
@@ -216,15 +280,16 @@ impl QueryContext<'_> {
             keys.dedup_by(|later, earlier| later.0 == earlier.0);
         }
         Ok(keys.into_iter().filter_map(move |(key, value)| {
-            let covered = value.as_deref().and_then(|v| parse_entry_value(v).1);
+            let covered = value.filter(|v| parse_entry_value(v).1.is_some());
             let found = match (self.overlay.and_then(|o| o.get(&key)), covered) {
-                (Some(staged), _) => Ok(staged.clone()),
-                (None, Some(bytes)) => {
-                    decode_version(key.as_bytes(), bytes).map(VersionRecord::into_object)
-                }
-                (None, None) => read_at(self.meta, &key, self.ts),
+                (Some(staged), _) => Ok(staged.clone().map(Row::Decoded)),
+                (None, Some(bytes)) => Ok(Some(Row::Encoded {
+                    bytes,
+                    offset: ENTRY_STAMP_LEN,
+                })),
+                (None, None) => read_at(self.meta, &key, self.ts).map(|r| r.map(Row::Decoded)),
             };
-            found.map(|record| record.map(|r| (key, r))).transpose()
+            found.map(|row| row.map(|row| (key, row))).transpose()
         }))
     }
 
@@ -260,13 +325,15 @@ impl QueryContext<'_> {
         &'q self,
         prefix: &'q str,
         after: Option<&'q str>,
-    ) -> impl Iterator<Item = Result<(Key, ObjectRecord)>> + 'q {
+    ) -> impl Iterator<Item = Result<(Key, Row)>> + 'q {
         let start = match after {
             Some(a) if a >= prefix => Bound::Excluded(a.as_bytes()),
             _ if prefix.is_empty() => Bound::Unbounded,
             _ => Bound::Included(prefix.as_bytes()),
         };
-        let mut base = scan_at(self.meta, start, self.ts).peekable();
+        let mut base = scan_encoded_at(self.meta, start, self.ts)
+            .map(|item| item.map(|(key, bytes)| (key, Row::Encoded { bytes, offset: 0 })))
+            .peekable();
         let empty = Overlay::new();
         let overlay_items: Vec<(Key, Option<ObjectRecord>)> = self
             .overlay
@@ -293,7 +360,7 @@ impl QueryContext<'_> {
                     base.next();
                 }
                 match state {
-                    Some(record) => return Some(Ok((key, record))),
+                    Some(record) => return Some(Ok((key, Row::Decoded(record)))),
                     None => continue,
                 }
             }

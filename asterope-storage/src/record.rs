@@ -50,6 +50,32 @@ impl VersionRecord {
         decode_versioned(RECORD_FORMAT, bytes, "object record")
     }
 
+    /// The metadata fields of a stored version that `wanted` accepts (`None`: a tombstone),
+    /// the rest of the record stepped over undecoded: what a filter needs to test a row.
+    pub(crate) fn decode_fields(
+        bytes: &[u8],
+        wanted: impl Fn(&[u8]) -> bool + Copy,
+    ) -> Result<Option<Metadata>> {
+        if let Some((&RECORD_FORMAT, body)) = bytes.split_first() {
+            let mut reader = MsgpackReader::new(body);
+            if let Some(found) = read_fields(&mut reader, wanted).filter(|_| reader.is_at_end()) {
+                return Ok(found);
+            }
+        }
+        Ok(VersionRecord::decode(bytes)?.into_object().map(|record| {
+            let mut metadata = record.metadata;
+            metadata.retain(|name, _| wanted(name.as_bytes()));
+            metadata
+        }))
+    }
+
+    /// Whether `bytes` is the encoding of a tombstone.
+    pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
+        bytes.split_first().is_some_and(|(&format, body)| {
+            format == RECORD_FORMAT && MsgpackReader::new(body).str_bytes() == Some(b"Tombstone")
+        })
+    }
+
     pub(crate) fn object(&self) -> Option<&ObjectRecord> {
         match self {
             VersionRecord::Object(record) => Some(record),
@@ -68,26 +94,26 @@ impl VersionRecord {
 /// Reads the layout serde writes for [`VersionRecord`]: `{"Object": {field: value, ...}}` or
 /// `"Tombstone"`. `None` for anything else (an unknown field included).
 fn read_version(reader: &mut MsgpackReader<'_>) -> Option<VersionRecord> {
-    if reader.clone().str() == Some("Tombstone") {
-        reader.str();
+    if reader.clone().str_bytes() == Some(b"Tombstone") {
+        reader.str_bytes();
         return Some(VersionRecord::Tombstone);
     }
-    if reader.map_len()? != 1 || reader.str()? != "Object" {
+    if reader.map_len()? != 1 || reader.str_bytes()? != b"Object" {
         return None;
     }
     let (mut version, mut size, mut sha256, mut created, mut updated) =
         (None, None, None, None, None);
     let (mut metadata, mut blob) = (None, None);
     for _ in 0..reader.map_len()? {
-        match reader.str()? {
-            "version" => version = Some(reader.u64()?),
-            "size" => size = Some(reader.u64()?),
-            "sha256" => sha256 = Some(Sha256Digest(reader.bin()?.try_into().ok()?)),
-            "created" => created = Some(reader.timestamp_struct()?),
-            "updated" => updated = Some(reader.timestamp_struct()?),
-            "metadata" => metadata = Some(reader.metadata()?),
-            "blob" if reader.nil() => blob = Some(None),
-            "blob" => blob = Some(Some(BlobId(reader.bin()?.try_into().ok()?))),
+        match reader.str_bytes()? {
+            b"version" => version = Some(reader.u64()?),
+            b"size" => size = Some(reader.u64()?),
+            b"sha256" => sha256 = Some(Sha256Digest(reader.bin()?.try_into().ok()?)),
+            b"created" => created = Some(reader.timestamp_struct()?),
+            b"updated" => updated = Some(reader.timestamp_struct()?),
+            b"metadata" => metadata = Some(reader.metadata()?),
+            b"blob" if reader.nil() => blob = Some(None),
+            b"blob" => blob = Some(Some(BlobId(reader.bin()?.try_into().ok()?))),
             _ => return None,
         }
     }
@@ -100,6 +126,30 @@ fn read_version(reader: &mut MsgpackReader<'_>) -> Option<VersionRecord> {
         metadata: metadata?,
         blob: blob?,
     }))
+}
+
+/// The `metadata` fields `wanted` accepts of a record in the layout of [`read_version`]
+/// (`Some(None)`: a tombstone).
+fn read_fields(
+    reader: &mut MsgpackReader<'_>,
+    wanted: impl Fn(&[u8]) -> bool,
+) -> Option<Option<Metadata>> {
+    if reader.clone().str_bytes() == Some(b"Tombstone") {
+        reader.str_bytes();
+        return Some(None);
+    }
+    if reader.map_len()? != 1 || reader.str_bytes()? != b"Object" {
+        return None;
+    }
+    let mut metadata = None;
+    for _ in 0..reader.map_len()? {
+        if reader.str_bytes()? == b"metadata" {
+            metadata = Some(reader.metadata_fields(&wanted)?);
+        } else {
+            reader.skip_value()?;
+        }
+    }
+    metadata.map(Some)
 }
 
 impl ObjectRecord {
@@ -186,6 +236,22 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn selected_fields_are_those_of_the_full_record(record in record(), keep in ".{0,6}") {
+            let bytes = record.encode().unwrap();
+            let wanted = |name: &[u8]| name < keep.as_bytes();
+            let selected = VersionRecord::decode_fields(&bytes, wanted).unwrap();
+            let expected = record.into_object().map(|r| {
+                let mut metadata = r.metadata;
+                metadata.retain(|name, _| wanted(name.as_bytes()));
+                metadata
+            });
+            prop_assert_eq!(format!("{selected:?}"), format!("{expected:?}"));
+            prop_assert_eq!(VersionRecord::is_tombstone(&bytes), expected.is_none());
+        }
+    }
+
     #[test]
     fn damaged_records_still_fail_with_serde_errors() {
         let record = VersionRecord::Object(ObjectRecord {
@@ -202,6 +268,10 @@ mod tests {
             assert!(
                 VersionRecord::decode(&bytes[..cut]).is_err(),
                 "a record cut at {cut} bytes must not decode"
+            );
+            assert!(
+                VersionRecord::decode_fields(&bytes[..cut], |_| true).is_err(),
+                "a record cut at {cut} bytes must not yield fields"
             );
         }
         let mut unknown_format = bytes.clone();
