@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo bench --features bench-sqlite --bench metadata                       # 1,000,000 objects
 //! ASTEROPE_BENCH_OBJECTS=100000 cargo bench --features bench-sqlite --bench metadata
-//! ASTEROPE_BENCH_EQ_QUERIES=20000 ...      # more equality queries (300 by default), e.g. to profile
+//! ASTEROPE_BENCH_EQ_QUERIES=200000 ...     # equality queries (20,000 by default), e.g. to profile
 //! ASTEROPE_BENCH_CACHE_MIB=1024 ...         # metadata cache (default 3072 MiB)
 //! ASTEROPE_BENCH_SQLITE_CACHE_MIB=3072 ...  # SQLite page cache (default: SQLite's own, 2 MiB)
 //! ASTEROPE_BENCH_KEEP=DIR ...               # keep the loaded data in DIR and reuse it next time
@@ -208,7 +208,7 @@ async fn main() -> asterope::Result<()> {
     let equality_queries: usize = std::env::var("ASTEROPE_BENCH_EQ_QUERIES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(20_000);
     let patients: Vec<String> = (0..equality_queries)
         .map(|_| format!("P{:06}", rng.next() % (n / 10).max(1)))
         .collect();

@@ -488,7 +488,7 @@ impl Inner {
         let indexes = self.indexes();
         let mut blobs = BlobChanges::new(&self.meta, self.dedup);
         // Validate everything first: a refused intent refuses the whole commit.
-        let mut planned = Vec::new();
+        let mut planned = Vec::with_capacity(intents.len());
         for (key, intent) in intents {
             let versions = versions_of(&self.meta, &key)?;
             if let (Some(start), Some((newest, _))) = (start, versions.first()) {
@@ -542,9 +542,10 @@ impl Inner {
             planned.push((key, versions, new));
         }
 
-        let mut ops: Vec<BatchOp> =
-            vec![(ORACLE_KEY.to_vec(), Some(version.to_be_bytes().to_vec()))];
-        let mut infos = Vec::new();
+        // Per key: its version, its newest-version entry and a few index entries, usually.
+        let mut ops: Vec<BatchOp> = Vec::with_capacity(1 + planned.len() * 6);
+        ops.push((ORACLE_KEY.to_vec(), Some(version.to_be_bytes().to_vec())));
+        let mut infos = Vec::with_capacity(planned.len());
         let mut snapshots = self.snapshots.lock();
         let live = snapshots.live();
         for (key, versions, new) in planned {
