@@ -73,6 +73,11 @@ impl MetaStore {
             .map_err(|e| sled_error("opening the objects tree", e))?;
         let log = File::open(path.join("db"))
             .map_err(|e| Error::io("opening the metadata log for syncing", e))?;
+        // The entries sled may just have created (its log, config, blob directory) are made
+        // durable once, so that later syncs of the files themselves are not in vain.
+        File::open(path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| Error::io("syncing the metadata directory", e))?;
         Ok(MetaStore {
             db,
             tree,
