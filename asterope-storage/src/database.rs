@@ -118,6 +118,8 @@ impl DatabaseBuilder {
         let lock = DirLock::acquire(&dir)?;
         let extents = ExtentSet::open(dir.join("extents"))?;
         let meta = MetaStore::open(&dir.join("meta"), self.cache_bytes)?;
+        // The entries of `extents/` and `meta/` themselves, in case this open created them.
+        crate::extent::sync_dir(&dir)?;
         let space = Arc::new(Space::new(
             lock,
             extents,
