@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use asterope_core::{Error, Key, Result};
+use asterope_core::{Error, Key, Metadata, Result};
 
 use crate::keys::{
     after_all_versions, latest_key, split_version_key, version_key, USER_REGION_START,
@@ -88,13 +88,27 @@ impl Drop for Snapshot {
 
 /// Decodes a version, naming the key on failure.
 pub(crate) fn decode_version(key: &[u8], bytes: &[u8]) -> Result<VersionRecord> {
-    VersionRecord::decode(bytes).map_err(|e| match e {
-        Error::UnsupportedFormat { .. } => e,
+    VersionRecord::decode(bytes).map_err(|e| corrupt_record(key, e))
+}
+
+/// [`VersionRecord::decode_fields`] of `key`'s stored version, errors as [`decode_version`]'s.
+pub(crate) fn decode_version_fields(
+    key: &[u8],
+    bytes: &[u8],
+    wanted: impl Fn(&[u8]) -> bool + Copy,
+) -> Result<Option<Metadata>> {
+    VersionRecord::decode_fields(bytes, wanted).map_err(|e| corrupt_record(key, e))
+}
+
+/// A record that does not decode is corrupt, unless it is of a format this build cannot read.
+fn corrupt_record(key: &[u8], error: Error) -> Error {
+    match error {
+        Error::UnsupportedFormat { .. } => error,
         other => Error::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: other.to_string(),
         },
-    })
+    }
 }
 
 /// The object as of snapshot `ts`, if it existed then.

@@ -19,8 +19,8 @@ use asterope_serialization::{decode, encode};
 use crate::index::{entry_visible, parse_entry_value, plan, Index, KeyRange, ENTRY_STAMP_LEN};
 use crate::keys::split_index_entry;
 use crate::meta::{MetaBytes, MetaStore};
-use crate::mvcc::{decode_version, read_at, scan_encoded_at};
-use crate::record::{ObjectRecord, VersionRecord};
+use crate::mvcc::{decode_version, decode_version_fields, read_at, scan_encoded_at};
+use crate::record::ObjectRecord;
 
 /// Candidate or matching rows, in key order.
 type Rows<'q> = Box<dyn Iterator<Item = Result<(Key, Row)>> + 'q>;
@@ -55,14 +55,7 @@ impl Row {
             Row::Encoded { bytes, offset } => {
                 let encoded = bytes.get(*offset..).unwrap_or_default();
                 let wanted = |name: &[u8]| fields.iter().any(|f| f.as_bytes() == name);
-                let metadata =
-                    VersionRecord::decode_fields(encoded, wanted).map_err(|e| match e {
-                        Error::UnsupportedFormat { .. } => e,
-                        other => Error::Corrupt {
-                            key: key.to_string(),
-                            reason: other.to_string(),
-                        },
-                    })?;
+                let metadata = decode_version_fields(key.as_bytes(), encoded, wanted)?;
                 Ok(metadata.is_some_and(|m| filter.matches(&m)))
             }
         }
