@@ -26,8 +26,8 @@ use crate::keys::{
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
 use crate::mvcc::{
-    collectable, decode_version, latest_value, newest_version, read_at, versions_of, Snapshot,
-    Snapshots,
+    collectable, decode_version, decode_version_blob, latest_value, newest_version, read_at,
+    versions_of, Snapshot, Snapshots,
 };
 use crate::query::{Overlay, QueryContext};
 use crate::reader::BlobReader;
@@ -158,26 +158,30 @@ impl DatabaseBuilder {
                 .ok_or_else(|| Error::internal("malformed version key"))?;
             last_version = last_version.max(ts);
             let newest = current.as_deref() != Some(key);
-            current = Some(key.to_vec());
-            let version = decode_version(key, &value)?;
-            match (newest, version.object()) {
-                (true, Some(record)) => {
-                    if let Some(blob) = record.blob {
+            if newest {
+                let current_key = current.get_or_insert_with(Vec::new);
+                current_key.clear();
+                current_key.extend_from_slice(key);
+            }
+            // The newest version of a live key only counts its blob: no need to decode it all.
+            if newest {
+                if let Some(blob) = decode_version_blob(key, &value)? {
+                    if let Some(blob) = blob {
                         *refs.entry(blob).or_insert(0) += 1;
                     }
+                    continue;
                 }
-                (newest, record) => {
-                    if newest {
-                        // The newest version is a tombstone: the key goes entirely.
-                        garbage.push((latest_key(key), None));
-                    }
-                    garbage.push((tree_key.to_vec(), None));
-                    for index in indexes.values() {
-                        if let Some(record) = record {
-                            let entries = index.entries(key, ts, &record.metadata);
-                            garbage.extend(entries.into_iter().map(|k| (k, None)));
-                        }
-                    }
+            }
+            // Older versions, and a newest version that is a tombstone (the key goes entirely),
+            // are garbage once no snapshot survives: they go with their index entries.
+            if newest {
+                garbage.push((latest_key(key), None));
+            }
+            garbage.push((tree_key.to_vec(), None));
+            if let Some(record) = decode_version(key, &value)?.into_object() {
+                for index in indexes.values() {
+                    let entries = index.entries(key, ts, &record.metadata);
+                    garbage.extend(entries.into_iter().map(|k| (k, None)));
                 }
             }
         }

@@ -19,6 +19,8 @@
 
 /// Tree key of the persisted commit-version oracle.
 pub(crate) const ORACLE_KEY: &[u8] = b"\0oracle";
+/// The format of every version record in the store, once known (absent: not checked yet).
+pub(crate) const FORMAT_KEY: &[u8] = b"\0format";
 /// Prefix of index definitions.
 pub(crate) const INDEX_DEF_PREFIX: &[u8] = b"\0def\0";
 /// Prefix of index entries.

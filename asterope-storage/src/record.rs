@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::blob::BlobId;
 
 /// Format version of [`VersionRecord`] encodings.
-const RECORD_FORMAT: u8 = 3;
+pub(crate) const RECORD_FORMAT: u8 = 3;
 
 /// One version of one key in the metadata tree.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -67,6 +67,18 @@ impl VersionRecord {
             metadata.retain(|name, _| wanted(name.as_bytes()));
             metadata
         }))
+    }
+
+    /// The blob a stored version names (`None`: a tombstone; `Some(None)`: an object without
+    /// a blob), the rest of the record stepped over undecoded.
+    pub(crate) fn decode_blob(bytes: &[u8]) -> Result<Option<Option<BlobId>>> {
+        if let Some((&RECORD_FORMAT, body)) = bytes.split_first() {
+            let mut reader = MsgpackReader::new(body);
+            if let Some(found) = read_blob(&mut reader).filter(|_| reader.is_at_end()) {
+                return Ok(found);
+            }
+        }
+        Ok(VersionRecord::decode(bytes)?.into_object().map(|r| r.blob))
     }
 
     /// Whether `bytes` is the encoding of a tombstone.
@@ -150,6 +162,26 @@ fn read_fields(
         }
     }
     metadata.map(Some)
+}
+
+/// The `blob` field of a record in the layout of [`read_version`] (`Some(None)`: a tombstone).
+fn read_blob(reader: &mut MsgpackReader<'_>) -> Option<Option<Option<BlobId>>> {
+    if reader.clone().str_bytes() == Some(b"Tombstone") {
+        reader.str_bytes();
+        return Some(None);
+    }
+    if reader.map_len()? != 1 || reader.str_bytes()? != b"Object" {
+        return None;
+    }
+    let mut blob = None;
+    for _ in 0..reader.map_len()? {
+        match reader.str_bytes()? {
+            b"blob" if reader.nil() => blob = Some(None),
+            b"blob" => blob = Some(Some(BlobId(reader.bin()?.try_into().ok()?))),
+            _ => reader.skip_value()?,
+        }
+    }
+    blob.map(Some)
 }
 
 impl ObjectRecord {
@@ -240,6 +272,7 @@ mod tests {
         #[test]
         fn selected_fields_are_those_of_the_full_record(record in record(), keep in ".{0,6}") {
             let bytes = record.encode().unwrap();
+            let record_blob = record.object().map(|r| r.blob);
             let wanted = |name: &[u8]| name < keep.as_bytes();
             let selected = VersionRecord::decode_fields(&bytes, wanted).unwrap();
             let expected = record.into_object().map(|r| {
@@ -249,6 +282,8 @@ mod tests {
             });
             prop_assert_eq!(format!("{selected:?}"), format!("{expected:?}"));
             prop_assert_eq!(VersionRecord::is_tombstone(&bytes), expected.is_none());
+            let blob = VersionRecord::decode_blob(&bytes).unwrap();
+            prop_assert_eq!(blob, record_blob);
         }
     }
 
@@ -272,6 +307,10 @@ mod tests {
             assert!(
                 VersionRecord::decode_fields(&bytes[..cut], |_| true).is_err(),
                 "a record cut at {cut} bytes must not yield fields"
+            );
+            assert!(
+                VersionRecord::decode_blob(&bytes[..cut]).is_err(),
+                "a record cut at {cut} bytes must not yield a blob"
             );
         }
         let mut unknown_format = bytes.clone();

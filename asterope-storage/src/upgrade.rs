@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::alloc::Run;
 use crate::blob::{BlobEntry, BlobId, BlobLayout, BlockChecksummer};
-use crate::keys::{blob_key, content_key, LATEST_PREFIX, USER_REGION_START};
+use crate::keys::{blob_key, content_key, FORMAT_KEY, LATEST_PREFIX, USER_REGION_START};
 use crate::meta::{BatchOp, MetaStore};
-use crate::record::{ObjectRecord, VersionRecord};
+use crate::record::{ObjectRecord, VersionRecord, RECORD_FORMAT};
 use crate::space::Space;
 
 /// The format byte of version records that carry their runs.
@@ -44,8 +44,14 @@ pub(crate) struct ObjectWithRuns {
     pub(crate) runs: Vec<Run>,
 }
 
-/// Rewrites every format-2 version as format 3; returns how many it rewrote.
+/// Rewrites every format-2 version as format 3; returns how many it rewrote. Once a store is
+/// known to hold format 3 only, [`FORMAT_KEY`] says so and later opens skip the scan.
 pub(crate) fn upgrade_format2(meta: &MetaStore, space: &Space) -> Result<usize> {
+    let recorded = meta.get(FORMAT_KEY)?;
+    if recorded.as_deref() == Some(&[RECORD_FORMAT][..]) {
+        return Ok(0);
+    }
+    let marker = (FORMAT_KEY.to_vec(), Some(vec![RECORD_FORMAT]));
     let mut upgrade = Upgrade {
         space,
         blobs: HashMap::new(),
@@ -74,6 +80,8 @@ pub(crate) fn upgrade_format2(meta: &MetaStore, space: &Space) -> Result<usize> 
     }
     let rewritten = upgrade.ops.len();
     if rewritten == 0 {
+        meta.apply(vec![marker])?;
+        meta.flush()?;
         return Ok(0);
     }
     let Upgrade { blobs, mut ops, .. } = upgrade;
@@ -86,6 +94,7 @@ pub(crate) fn upgrade_format2(meta: &MetaStore, space: &Space) -> Result<usize> 
         }
         ops.push((blob_key(&id), Some(entry.encode()?)));
     }
+    ops.push(marker);
     meta.apply(ops)?;
     meta.flush()?;
     tracing::info!("upgraded {rewritten} version records from format 2 to format 3");
@@ -222,6 +231,8 @@ pub fn downgrade_to_format2(dir: &std::path::Path) -> Result<()> {
             ops.push((entry?.0.to_vec(), None));
         }
     }
+    // That release kept no format marker.
+    ops.push((FORMAT_KEY.to_vec(), None));
     meta.apply(ops)?;
     meta.flush()
 }
