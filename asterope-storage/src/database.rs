@@ -26,7 +26,7 @@ use crate::keys::{
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
 use crate::mvcc::{
-    collectable, decode_version, decode_version_blob, latest_value, newest_version, read_at,
+    collectable, decode_version, decode_version_footprint, latest_value, newest_version, read_at,
     versions_of, Snapshot, Snapshots,
 };
 use crate::query::{Overlay, QueryContext};
@@ -165,8 +165,8 @@ impl DatabaseBuilder {
             }
             // The newest version of a live key only counts its blob: no need to decode it all.
             if newest {
-                if let Some(blob) = decode_version_blob(key, &value)? {
-                    if let Some(blob) = blob {
+                if let Some(footprint) = decode_version_footprint(key, &value)? {
+                    if let Some(blob) = footprint.blob {
                         *refs.entry(blob).or_insert(0) += 1;
                     }
                     continue;
@@ -921,12 +921,16 @@ impl Store for Database {
         let (objects, logical_bytes, distinct_bytes) = tokio::task::spawn_blocking(move || {
             let (mut objects, mut logical, mut distinct) = (0u64, 0u64, 0u64);
             let mut seen = HashSet::new();
-            for item in crate::mvcc::scan_at(&inner.meta, Bound::Unbounded, snapshot.ts) {
-                let (_, record) = item?;
+            let versions = crate::mvcc::scan_encoded_at(&inner.meta, Bound::Unbounded, snapshot.ts);
+            for item in versions {
+                let (key, encoded) = item?;
+                let Some(footprint) = decode_version_footprint(key.as_bytes(), &encoded)? else {
+                    continue;
+                };
                 objects += 1;
-                logical += record.size;
-                if record.blob.is_some_and(|blob| seen.insert(blob)) {
-                    distinct += record.size;
+                logical += footprint.size;
+                if footprint.blob.is_some_and(|blob| seen.insert(blob)) {
+                    distinct += footprint.size;
                 }
             }
             Ok::<_, Error>((objects, logical, distinct))

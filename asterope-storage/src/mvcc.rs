@@ -12,12 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use asterope_core::{Error, Key, Metadata, Result};
 
-use crate::blob::BlobId;
 use crate::keys::{
     after_all_versions, latest_key, split_version_key, version_key, USER_REGION_START,
 };
 use crate::meta::{MetaBytes, MetaStore};
-use crate::record::{ObjectRecord, VersionRecord};
+use crate::record::{Footprint, ObjectRecord, VersionRecord};
 
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotState {
@@ -101,9 +100,9 @@ pub(crate) fn decode_version_fields(
     VersionRecord::decode_fields(bytes, wanted).map_err(|e| corrupt_record(key, e))
 }
 
-/// [`VersionRecord::decode_blob`] of `key`'s stored version, errors as [`decode_version`]'s.
-pub(crate) fn decode_version_blob(key: &[u8], bytes: &[u8]) -> Result<Option<Option<BlobId>>> {
-    VersionRecord::decode_blob(bytes).map_err(|e| corrupt_record(key, e))
+/// [`VersionRecord::decode_footprint`] of `key`'s stored version, errors as [`decode_version`]'s.
+pub(crate) fn decode_version_footprint(key: &[u8], bytes: &[u8]) -> Result<Option<Footprint>> {
+    VersionRecord::decode_footprint(bytes).map_err(|e| corrupt_record(key, e))
 }
 
 /// A record that does not decode is corrupt, unless it is of a format this build cannot read.

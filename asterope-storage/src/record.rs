@@ -69,16 +69,21 @@ impl VersionRecord {
         }))
     }
 
-    /// The blob a stored version names (`None`: a tombstone; `Some(None)`: an object without
-    /// a blob), the rest of the record stepped over undecoded.
-    pub(crate) fn decode_blob(bytes: &[u8]) -> Result<Option<Option<BlobId>>> {
+    /// What a stored version occupies (`None`: a tombstone), the rest of the record, its
+    /// metadata above all, stepped over undecoded.
+    pub(crate) fn decode_footprint(bytes: &[u8]) -> Result<Option<Footprint>> {
         if let Some((&RECORD_FORMAT, body)) = bytes.split_first() {
             let mut reader = MsgpackReader::new(body);
-            if let Some(found) = read_blob(&mut reader).filter(|_| reader.is_at_end()) {
+            if let Some(found) = read_footprint(&mut reader).filter(|_| reader.is_at_end()) {
                 return Ok(found);
             }
         }
-        Ok(VersionRecord::decode(bytes)?.into_object().map(|r| r.blob))
+        Ok(VersionRecord::decode(bytes)?
+            .into_object()
+            .map(|r| Footprint {
+                size: r.size,
+                blob: r.blob,
+            }))
     }
 
     /// Whether `bytes` is the encoding of a tombstone.
@@ -164,8 +169,15 @@ fn read_fields(
     metadata.map(Some)
 }
 
-/// The `blob` field of a record in the layout of [`read_version`] (`Some(None)`: a tombstone).
-fn read_blob(reader: &mut MsgpackReader<'_>) -> Option<Option<Option<BlobId>>> {
+/// An object version's size and blob: what space accounting needs of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Footprint {
+    pub(crate) size: u64,
+    pub(crate) blob: Option<BlobId>,
+}
+
+/// The footprint of a record in the layout of [`read_version`] (`Some(None)`: a tombstone).
+fn read_footprint(reader: &mut MsgpackReader<'_>) -> Option<Option<Footprint>> {
     if reader.clone().str_bytes() == Some(b"Tombstone") {
         reader.str_bytes();
         return Some(None);
@@ -173,15 +185,19 @@ fn read_blob(reader: &mut MsgpackReader<'_>) -> Option<Option<Option<BlobId>>> {
     if reader.map_len()? != 1 || reader.str_bytes()? != b"Object" {
         return None;
     }
-    let mut blob = None;
+    let (mut size, mut blob) = (None, None);
     for _ in 0..reader.map_len()? {
         match reader.str_bytes()? {
+            b"size" => size = Some(reader.u64()?),
             b"blob" if reader.nil() => blob = Some(None),
             b"blob" => blob = Some(Some(BlobId(reader.bin()?.try_into().ok()?))),
             _ => reader.skip_value()?,
         }
     }
-    blob.map(Some)
+    Some(Some(Footprint {
+        size: size?,
+        blob: blob?,
+    }))
 }
 
 impl ObjectRecord {
@@ -272,7 +288,7 @@ mod tests {
         #[test]
         fn selected_fields_are_those_of_the_full_record(record in record(), keep in ".{0,6}") {
             let bytes = record.encode().unwrap();
-            let record_blob = record.object().map(|r| r.blob);
+            let record_footprint = record.object().map(|r| Footprint { size: r.size, blob: r.blob });
             let wanted = |name: &[u8]| name < keep.as_bytes();
             let selected = VersionRecord::decode_fields(&bytes, wanted).unwrap();
             let expected = record.into_object().map(|r| {
@@ -282,8 +298,8 @@ mod tests {
             });
             prop_assert_eq!(format!("{selected:?}"), format!("{expected:?}"));
             prop_assert_eq!(VersionRecord::is_tombstone(&bytes), expected.is_none());
-            let blob = VersionRecord::decode_blob(&bytes).unwrap();
-            prop_assert_eq!(blob, record_blob);
+            let footprint = VersionRecord::decode_footprint(&bytes).unwrap();
+            prop_assert_eq!(footprint, record_footprint);
         }
     }
 
@@ -309,8 +325,8 @@ mod tests {
                 "a record cut at {cut} bytes must not yield fields"
             );
             assert!(
-                VersionRecord::decode_blob(&bytes[..cut]).is_err(),
-                "a record cut at {cut} bytes must not yield a blob"
+                VersionRecord::decode_footprint(&bytes[..cut]).is_err(),
+                "a record cut at {cut} bytes must not yield a footprint"
             );
         }
         let mut unknown_format = bytes.clone();
