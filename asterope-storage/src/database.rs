@@ -26,8 +26,8 @@ use crate::keys::{
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
 use crate::mvcc::{
-    collectable, decode_version, decode_version_footprint, latest_value, newest_version, read_at,
-    versions_of, Snapshot, Snapshots,
+    collectable, decode_version, decode_version_fields, decode_version_footprint, latest_value,
+    newest_version, read_at, versions_of, Snapshot, Snapshots,
 };
 use crate::query::{Overlay, QueryContext};
 use crate::reader::BlobReader;
@@ -682,11 +682,13 @@ impl Inner {
                 None => Bound::Unbounded,
             };
             let mut passed = 0;
+            // Versions stay encoded: entries need the indexed field alone, and a covering
+            // entry takes the stored encoding as it is.
             let mut found = Vec::new();
             for item in crate::mvcc::scan_at(&this.meta, start, snapshot.ts) {
-                let (key, record) = item?;
+                let (key, version, encoded) = item?;
                 resume = Some(key.as_bytes().to_vec());
-                found.push((key, record));
+                found.push((key, version, encoded));
                 passed += 1;
                 if passed == INDEX_BUILD_BATCH {
                     break;
@@ -700,13 +702,17 @@ impl Inner {
             if !this.indexes().contains_key(field) {
                 return Ok(());
             }
-            for (key, record) in found {
-                let superseded = if newest_version(&this.meta, &key)? == Some(record.version) {
+            let top_field = index
+                .path
+                .segments()
+                .first()
+                .map_or(&b""[..], |s| s.as_bytes());
+            for (key, version, encoded) in found {
+                let superseded = if newest_version(&this.meta, &key)? == Some(version) {
                     None // still the newest: one point lookup told (the usual case)
                 } else {
                     let versions = versions_of(&this.meta, &key)?;
-                    let Some(position) = versions.iter().position(|(ts, _)| *ts == record.version)
-                    else {
+                    let Some(position) = versions.iter().position(|(ts, _)| *ts == version) else {
                         continue;
                     };
                     position
@@ -714,15 +720,20 @@ impl Inner {
                         .and_then(|newer| versions.get(newer))
                         .map(|(ts, _)| *ts)
                 };
-                let entries = index.entries(key.as_bytes(), record.version, &record.metadata);
+                let wanted = |name: &[u8]| name == top_field;
+                let Some(metadata) = decode_version_fields(key.as_bytes(), &encoded, wanted)?
+                else {
+                    continue;
+                };
+                let entries = index.entries(key.as_bytes(), version, &metadata);
                 if entries.len() > 1 {
                     index.mark_multikey();
                 }
                 let covered = match (superseded, entries.len()) {
-                    (None, 1) => Some(VersionRecord::Object(record).encode()?),
+                    (None, 1) => Some(&encoded[..]),
                     _ => None,
                 };
-                let value = entry_value(superseded, covered.as_deref());
+                let value = entry_value(superseded, covered);
                 batch.extend(entries.into_iter().map(|k| (k, Some(value.clone()))));
             }
             this.meta.apply(std::mem::take(&mut batch))?;
@@ -921,9 +932,9 @@ impl Store for Database {
         let (objects, logical_bytes, distinct_bytes) = tokio::task::spawn_blocking(move || {
             let (mut objects, mut logical, mut distinct) = (0u64, 0u64, 0u64);
             let mut seen = HashSet::new();
-            let versions = crate::mvcc::scan_encoded_at(&inner.meta, Bound::Unbounded, snapshot.ts);
+            let versions = crate::mvcc::scan_at(&inner.meta, Bound::Unbounded, snapshot.ts);
             for item in versions {
-                let (key, encoded) = item?;
+                let (key, _, encoded) = item?;
                 let Some(footprint) = decode_version_footprint(key.as_bytes(), &encoded)? else {
                     continue;
                 };

@@ -181,27 +181,14 @@ pub(crate) fn versions_of(meta: &MetaStore, key: &Key) -> Result<Vec<(u64, Versi
         .collect()
 }
 
-/// Objects visible at snapshot `ts`, in key order, from `start` (a user-key bound).
+/// Objects visible at snapshot `ts`, in key order, from `start` (a user-key bound): each
+/// visible version's commit timestamp and encoded record, tombstones skipped. Decoding is left
+/// to the caller, who may need only part of the record.
 pub(crate) fn scan_at<'a>(
     meta: &'a MetaStore,
     start: Bound<&[u8]>,
     ts: u64,
-) -> impl Iterator<Item = Result<(Key, ObjectRecord)>> + 'a {
-    scan_encoded_at(meta, start, ts).filter_map(|item| {
-        item.and_then(|(key, encoded)| {
-            let record = decode_version(key.as_bytes(), &encoded)?.into_object();
-            Ok(record.map(|record| (key, record)))
-        })
-        .transpose()
-    })
-}
-
-/// [`scan_at`] without decoding: each visible version's encoded record (tombstones skipped).
-pub(crate) fn scan_encoded_at<'a>(
-    meta: &'a MetaStore,
-    start: Bound<&[u8]>,
-    ts: u64,
-) -> impl Iterator<Item = Result<(Key, MetaBytes)>> + 'a {
+) -> impl Iterator<Item = Result<(Key, u64, MetaBytes)>> + 'a {
     let start = match start {
         Bound::Included(key) => Bound::Included(key.to_vec()),
         Bound::Excluded(key) => Bound::Included(after_all_versions(key)),
@@ -224,7 +211,7 @@ pub(crate) fn scan_encoded_at<'a>(
         settled_key.clear();
         settled_key.extend_from_slice(key);
         if !VersionRecord::is_tombstone(&value) {
-            return Some(Key::from_bytes(key).map(|key| (key, value)));
+            return Some(Key::from_bytes(key).map(|key| (key, version, value)));
         }
     })
 }

@@ -19,7 +19,7 @@ use asterope_serialization::{decode, encode};
 use crate::index::{entry_visible, parse_entry_value, plan, Index, KeyRange, ENTRY_STAMP_LEN};
 use crate::keys::split_index_entry;
 use crate::meta::{MetaBytes, MetaStore};
-use crate::mvcc::{decode_version, decode_version_fields, read_at, scan_encoded_at};
+use crate::mvcc::{decode_version, decode_version_fields, read_at, scan_at};
 use crate::record::ObjectRecord;
 
 /// Candidate or matching rows, in key order.
@@ -324,8 +324,8 @@ impl QueryContext<'_> {
             _ if prefix.is_empty() => Bound::Unbounded,
             _ => Bound::Included(prefix.as_bytes()),
         };
-        let mut base = scan_encoded_at(self.meta, start, self.ts)
-            .map(|item| item.map(|(key, bytes)| (key, Row::Encoded { bytes, offset: 0 })))
+        let mut base = scan_at(self.meta, start, self.ts)
+            .map(|item| item.map(|(key, _, bytes)| (key, Row::Encoded { bytes, offset: 0 })))
             .peekable();
         let empty = Overlay::new();
         let overlay_items: Vec<(Key, Option<ObjectRecord>)> = self
