@@ -41,13 +41,10 @@ impl VersionRecord {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<VersionRecord> {
-        if let Some((&RECORD_FORMAT, body)) = bytes.split_first() {
-            let mut reader = MsgpackReader::new(body);
-            if let Some(record) = read_version(&mut reader).filter(|_| reader.is_at_end()) {
-                return Ok(record);
-            }
+        match read_direct(bytes, read_version) {
+            Some(record) => Ok(record),
+            None => decode_versioned(RECORD_FORMAT, bytes, "object record"),
         }
-        decode_versioned(RECORD_FORMAT, bytes, "object record")
     }
 
     /// The metadata fields of a stored version that `wanted` accepts (`None`: a tombstone),
@@ -56,11 +53,8 @@ impl VersionRecord {
         bytes: &[u8],
         wanted: impl Fn(&[u8]) -> bool + Copy,
     ) -> Result<Option<Metadata>> {
-        if let Some((&RECORD_FORMAT, body)) = bytes.split_first() {
-            let mut reader = MsgpackReader::new(body);
-            if let Some(found) = read_fields(&mut reader, wanted).filter(|_| reader.is_at_end()) {
-                return Ok(found);
-            }
+        if let Some(found) = read_direct(bytes, |reader| read_fields(reader, wanted)) {
+            return Ok(found);
         }
         Ok(VersionRecord::decode(bytes)?.into_object().map(|record| {
             let mut metadata = record.metadata;
@@ -72,11 +66,8 @@ impl VersionRecord {
     /// What a stored version occupies (`None`: a tombstone), the rest of the record, its
     /// metadata above all, stepped over undecoded.
     pub(crate) fn decode_footprint(bytes: &[u8]) -> Result<Option<Footprint>> {
-        if let Some((&RECORD_FORMAT, body)) = bytes.split_first() {
-            let mut reader = MsgpackReader::new(body);
-            if let Some(found) = read_footprint(&mut reader).filter(|_| reader.is_at_end()) {
-                return Ok(found);
-            }
+        if let Some(found) = read_direct(bytes, read_footprint) {
+            return Ok(found);
         }
         Ok(VersionRecord::decode(bytes)?
             .into_object()
@@ -108,31 +99,68 @@ impl VersionRecord {
     }
 }
 
-/// Reads the layout serde writes for [`VersionRecord`]: `{"Object": {field: value, ...}}` or
-/// `"Tombstone"`. `None` for anything else (an unknown field included).
-fn read_version(reader: &mut MsgpackReader<'_>) -> Option<VersionRecord> {
+/// Reads a whole encoding of the current format with `read`; `None` sends the caller to serde.
+fn read_direct<T>(
+    bytes: &[u8],
+    read: impl FnOnce(&mut MsgpackReader<'_>) -> Option<T>,
+) -> Option<T> {
+    let (&RECORD_FORMAT, body) = bytes.split_first()? else {
+        return None;
+    };
+    let mut reader = MsgpackReader::new(body);
+    read(&mut reader).filter(|_| reader.is_at_end())
+}
+
+/// Walks the layout serde writes for [`VersionRecord`]: `{"Object": {field: value, ...}}` or
+/// `"Tombstone"`. Calls `field` with each field's name, the reader positioned at its value
+/// (which `field` must consume). `Some(false)` for a tombstone, `Some(true)` for an object,
+/// `None` for anything else.
+fn read_object(
+    reader: &mut MsgpackReader<'_>,
+    mut field: impl FnMut(&[u8], &mut MsgpackReader<'_>) -> Option<()>,
+) -> Option<bool> {
     if reader.clone().str_bytes() == Some(b"Tombstone") {
         reader.str_bytes();
-        return Some(VersionRecord::Tombstone);
+        return Some(false);
     }
     if reader.map_len()? != 1 || reader.str_bytes()? != b"Object" {
         return None;
     }
+    for _ in 0..reader.map_len()? {
+        let name = reader.str_bytes()?;
+        field(name, reader)?;
+    }
+    Some(true)
+}
+
+/// A `blob` field: nil or a 16-byte id.
+fn read_blob(reader: &mut MsgpackReader<'_>) -> Option<Option<BlobId>> {
+    if reader.nil() {
+        return Some(None);
+    }
+    Some(Some(BlobId(reader.bin()?.try_into().ok()?)))
+}
+
+/// A whole record (`None` also for an unknown field: serde decides what to make of it).
+fn read_version(reader: &mut MsgpackReader<'_>) -> Option<VersionRecord> {
     let (mut version, mut size, mut sha256, mut created, mut updated) =
         (None, None, None, None, None);
     let (mut metadata, mut blob) = (None, None);
-    for _ in 0..reader.map_len()? {
-        match reader.str_bytes()? {
+    let is_object = read_object(reader, |name, reader| {
+        match name {
             b"version" => version = Some(reader.u64()?),
             b"size" => size = Some(reader.u64()?),
             b"sha256" => sha256 = Some(Sha256Digest(reader.bin()?.try_into().ok()?)),
             b"created" => created = Some(reader.timestamp_struct()?),
             b"updated" => updated = Some(reader.timestamp_struct()?),
             b"metadata" => metadata = Some(reader.metadata()?),
-            b"blob" if reader.nil() => blob = Some(None),
-            b"blob" => blob = Some(Some(BlobId(reader.bin()?.try_into().ok()?))),
+            b"blob" => blob = Some(read_blob(reader)?),
             _ => return None,
         }
+        Some(())
+    })?;
+    if !is_object {
+        return Some(VersionRecord::Tombstone);
     }
     Some(VersionRecord::Object(ObjectRecord {
         version: version?,
@@ -145,26 +173,22 @@ fn read_version(reader: &mut MsgpackReader<'_>) -> Option<VersionRecord> {
     }))
 }
 
-/// The `metadata` fields `wanted` accepts of a record in the layout of [`read_version`]
-/// (`Some(None)`: a tombstone).
+/// The `metadata` fields `wanted` accepts (`Some(None)`: a tombstone).
 fn read_fields(
     reader: &mut MsgpackReader<'_>,
     wanted: impl Fn(&[u8]) -> bool,
 ) -> Option<Option<Metadata>> {
-    if reader.clone().str_bytes() == Some(b"Tombstone") {
-        reader.str_bytes();
-        return Some(None);
-    }
-    if reader.map_len()? != 1 || reader.str_bytes()? != b"Object" {
-        return None;
-    }
     let mut metadata = None;
-    for _ in 0..reader.map_len()? {
-        if reader.str_bytes()? == b"metadata" {
+    let is_object = read_object(reader, |name, reader| {
+        if name == b"metadata" {
             metadata = Some(reader.metadata_fields(&wanted)?);
+            Some(())
         } else {
-            reader.skip_value()?;
+            reader.skip_value()
         }
+    })?;
+    if !is_object {
+        return Some(None);
     }
     metadata.map(Some)
 }
@@ -176,23 +200,22 @@ pub(crate) struct Footprint {
     pub(crate) blob: Option<BlobId>,
 }
 
-/// The footprint of a record in the layout of [`read_version`] (`Some(None)`: a tombstone).
+/// The footprint of a record (`Some(None)`: a tombstone).
 fn read_footprint(reader: &mut MsgpackReader<'_>) -> Option<Option<Footprint>> {
-    if reader.clone().str_bytes() == Some(b"Tombstone") {
-        reader.str_bytes();
-        return Some(None);
-    }
-    if reader.map_len()? != 1 || reader.str_bytes()? != b"Object" {
-        return None;
-    }
     let (mut size, mut blob) = (None, None);
-    for _ in 0..reader.map_len()? {
-        match reader.str_bytes()? {
-            b"size" => size = Some(reader.u64()?),
-            b"blob" if reader.nil() => blob = Some(None),
-            b"blob" => blob = Some(Some(BlobId(reader.bin()?.try_into().ok()?))),
-            _ => reader.skip_value()?,
+    let is_object = read_object(reader, |name, reader| match name {
+        b"size" => {
+            size = Some(reader.u64()?);
+            Some(())
         }
+        b"blob" => {
+            blob = Some(read_blob(reader)?);
+            Some(())
+        }
+        _ => reader.skip_value(),
+    })?;
+    if !is_object {
+        return Some(None);
     }
     Some(Some(Footprint {
         size: size?,
