@@ -533,6 +533,18 @@ async fn check_random_filters(scalars_only: bool) -> asterope::Result<()> {
         wait_ready(&db, INDEXED).await?;
 
         for case in 0..FILTERS_PER_DATASET {
+            // Writes between queries, once the indexes are ready: each rewrites the posting
+            // lists of the values it adds or removes.
+            if rng.chance(1, 2) {
+                let i = rng.below(OBJECTS as u64 + 10) as usize;
+                if rng.chance(1, 4) && model.contains_key(&name(i)) {
+                    db.delete(&key(&name(i)), Condition::default()).await?;
+                    model.remove(&name(i));
+                } else {
+                    let metadata = document(&mut rng);
+                    put(&db, &mut model, &name(i), metadata, (case + i) as u64).await?;
+                }
+            }
             let filter = gen_filter(&mut rng, 3);
             let prefix = match rng.below(6) {
                 0 => Some("s1/"),

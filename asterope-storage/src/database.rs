@@ -20,8 +20,9 @@ use crate::blob::{BlobEntry, BlobId, BlobLayout};
 use crate::extent::ExtentSet;
 use crate::index::{entry_value, Index, IndexDef};
 use crate::keys::{
-    blob_id_of, blob_key, content_key, index_def_key, index_prefix, latest_key, split_version_key,
-    version_key, BLOB_PREFIX, CONTENT_PREFIX, INDEX_DEF_PREFIX, ORACLE_KEY, USER_REGION_START,
+    blob_id_of, blob_key, content_key, index_def_key, index_entry_key, index_prefix, latest_key,
+    posting_prefix, split_version_key, version_key, BLOB_PREFIX, CONTENT_PREFIX, INDEX_DEF_PREFIX,
+    ORACLE_KEY, USER_REGION_START,
 };
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
@@ -29,6 +30,7 @@ use crate::mvcc::{
     collectable, decode_version, decode_version_fields, decode_version_footprint, latest_value,
     newest_version, read_at, versions_of, Snapshot, Snapshots,
 };
+use crate::posting::PostingEdits;
 use crate::query::{Overlay, QueryContext};
 use crate::reader::BlobReader;
 use crate::record::{ObjectRecord, VersionRecord};
@@ -306,6 +308,12 @@ pub(crate) struct Intent {
 }
 
 impl Database {
+    /// The metadata tree, for tests that look under the engine.
+    #[cfg(test)]
+    pub(crate) fn meta_store(&self) -> &MetaStore {
+        &self.inner.meta
+    }
+
     /// Opens `dir` with default settings. See [`Database::builder`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Database> {
         Database::builder(dir).open()
@@ -554,6 +562,7 @@ impl Inner {
         let mut infos = Vec::with_capacity(planned.len());
         let mut snapshots = self.snapshots.lock();
         let live = snapshots.live();
+        let mut postings = PostingEdits::new(&self.meta);
         for (key, versions, new) in planned {
             let mut timestamps = vec![version];
             timestamps.extend(versions.iter().map(|(ts, _)| *ts));
@@ -584,16 +593,29 @@ impl Inner {
                     ops.extend(entries.into_iter().map(|k| (k, Some(superseded.clone()))));
                 }
             }
+            // Whatever the new version is, the previous one is no longer the key's newest.
+            if let Some((_, VersionRecord::Object(previous))) = versions.first() {
+                for index in indexes.values() {
+                    for value in index.values(&previous.metadata) {
+                        postings.remove(index, &value, key.as_bytes())?;
+                    }
+                }
+            }
             match &new {
                 VersionRecord::Object(record) => {
                     let encoded = new.encode()?;
                     for (field, index) in indexes.iter() {
-                        let entries = index.entries(key.as_bytes(), version, &record.metadata);
-                        if entries.len() > 1 && index.mark_multikey() {
+                        let values = index.values(&record.metadata);
+                        if values.len() > 1 && index.mark_multikey() {
                             ops.push((index_def_key(field), Some(encode(&index.current_def())?)));
                         }
-                        let value = entry_value(None, (entries.len() == 1).then_some(&encoded));
-                        ops.extend(entries.into_iter().map(|k| (k, Some(value.clone()))));
+                        let entry = entry_value(None, (values.len() == 1).then_some(&encoded));
+                        for value in &values {
+                            postings.insert(index, value, key.as_bytes(), &entry)?;
+                            let tree_key =
+                                index_entry_key(&index.prefix, value, key.as_bytes(), version);
+                            ops.push((tree_key, Some(entry.clone())));
+                        }
                     }
                     ops.push((
                         latest_key(key.as_bytes()),
@@ -616,6 +638,7 @@ impl Inner {
                 }
             }
         }
+        ops.extend(postings.finish(version));
         drop(indexes);
         let BlobOutcome {
             ops: blob_ops,
@@ -901,10 +924,11 @@ impl Store for Database {
             }
             self.inner.meta.apply(vec![(index_def_key(&field), None)])?;
         }
-        let stale: Vec<BatchOp> = self
-            .inner
-            .meta
+        // Leftover lists of an interrupted drop are ignored by a later index on the field.
+        let meta = &self.inner.meta;
+        let stale: Vec<BatchOp> = meta
             .scan_prefix(&index_prefix(&field))
+            .chain(meta.scan_prefix(&posting_prefix(&field)))
             .map(|entry| entry.map(|(k, _)| (k.to_vec(), None)))
             .collect::<Result<_>>()?;
         for chunk in stale.chunks(INDEX_BUILD_BATCH) {

@@ -24,7 +24,7 @@ use asterope_core::{FieldPath, Filter, Metadata, Predicate, Value};
 use asterope_serialization::{encode_ordered, encode_string_prefix};
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{index_entry_key, index_prefix};
+use crate::keys::{index_entry_key, index_prefix, posting_prefix};
 
 /// Persisted state of an index definition.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -43,6 +43,8 @@ pub(crate) struct IndexDef {
 pub(crate) struct Index {
     pub(crate) path: FieldPath,
     pub(crate) prefix: Vec<u8>,
+    /// Prefix of this index's posting lists ([`crate::posting`]).
+    pub(crate) posting_prefix: Vec<u8>,
     pub(crate) def: IndexDef,
     /// Live form of [`IndexDef::multikey`], shared with the index builder.
     multikey: Arc<AtomicBool>,
@@ -53,6 +55,7 @@ impl Index {
         Index {
             path: FieldPath::new(field),
             prefix: index_prefix(field),
+            posting_prefix: posting_prefix(field),
             multikey: Arc::new(AtomicBool::new(def.multikey)),
             def,
         }
@@ -80,6 +83,15 @@ impl Index {
     /// The tree keys of the entries contributed by one version of `key`: one per distinct
     /// scalar value the path reaches, the elements of an array included.
     pub(crate) fn entries(&self, key: &[u8], ts: u64, metadata: &Metadata) -> Vec<Vec<u8>> {
+        self.values(metadata)
+            .into_iter()
+            .map(|value| index_entry_key(&self.prefix, &value, key, ts))
+            .collect()
+    }
+
+    /// The distinct order-preserving encodings of the scalar values the path reaches in a
+    /// document, the elements of an array included.
+    pub(crate) fn values(&self, metadata: &Metadata) -> BTreeSet<Vec<u8>> {
         let mut encoded = BTreeSet::new();
         for value in self.path.resolve(metadata) {
             let elements = match value {
@@ -94,9 +106,6 @@ impl Index {
             }
         }
         encoded
-            .into_iter()
-            .map(|value| index_entry_key(&self.prefix, &value, key, ts))
-            .collect()
     }
 
     /// Whether a snapshot at `ts` may use this index.
@@ -120,6 +129,9 @@ pub(crate) struct IndexPlan {
     /// each: the filter is this one condition (or conjunction of comparisons on this field),
     /// every operand is encoded injectively, and the index is not multikey.
     pub(crate) exact: bool,
+    /// For an equality or `$in` plan, the encoded value of each range (one point each), whose
+    /// posting list may stand in for the range; empty otherwise.
+    pub(crate) points: Vec<Vec<u8>>,
 }
 
 /// The value of an index entry: when its version was superseded (8 bytes BE, `u64::MAX` while
@@ -208,7 +220,7 @@ pub(crate) fn plan(
             }
             p if is_comparison(p) => comparisons.entry(field).or_default().push(p.clone()),
             p => {
-                if let Some((rank, kind, ranges)) = ranges_for(p, &index.prefix) {
+                if let Some((rank, kind, ranges, points)) = ranges_for(p, &index.prefix) {
                     let exact = single_field.as_deref() == Some(field.as_str())
                         && single_conjunct
                         && !index.is_multikey()
@@ -220,6 +232,7 @@ pub(crate) fn plan(
                             ranges,
                             kind,
                             exact,
+                            points,
                         },
                     );
                 }
@@ -246,6 +259,7 @@ pub(crate) fn plan(
                     ranges: vec![range],
                     kind: "range",
                     exact,
+                    points: Vec::new(),
                 },
             );
         }
@@ -253,27 +267,42 @@ pub(crate) fn plan(
     best.map(|(_, plan)| plan)
 }
 
-/// Key ranges answering a predicate, with a preference rank (lower is better).
-fn ranges_for(predicate: &Predicate, prefix: &[u8]) -> Option<(u8, &'static str, KeyRanges)> {
-    let point = |value: &Value| -> Option<KeyRange> {
-        let encoded = encode_scalar(value)?;
-        let start = [prefix, &encoded].concat();
-        let end = successor(&start);
-        Some((Bound::Included(start), Bound::Excluded(end)))
+/// Key ranges answering a predicate, with a preference rank (lower is better), and the
+/// encoded values of point ranges ([`IndexPlan::points`]).
+fn ranges_for(
+    predicate: &Predicate,
+    prefix: &[u8],
+) -> Option<(u8, &'static str, KeyRanges, Vec<Vec<u8>>)> {
+    let points = |values: Vec<Vec<u8>>| -> KeyRanges {
+        values
+            .iter()
+            .map(|value| {
+                let start = [prefix, value].concat();
+                let end = successor(&start);
+                (Bound::Included(start), Bound::Excluded(end))
+            })
+            .collect()
     };
     match predicate {
-        Predicate::Eq(value) => Some((0, "equality", vec![point(value)?])),
+        Predicate::Eq(value) => {
+            let values = vec![encode_scalar(value)?];
+            Some((0, "equality", points(values.clone()), values))
+        }
         Predicate::In(values) if !values.is_empty() => {
-            let mut ranges = values.iter().map(point).collect::<Option<Vec<_>>>()?;
+            let mut values = values
+                .iter()
+                .map(encode_scalar)
+                .collect::<Option<Vec<_>>>()?;
             // Equal operands (5 and 5.0 too) must not yield an entry twice.
-            ranges.sort_by(|a, b| bound_bytes(&a.0).cmp(bound_bytes(&b.0)));
-            ranges.dedup();
-            Some((1, "$in", ranges))
+            values.sort();
+            values.dedup();
+            Some((1, "$in", points(values.clone()), values))
         }
         Predicate::Gt(_) | Predicate::Gte(_) | Predicate::Lt(_) | Predicate::Lte(_) => Some((
             2,
             "range",
             vec![range(std::slice::from_ref(predicate), prefix)?],
+            Vec::new(),
         )),
         Predicate::Prefix(text) => {
             let mut start = prefix.to_vec();
@@ -283,16 +312,10 @@ fn ranges_for(predicate: &Predicate, prefix: &[u8]) -> Option<(u8, &'static str,
                 3,
                 "prefix",
                 vec![(Bound::Included(start), Bound::Excluded(end))],
+                Vec::new(),
             ))
         }
         _ => None,
-    }
-}
-
-fn bound_bytes(bound: &Bound<Vec<u8>>) -> &[u8] {
-    match bound {
-        Bound::Included(b) | Bound::Excluded(b) => b,
-        Bound::Unbounded => &[],
     }
 }
 

@@ -8,6 +8,7 @@
 //! 0x00 "latest" 0x00 <user key>                       commit_ts of the key's newest version
 //! 0x00 "def" 0x00 <field>                             a secondary-index definition
 //! 0x00 "idx" 0x00 <field> 0x00 <value> <user key> 0x00 <!commit_ts>   an index entry
+//! 0x00 "post" 0x00 <field> 0x00 <value>              the posting list of one indexed value
 //! 0x00 "blob" 0x00 <blob id, 16 bytes>                a stored blob: runs, checksums, refs
 //! 0x00 "content" 0x00 <sha256, 32 bytes> <size, 8 bytes BE>   the blob holding that content
 //! ```
@@ -25,6 +26,8 @@ pub(crate) const FORMAT_KEY: &[u8] = b"\0format";
 pub(crate) const INDEX_DEF_PREFIX: &[u8] = b"\0def\0";
 /// Prefix of index entries.
 pub(crate) const INDEX_ENTRY_PREFIX: &[u8] = b"\0idx\0";
+/// Prefix of posting lists.
+pub(crate) const POSTING_PREFIX: &[u8] = b"\0post\0";
 /// Prefix of the newest-version pointers.
 pub(crate) const LATEST_PREFIX: &[u8] = b"\0latest\0";
 /// Prefix of the blob table.
@@ -94,6 +97,11 @@ pub(crate) fn index_def_key(field: &str) -> Vec<u8> {
 /// `0x00 "idx" 0x00 field 0x00`: the prefix of every entry of one index.
 pub(crate) fn index_prefix(field: &str) -> Vec<u8> {
     [INDEX_ENTRY_PREFIX, field.as_bytes(), &[0]].concat()
+}
+
+/// `0x00 "post" 0x00 field 0x00`: the prefix of every posting list of one index.
+pub(crate) fn posting_prefix(field: &str) -> Vec<u8> {
+    [POSTING_PREFIX, field.as_bytes(), &[0]].concat()
 }
 
 /// One index entry: prefix, encoded value, user key, version suffix.

@@ -53,6 +53,7 @@ mod lock;
 mod meta;
 mod mmap;
 mod mvcc;
+mod posting;
 mod query;
 mod reader;
 mod record;

@@ -57,6 +57,14 @@ impl std::ops::Deref for MetaBytes {
     }
 }
 
+impl MetaBytes {
+    /// The bytes in `range`, sharing the same buffer (`None`: out of bounds).
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Option<MetaBytes> {
+        let len = range.end.checked_sub(range.start)?;
+        (range.end <= self.0.len()).then(|| MetaBytes(self.0.subslice(range.start, len)))
+    }
+}
+
 /// One change of an atomic batch: insert (`Some`) or remove (`None`).
 pub(crate) type BatchOp = (Vec<u8>, Option<Vec<u8>>);
 

@@ -16,10 +16,11 @@ use asterope_core::{
 };
 use asterope_serialization::{decode, encode};
 
-use crate::index::{entry_visible, parse_entry_value, plan, Index, KeyRange, ENTRY_STAMP_LEN};
+use crate::index::{entry_visible, parse_entry_value, plan, Index, IndexPlan, ENTRY_STAMP_LEN};
 use crate::keys::split_index_entry;
 use crate::meta::{MetaBytes, MetaStore};
 use crate::mvcc::{decode_version, decode_version_fields, read_at, scan_at};
+use crate::posting::PostingList;
 use crate::record::ObjectRecord;
 
 /// Candidate or matching rows, in key order.
@@ -140,7 +141,7 @@ impl QueryContext<'_> {
             if !staged {
                 let prefix = query.key_prefix.as_deref().unwrap_or("").as_bytes();
                 let mut count = 0;
-                self.visible_entries(&exact.ranges, |key, _| {
+                self.visible_entries(&exact, |key, _| {
                     count += u64::from(key.starts_with(prefix));
                     Ok(())
                 })?;
@@ -217,7 +218,7 @@ impl QueryContext<'_> {
         // An exact plan's candidates match by construction: no re-check.
         let exact = index_plan.as_ref().is_some_and(|p| p.exact);
         let candidates: Rows<'q> = match index_plan {
-            Some(index_plan) => Box::new(self.index_candidates(&index_plan.ranges)?),
+            Some(index_plan) => Box::new(self.index_candidates(&index_plan)?),
             None => Box::new(self.scan_candidates(prefix, after)),
         };
         let fields = query.filter.top_level_fields();
@@ -256,12 +257,12 @@ impl QueryContext<'_> {
     /// overlay, the record its entry covers, or else read at the snapshot.
     fn index_candidates(
         &self,
-        ranges: &[KeyRange],
+        plan: &IndexPlan,
     ) -> Result<impl Iterator<Item = Result<(Key, Row)>> + '_> {
         // Each visible key, with its entry's value (which may cover the record). An equality
         // range lists its keys in order already; anything else is sorted here.
         let mut keys: Vec<(Key, Option<MetaBytes>)> = Vec::with_capacity(32);
-        self.visible_entries(ranges, |key, value| {
+        self.visible_entries(plan, |key, value| {
             keys.push((Key::from_bytes(key)?, Some(value.clone())));
             Ok(())
         })?;
@@ -286,15 +287,23 @@ impl QueryContext<'_> {
         }))
     }
 
-    /// Calls `found` with the user key and the value of every entry in `ranges` whose version
-    /// the snapshot sees.
+    /// Calls `found` with the user key and the value of every entry in the plan's ranges whose
+    /// version the snapshot sees; a point range from its posting list where the snapshot may
+    /// use that.
     fn visible_entries(
         &self,
-        ranges: &[KeyRange],
+        plan: &IndexPlan,
         mut found: impl FnMut(&[u8], &MetaBytes) -> Result<()>,
     ) -> Result<()> {
         let prefix_len = crate::keys::INDEX_ENTRY_PREFIX.len();
-        for (start, end) in ranges {
+        let index = self.indexes.get(&plan.field);
+        for (i, (start, end)) in plan.ranges.iter().enumerate() {
+            if let (Some(index), Some(value)) = (index, plan.points.get(i)) {
+                if let Some(list) = PostingList::read(self.meta, index, value, self.ts)? {
+                    list.for_each(&mut found)?;
+                    continue;
+                }
+            }
             for entry in self.meta.range(start.clone(), end.clone()) {
                 let (tree_key, value) = entry?;
                 // Skip the field name and its terminator to reach the value.

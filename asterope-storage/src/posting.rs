@@ -1,0 +1,369 @@
+//! Posting lists: per value of an index, the keys whose newest version holds it, in one tree
+//! value, so that an equality or `$in` lookup is one point read instead of a range seek (a
+//! sled range seek copies the leaf it lands in; a point read shares it).
+//!
+//! A posting list mirrors the index entries of its value that nothing has superseded, each
+//! with the entry's value, so a covered record comes along. Commits maintain it in the same
+//! atomic batch as the entries: a commit that adds or removes an entry of a value rewrites the
+//! value's list and stamps it with its commit version. A snapshot at `ts` may use a list
+//! stamped at or before `ts`: every commit it sees that touched the value is in the list, and
+//! no later commit has touched it yet. Otherwise (a newer stamp, or no list) the snapshot
+//! reads the index entries, as it would without lists.
+//!
+//! Lists are kept only for ready indexes, and written only by commits after readiness, so a
+//! list stamped at or before its index became ready is a leftover of a dropped earlier index
+//! on that field, and ignored. A value held by more than [`MAX_ENTRIES`] keys (or whose list
+//! outgrows [`MAX_BYTES`]) gets an *overflowed* marker instead of a list: its lookups read the
+//! entries (a range returning that many rows costs little more per row), and commits stop
+//! rewriting it.
+//!
+//! Layout of a list: state (1 byte: 0 list, 1 overflowed), stamp (8 bytes BE), then per entry,
+//! in key order: key length (u32 BE), key, value length (u32 BE), entry value.
+
+use std::collections::BTreeMap;
+use std::ops::{Bound, Range};
+
+use asterope_core::{Error, Result};
+
+use crate::index::{parse_entry_value, successor, Index};
+use crate::keys::split_version_key;
+use crate::meta::{BatchOp, MetaBytes, MetaStore};
+
+/// Most keys a list holds before it overflows.
+pub(crate) const MAX_ENTRIES: usize = 64;
+/// Largest encoded list.
+pub(crate) const MAX_BYTES: usize = 64 << 10;
+
+const STATE_LIST: u8 = 0;
+const STATE_OVERFLOWED: u8 = 1;
+const HEADER_LEN: usize = 9;
+
+/// The tree key of the list of one encoded value of an index.
+pub(crate) fn posting_key(index: &Index, value: &[u8]) -> Vec<u8> {
+    [&index.posting_prefix[..], value].concat()
+}
+
+/// A stored list as a reader may use it.
+pub(crate) struct PostingList {
+    bytes: MetaBytes,
+}
+
+impl PostingList {
+    /// The list of `value` if a snapshot at `ts` may use it (`None`: read the entries).
+    pub(crate) fn read(
+        meta: &MetaStore,
+        index: &Index,
+        value: &[u8],
+        ts: u64,
+    ) -> Result<Option<PostingList>> {
+        let Some(ready_at) = index.def.ready_at else {
+            return Ok(None);
+        };
+        let Some(bytes) = meta.get(&posting_key(index, value))? else {
+            return Ok(None);
+        };
+        let (state, stamp) = parse_header(&bytes)?;
+        let usable = state == STATE_LIST && stamp > ready_at && stamp <= ts;
+        Ok(usable.then_some(PostingList { bytes }))
+    }
+
+    /// Calls `found` with each key and its entry value, in key order.
+    pub(crate) fn for_each(
+        &self,
+        mut found: impl FnMut(&[u8], &MetaBytes) -> Result<()>,
+    ) -> Result<()> {
+        let mut at = HEADER_LEN;
+        while at < self.bytes.len() {
+            let (key, value) = parse_entry(&self.bytes, at)?;
+            at = value.end;
+            let value = self.bytes.slice(value).ok_or_else(malformed)?;
+            found(&self.bytes[key], &value)?;
+        }
+        Ok(())
+    }
+}
+
+/// The lists a commit changes, loaded on first touch and written back in its batch.
+pub(crate) struct PostingEdits<'a> {
+    meta: &'a MetaStore,
+    lists: BTreeMap<Vec<u8>, Edit>,
+}
+
+enum Edit {
+    /// The newest entries of the value: key to entry value.
+    List(BTreeMap<Vec<u8>, Vec<u8>>),
+    /// Too many; `stored`: the marker is already in the tree.
+    Overflowed { stored: bool },
+}
+
+impl<'a> PostingEdits<'a> {
+    pub(crate) fn new(meta: &'a MetaStore) -> PostingEdits<'a> {
+        PostingEdits {
+            meta,
+            lists: BTreeMap::new(),
+        }
+    }
+
+    /// `key` no longer holds `value` in its newest version.
+    pub(crate) fn remove(&mut self, index: &Index, value: &[u8], key: &[u8]) -> Result<()> {
+        if let Some(Edit::List(entries)) = self.edit(index, value)? {
+            entries.remove(key);
+        }
+        Ok(())
+    }
+
+    /// `key`'s newest version holds `value`, with this entry value.
+    pub(crate) fn insert(
+        &mut self,
+        index: &Index,
+        value: &[u8],
+        key: &[u8],
+        entry_value: &[u8],
+    ) -> Result<()> {
+        if let Some(edit) = self.edit(index, value)? {
+            if let Edit::List(entries) = edit {
+                entries.insert(key.to_vec(), entry_value.to_vec());
+                if entries.len() > MAX_ENTRIES {
+                    *edit = Edit::Overflowed { stored: false };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch operations writing every changed list, stamped with the commit's version.
+    pub(crate) fn finish(self, version: u64) -> Vec<BatchOp> {
+        let stamp = version.to_be_bytes();
+        let overflowed = || [&[STATE_OVERFLOWED][..], &stamp].concat();
+        self.lists
+            .into_iter()
+            .filter_map(|(tree_key, edit)| match edit {
+                Edit::Overflowed { stored: true } => None,
+                Edit::Overflowed { stored: false } => Some((tree_key, Some(overflowed()))),
+                Edit::List(entries) => {
+                    let mut out = Vec::with_capacity(512);
+                    out.push(STATE_LIST);
+                    out.extend_from_slice(&stamp);
+                    for (key, value) in &entries {
+                        put_len(&mut out, key.len());
+                        out.extend_from_slice(key);
+                        put_len(&mut out, value.len());
+                        out.extend_from_slice(value);
+                    }
+                    if out.len() > MAX_BYTES {
+                        out = overflowed();
+                    }
+                    Some((tree_key, Some(out)))
+                }
+            })
+            .collect()
+    }
+
+    /// The list of `value`, loaded from the tree or rebuilt from the index entries (`None`:
+    /// the index keeps no lists yet).
+    fn edit(&mut self, index: &Index, value: &[u8]) -> Result<Option<&mut Edit>> {
+        let Some(ready_at) = index.def.ready_at else {
+            return Ok(None);
+        };
+        let tree_key = posting_key(index, value);
+        if !self.lists.contains_key(&tree_key) {
+            let edit = match self.meta.get(&tree_key)? {
+                Some(bytes) if parse_header(&bytes)?.1 > ready_at => load(&bytes)?,
+                _ => self.rebuild(index, value)?,
+            };
+            self.lists.insert(tree_key.clone(), edit);
+        }
+        Ok(self.lists.get_mut(&tree_key))
+    }
+
+    /// A value's list from its index entries: those nothing superseded.
+    fn rebuild(&self, index: &Index, value: &[u8]) -> Result<Edit> {
+        let start = [&index.prefix[..], value].concat();
+        let end = successor(&start);
+        let mut entries = BTreeMap::new();
+        for entry in self
+            .meta
+            .range(Bound::Included(start.clone()), Bound::Excluded(end))
+        {
+            let (tree_key, entry_value) = entry?;
+            if parse_entry_value(&entry_value).0 != u64::MAX {
+                continue;
+            }
+            let (key, _) = tree_key
+                .get(start.len()..)
+                .and_then(split_version_key)
+                .ok_or_else(|| Error::internal("malformed index entry"))?;
+            entries.insert(key.to_vec(), entry_value.to_vec());
+            if entries.len() > MAX_ENTRIES {
+                return Ok(Edit::Overflowed { stored: false });
+            }
+        }
+        Ok(Edit::List(entries))
+    }
+}
+
+fn load(bytes: &[u8]) -> Result<Edit> {
+    if parse_header(bytes)?.0 == STATE_OVERFLOWED {
+        return Ok(Edit::Overflowed { stored: true });
+    }
+    let mut entries = BTreeMap::new();
+    let mut at = HEADER_LEN;
+    while at < bytes.len() {
+        let (key, value) = parse_entry(bytes, at)?;
+        at = value.end;
+        entries.insert(bytes[key].to_vec(), bytes[value].to_vec());
+    }
+    Ok(Edit::List(entries))
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize) {
+    let len = u32::try_from(len).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+}
+
+fn malformed() -> Error {
+    Error::internal("malformed posting list")
+}
+
+/// State and stamp.
+fn parse_header(bytes: &[u8]) -> Result<(u8, u64)> {
+    let (&state, rest) = bytes.split_first().ok_or_else(malformed)?;
+    let stamp = rest.first_chunk::<8>().ok_or_else(malformed)?;
+    if state != STATE_LIST && state != STATE_OVERFLOWED {
+        return Err(malformed());
+    }
+    Ok((state, u64::from_be_bytes(*stamp)))
+}
+
+/// The entry at `at`: where its key and its value are.
+fn parse_entry(bytes: &[u8], at: usize) -> Result<(Range<usize>, Range<usize>)> {
+    let field = |at: usize| -> Result<Range<usize>> {
+        let len = bytes
+            .get(at..)
+            .and_then(<[u8]>::first_chunk::<4>)
+            .ok_or_else(malformed)?;
+        let start = at + 4;
+        let end = start
+            .checked_add(u32::from_be_bytes(*len) as usize)
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(malformed)?;
+        Ok(start..end)
+    };
+    let key = field(at)?;
+    let value = field(key.end)?;
+    Ok((key, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use asterope_core::{field, Key, Metadata, Query, Store, StoreExt};
+
+    use super::*;
+    use crate::keys::posting_prefix;
+    use crate::Database;
+
+    async fn wait_ready(db: &Database) {
+        while db
+            .list_indexes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i.state != "ready")
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn put_patient(db: &Database, key: &str, patient: &str) {
+        let metadata = Metadata::from([("patient_id".to_string(), patient.into())]);
+        db.put_bytes(&Key::new(key).unwrap(), "x".into(), metadata)
+            .await
+            .unwrap();
+    }
+
+    async fn keys_of_patient(db: &Database, patient: &str) -> Vec<String> {
+        let query = Query::new(field("patient_id").eq(patient));
+        let page = db.query(&query).await.unwrap();
+        page.objects.iter().map(|o| o.key.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn commits_keep_a_list_per_value_and_overflow_big_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        db.create_index("patient_id").await.unwrap();
+        wait_ready(&db).await;
+        put_patient(&db, "a/1", "A").await;
+        put_patient(&db, "a/2", "A").await;
+        let mut list_key = posting_prefix("patient_id");
+        asterope_serialization::encode_ordered(&"A".into(), &mut list_key);
+        let stored = db
+            .meta_store()
+            .get(&list_key)
+            .unwrap()
+            .expect("a list for A");
+        let Edit::List(entries) = load(&stored).unwrap() else {
+            panic!("two keys do not overflow a list");
+        };
+        assert_eq!(entries.keys().collect::<Vec<_>>(), [b"a/1", b"a/2"]);
+
+        for i in 0..MAX_ENTRIES {
+            put_patient(&db, &format!("b/{i:03}"), "B").await;
+        }
+        assert_eq!(keys_of_patient(&db, "B").await.len(), MAX_ENTRIES);
+        put_patient(&db, "b/999", "B").await;
+        let mut list_key = posting_prefix("patient_id");
+        asterope_serialization::encode_ordered(&"B".into(), &mut list_key);
+        let stored = db.meta_store().get(&list_key).unwrap().unwrap();
+        assert_eq!(parse_header(&stored).unwrap().0, STATE_OVERFLOWED);
+        assert_eq!(keys_of_patient(&db, "B").await.len(), MAX_ENTRIES + 1);
+        db.delete(&Key::new("b/000").unwrap(), Default::default())
+            .await
+            .unwrap();
+        assert_eq!(keys_of_patient(&db, "B").await.len(), MAX_ENTRIES);
+    }
+
+    /// A drop interrupted after its definition went but before its lists did leaves lists
+    /// behind; a later index on the field must not take them for its own.
+    #[tokio::test]
+    async fn lists_left_by_a_dropped_index_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        db.create_index("patient_id").await.unwrap();
+        wait_ready(&db).await;
+        put_patient(&db, "k/1", "A").await;
+        let mut list_key = posting_prefix("patient_id");
+        asterope_serialization::encode_ordered(&"A".into(), &mut list_key);
+        let leftover = db
+            .meta_store()
+            .get(&list_key)
+            .unwrap()
+            .expect("a list for A");
+
+        db.drop_index("patient_id").await.unwrap();
+        let meta = db.meta_store();
+        meta.apply(vec![(list_key, Some(leftover.to_vec()))])
+            .unwrap();
+        put_patient(&db, "k/2", "A").await;
+        db.create_index("patient_id").await.unwrap();
+        wait_ready(&db).await;
+        assert_eq!(keys_of_patient(&db, "A").await, ["k/1", "k/2"]);
+    }
+
+    #[test]
+    fn malformed_lists_are_errors() {
+        let header = [&[STATE_LIST][..], &7u64.to_be_bytes()].concat();
+        for bad in [
+            vec![],
+            vec![9; 9],
+            [&header[..], &[0, 0, 0, 5, b'k']].concat(),
+            [&header[..], &[0, 0, 0, 1, b'k', 0, 0]].concat(),
+            [&header[..], &[0, 0, 0, 1, b'k', 0, 0, 0, 9, 1]].concat(),
+        ] {
+            assert!(
+                parse_header(&bad).is_err() || load(&bad).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+}
