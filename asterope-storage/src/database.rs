@@ -638,7 +638,7 @@ impl Inner {
                 }
             }
         }
-        ops.extend(postings.finish(version));
+        ops.extend(postings.finish(version)?);
         drop(indexes);
         let BlobOutcome {
             ops: blob_ops,

@@ -30,9 +30,9 @@ use crate::keys::split_version_key;
 use crate::meta::{BatchOp, MetaBytes, MetaStore};
 
 /// Most keys a list holds before it overflows.
-pub(crate) const MAX_ENTRIES: usize = 64;
+pub(crate) const MAX_ENTRIES: usize = 32;
 /// Largest encoded list.
-pub(crate) const MAX_BYTES: usize = 64 << 10;
+pub(crate) const MAX_BYTES: usize = 16 << 10;
 
 const STATE_LIST: u8 = 0;
 const STATE_OVERFLOWED: u8 = 1;
@@ -90,8 +90,12 @@ pub(crate) struct PostingEdits<'a> {
 }
 
 enum Edit {
-    /// The newest entries of the value: key to entry value.
-    List(BTreeMap<Vec<u8>, Vec<u8>>),
+    /// The stored list (`None`: an empty one) and, by key, what the commit changes in it: an
+    /// entry value, or `None` for a removal.
+    List {
+        stored: Option<MetaBytes>,
+        changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    },
     /// Too many; `stored`: the marker is already in the tree.
     Overflowed { stored: bool },
 }
@@ -106,8 +110,8 @@ impl<'a> PostingEdits<'a> {
 
     /// `key` no longer holds `value` in its newest version.
     pub(crate) fn remove(&mut self, index: &Index, value: &[u8], key: &[u8]) -> Result<()> {
-        if let Some(Edit::List(entries)) = self.edit(index, value)? {
-            entries.remove(key);
+        if let Some(Edit::List { changes, .. }) = self.edit(index, value)? {
+            changes.insert(key.to_vec(), None);
         }
         Ok(())
     }
@@ -120,43 +124,37 @@ impl<'a> PostingEdits<'a> {
         key: &[u8],
         entry_value: &[u8],
     ) -> Result<()> {
-        if let Some(edit) = self.edit(index, value)? {
-            if let Edit::List(entries) = edit {
-                entries.insert(key.to_vec(), entry_value.to_vec());
-                if entries.len() > MAX_ENTRIES {
-                    *edit = Edit::Overflowed { stored: false };
-                }
-            }
+        if let Some(Edit::List { changes, .. }) = self.edit(index, value)? {
+            changes.insert(key.to_vec(), Some(entry_value.to_vec()));
         }
         Ok(())
     }
 
     /// The batch operations writing every changed list, stamped with the commit's version.
-    pub(crate) fn finish(self, version: u64) -> Vec<BatchOp> {
+    pub(crate) fn finish(self, version: u64) -> Result<Vec<BatchOp>> {
         let stamp = version.to_be_bytes();
         let overflowed = || [&[STATE_OVERFLOWED][..], &stamp].concat();
-        self.lists
-            .into_iter()
-            .filter_map(|(tree_key, edit)| match edit {
-                Edit::Overflowed { stored: true } => None,
-                Edit::Overflowed { stored: false } => Some((tree_key, Some(overflowed()))),
-                Edit::List(entries) => {
-                    let mut out = Vec::with_capacity(512);
+        let mut ops = Vec::with_capacity(self.lists.len());
+        for (tree_key, edit) in self.lists {
+            let list = match edit {
+                Edit::Overflowed { stored: true } => continue,
+                Edit::Overflowed { stored: false } => overflowed(),
+                Edit::List { stored, changes } => {
+                    let capacity = stored.as_ref().map_or(0, |s| s.len()) + 256;
+                    let mut out = Vec::with_capacity(capacity);
                     out.push(STATE_LIST);
                     out.extend_from_slice(&stamp);
-                    for (key, value) in &entries {
-                        put_len(&mut out, key.len());
-                        out.extend_from_slice(key);
-                        put_len(&mut out, value.len());
-                        out.extend_from_slice(value);
+                    let count = merge(stored.as_deref(), &changes, &mut out)?;
+                    if count > MAX_ENTRIES || out.len() > MAX_BYTES {
+                        overflowed()
+                    } else {
+                        out
                     }
-                    if out.len() > MAX_BYTES {
-                        out = overflowed();
-                    }
-                    Some((tree_key, Some(out)))
                 }
-            })
-            .collect()
+            };
+            ops.push((tree_key, Some(list)));
+        }
+        Ok(ops)
     }
 
     /// The list of `value`, loaded from the tree or rebuilt from the index entries (`None`:
@@ -167,8 +165,17 @@ impl<'a> PostingEdits<'a> {
         };
         let tree_key = posting_key(index, value);
         if !self.lists.contains_key(&tree_key) {
+            // A leftover of an earlier index, or a damaged list, is rebuilt.
             let edit = match self.meta.get(&tree_key)? {
-                Some(bytes) if parse_header(&bytes)?.1 > ready_at => load(&bytes)?,
+                Some(bytes) if well_formed(&bytes).is_some_and(|stamp| stamp > ready_at) => {
+                    match bytes.first() {
+                        Some(&STATE_LIST) => Edit::List {
+                            stored: Some(bytes),
+                            changes: BTreeMap::new(),
+                        },
+                        _ => Edit::Overflowed { stored: true },
+                    }
+                }
                 _ => self.rebuild(index, value)?,
             };
             self.lists.insert(tree_key.clone(), edit);
@@ -180,7 +187,7 @@ impl<'a> PostingEdits<'a> {
     fn rebuild(&self, index: &Index, value: &[u8]) -> Result<Edit> {
         let start = [&index.prefix[..], value].concat();
         let end = successor(&start);
-        let mut entries = BTreeMap::new();
+        let mut changes = BTreeMap::new();
         for entry in self
             .meta
             .range(Bound::Included(start.clone()), Bound::Excluded(end))
@@ -193,27 +200,71 @@ impl<'a> PostingEdits<'a> {
                 .get(start.len()..)
                 .and_then(split_version_key)
                 .ok_or_else(|| Error::internal("malformed index entry"))?;
-            entries.insert(key.to_vec(), entry_value.to_vec());
-            if entries.len() > MAX_ENTRIES {
+            changes.insert(key.to_vec(), Some(entry_value.to_vec()));
+            if changes.len() > MAX_ENTRIES {
                 return Ok(Edit::Overflowed { stored: false });
             }
         }
-        Ok(Edit::List(entries))
+        Ok(Edit::List {
+            stored: None,
+            changes,
+        })
     }
 }
 
-fn load(bytes: &[u8]) -> Result<Edit> {
-    if parse_header(bytes)?.0 == STATE_OVERFLOWED {
-        return Ok(Edit::Overflowed { stored: true });
+/// Writes the entries of `stored` (a list) with `changes` applied, in key order; returns how
+/// many it wrote.
+fn merge(
+    stored: Option<&[u8]>,
+    changes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    out: &mut Vec<u8>,
+) -> Result<usize> {
+    let mut count = 0;
+    let mut put = |key: &[u8], value: &[u8]| {
+        put_len(out, key.len());
+        out.extend_from_slice(key);
+        put_len(out, value.len());
+        out.extend_from_slice(value);
+        count += 1;
+    };
+    let mut changes = changes.iter().peekable();
+    if let Some(stored) = stored {
+        let mut at = HEADER_LEN;
+        while at < stored.len() {
+            let (key, value) = parse_entry(stored, at)?;
+            at = value.end;
+            let key = &stored[key];
+            // Changed keys before this one are new.
+            while let Some((changed, new)) = changes.next_if(|(k, _)| k.as_slice() < key) {
+                if let Some(new) = new {
+                    put(changed, new);
+                }
+            }
+            match changes.next_if(|(k, _)| k.as_slice() == key) {
+                Some((_, Some(new))) => put(key, new),
+                Some((_, None)) => {}
+                None => put(key, &stored[value]),
+            }
+        }
     }
-    let mut entries = BTreeMap::new();
-    let mut at = HEADER_LEN;
-    while at < bytes.len() {
-        let (key, value) = parse_entry(bytes, at)?;
-        at = value.end;
-        entries.insert(bytes[key].to_vec(), bytes[value].to_vec());
+    for (changed, new) in changes {
+        if let Some(new) = new {
+            put(changed, new);
+        }
     }
-    Ok(Edit::List(entries))
+    Ok(count)
+}
+
+/// The stamp of a well-formed list or marker.
+fn well_formed(bytes: &[u8]) -> Option<u64> {
+    let (state, stamp) = parse_header(bytes).ok()?;
+    if state == STATE_LIST {
+        let mut at = HEADER_LEN;
+        while at < bytes.len() {
+            at = parse_entry(bytes, at).ok()?.1.end;
+        }
+    }
+    Some(stamp)
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {
@@ -302,10 +353,15 @@ mod tests {
             .get(&list_key)
             .unwrap()
             .expect("a list for A");
-        let Edit::List(entries) = load(&stored).unwrap() else {
-            panic!("two keys do not overflow a list");
-        };
-        assert_eq!(entries.keys().collect::<Vec<_>>(), [b"a/1", b"a/2"]);
+        assert_eq!(parse_header(&stored).unwrap().0, STATE_LIST);
+        let mut keys = Vec::new();
+        let list = PostingList { bytes: stored };
+        list.for_each(|key, _| {
+            keys.push(key.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(keys, [b"a/1", b"a/2"]);
 
         for i in 0..MAX_ENTRIES {
             put_patient(&db, &format!("b/{i:03}"), "B").await;
@@ -351,6 +407,38 @@ mod tests {
     }
 
     #[test]
+    fn merging_applies_removals_replacements_and_additions_in_key_order() {
+        let mut stored = vec![STATE_LIST];
+        stored.extend_from_slice(&1u64.to_be_bytes());
+        let mut changes = BTreeMap::new();
+        for key in ["b", "d", "f"] {
+            changes.insert(key.as_bytes().to_vec(), Some(b"old".to_vec()));
+        }
+        merge(None, &changes, &mut stored).unwrap();
+        let changes = BTreeMap::from([
+            (b"a".to_vec(), Some(b"new".to_vec())),
+            (b"d".to_vec(), None),
+            (b"f".to_vec(), Some(b"new".to_vec())),
+            (b"g".to_vec(), Some(b"new".to_vec())),
+        ]);
+        let mut out = stored[..HEADER_LEN].to_vec();
+        assert_eq!(merge(Some(&stored), &changes, &mut out).unwrap(), 4);
+        let mut entries = Vec::new();
+        let mut at = HEADER_LEN;
+        while at < out.len() {
+            let (key, value) = parse_entry(&out, at).unwrap();
+            at = value.end;
+            entries.push((out[key].to_vec(), out[value].to_vec()));
+        }
+        let expected: Vec<(Vec<u8>, Vec<u8>)> =
+            [("a", "new"), ("b", "old"), ("f", "new"), ("g", "new")]
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect();
+        assert_eq!(entries, expected);
+    }
+
+    #[test]
     fn malformed_lists_are_errors() {
         let header = [&[STATE_LIST][..], &7u64.to_be_bytes()].concat();
         for bad in [
@@ -360,10 +448,7 @@ mod tests {
             [&header[..], &[0, 0, 0, 1, b'k', 0, 0]].concat(),
             [&header[..], &[0, 0, 0, 1, b'k', 0, 0, 0, 9, 1]].concat(),
         ] {
-            assert!(
-                parse_header(&bad).is_err() || load(&bad).is_err(),
-                "{bad:?} was accepted"
-            );
+            assert_eq!(well_formed(&bad), None, "{bad:?} was accepted");
         }
     }
 }
