@@ -264,7 +264,7 @@ async fn refused_uploads_store_nothing() -> asterope::Result<()> {
     assert!(abandoned.is_err());
 
     let mut bad_meta = Metadata::new();
-    bad_meta.insert(String::new(), Value::Nil);
+    bad_meta.insert("".into(), Value::Nil);
     let err = db
         .put(
             &k,

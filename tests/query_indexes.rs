@@ -99,7 +99,7 @@ fn map(entries: &[(&str, Value)]) -> Value {
     Value::Map(
         entries
             .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .map(|(k, v)| ((*k).into(), v.clone()))
             .collect(),
     )
 }
@@ -731,13 +731,13 @@ async fn array_elements_are_found_through_an_index() -> asterope::Result<()> {
         ("a/4", Value::Array(vec!["neck".into()])),
     ];
     for (i, (name, tags)) in docs.iter().enumerate() {
-        let metadata = Metadata::from([("tags".to_string(), tags.clone())]);
+        let metadata = Metadata::from([("tags".into(), tags.clone())]);
         put(&db, &mut model, name, metadata, i as u64).await?;
     }
     db.create_index("tags").await?;
     // One more after the index is declared: written by the commit, not the build.
     let late = Metadata::from([(
-        "tags".to_string(),
+        "tags".into(),
         Value::Array(vec!["head".into(), "neck".into()]),
     )]);
     put(&db, &mut model, "a/5", late, 5).await?;
@@ -769,14 +769,14 @@ async fn comparisons_on_several_values_through_an_index() -> asterope::Result<()
     let mut model = BTreeMap::new();
     // `study.series` reaches 1 and 10 through an array of maps.
     let fanned = Metadata::from([(
-        "study".to_string(),
+        "study".into(),
         Value::Array(vec![
             map(&[("series", Value::Int(1))]),
             map(&[("series", Value::Int(10))]),
         ]),
     )]);
     put(&db, &mut model, "f/1", fanned, 1).await?;
-    let single = Metadata::from([("study".to_string(), map(&[("series", Value::Int(5))]))]);
+    let single = Metadata::from([("study".into(), map(&[("series", Value::Int(5))]))]);
     put(&db, &mut model, "f/2", single, 2).await?;
     // The same range in its two forms: one field with two operators, and two conjuncts.
     let forms = [
@@ -939,9 +939,9 @@ async fn sorted_and_key_ordered_pages_follow_cursors_to_the_naive_order() -> ast
 
 fn live_metadata(patient: &str, generation: u64) -> Metadata {
     Metadata::from([
-        ("patient_id".to_string(), Value::from(patient)),
+        ("patient_id".into(), Value::from(patient)),
         (
-            "generation".to_string(),
+            "generation".into(),
             Value::Int(i64::try_from(generation).unwrap()),
         ),
     ])
@@ -1170,7 +1170,7 @@ async fn indexes_follow_overwrites_deletes_drop_and_reopen() -> asterope::Result
             }
         }
         // Drop every field: the old entries of these keys must not bring them back.
-        let bare = Metadata::from([("site".to_string(), Value::from("north"))]);
+        let bare = Metadata::from([("site".into(), Value::from("north"))]);
         for i in [3, 8] {
             let k = name(i);
             db.update_metadata(&key(&k), bare.clone(), Condition::default())

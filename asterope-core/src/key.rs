@@ -5,22 +5,24 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{Error, Result};
+use crate::{Error, Result, Text};
 
 /// A validated object key: UTF-8, 1 to [`Key::MAX_LEN`] bytes, no NUL byte. `/` is allowed and
 /// has no special meaning beyond prefix listing.
 ///
 /// NUL is reserved because the metadata tree separates keys from their suffixes with it, which
 /// keeps byte order equal to key order. Keys never become file paths.
+///
+/// Keys of up to 24 bytes are kept inline, without an allocation.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key(String);
+pub struct Key(Text);
 
 impl Key {
     /// Longest key accepted, in bytes.
     pub const MAX_LEN: usize = 1024;
 
     /// Validates and wraps a key.
-    pub fn new(key: impl Into<String>) -> Result<Key> {
+    pub fn new(key: impl Into<Text>) -> Result<Key> {
         let key = key.into();
         Self::validate(&key)?;
         Ok(Key(key))
@@ -110,7 +112,7 @@ impl Serialize for Key {
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Key, D::Error> {
-        let s = String::deserialize(deserializer)?;
+        let s = Text::deserialize(deserializer)?;
         Key::new(s).map_err(serde::de::Error::custom)
     }
 }

@@ -34,5 +34,5 @@ pub use query::{
 };
 pub use store::{ByteStream, GetResult, Store, StoreExt};
 pub use transaction::{CompactionReport, IndexInfo, QueryPage, QueryPlan, StoreStats, Transaction};
-pub use value::{Metadata, Timestamp, Value};
+pub use value::{Metadata, Text, Timestamp, Value};
 pub use wire::ErrorBody;

@@ -85,16 +85,16 @@ impl FieldPath {
         let Some((first, rest)) = self.segments.split_first() else {
             return Vec::new();
         };
-        let mut reached: Vec<&'a Value> = metadata.get(first).into_iter().collect();
+        let mut reached: Vec<&'a Value> = metadata.get(first.as_str()).into_iter().collect();
         for segment in rest {
             let mut next = Vec::new();
             for value in reached {
                 match value {
-                    Value::Map(map) => next.extend(map.get(segment)),
+                    Value::Map(map) => next.extend(map.get(segment.as_str())),
                     Value::Array(items) => {
                         for item in items {
                             if let Value::Map(map) = item {
-                                next.extend(map.get(segment));
+                                next.extend(map.get(segment.as_str()));
                             }
                         }
                     }
@@ -110,10 +110,10 @@ impl FieldPath {
     /// when any step is missing or not a map. This is the sort key of [`SortSpec`].
     pub fn lookup<'a>(&self, metadata: &'a Metadata) -> Option<&'a Value> {
         let (first, rest) = self.segments.split_first()?;
-        let mut value = metadata.get(first)?;
+        let mut value = metadata.get(first.as_str())?;
         for segment in rest {
             match value {
-                Value::Map(map) => value = map.get(segment)?,
+                Value::Map(map) => value = map.get(segment.as_str())?,
                 _ => return None,
             }
         }
@@ -733,12 +733,12 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::Timestamp;
+    use crate::{Text, Timestamp};
 
     fn doc(entries: &[(&str, Value)]) -> Metadata {
         entries
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (Text::from(*k), v.clone()))
             .collect()
     }
 
@@ -1023,7 +1023,7 @@ mod tests {
             Value::Int(0),
             Value::Float(2.5),
             Value::Int(3),
-            Value::String(String::new()),
+            Value::String(Text::default()),
             Value::String("B".into()),
             Value::String("a".into()),
             Value::String("é".into()),
@@ -1115,7 +1115,7 @@ mod tests {
                 any::<f64>(),
             ]
             .prop_map(Value::Float),
-            "[ab]{0,2}".prop_map(Value::String),
+            "[ab]{0,2}".prop_map(Value::from),
             proptest::collection::vec(0u8..3, 0..3).prop_map(Value::Binary),
             (-2i64..2, 0u32..2)
                 .prop_map(|(secs, nanos)| Value::Timestamp(Timestamp { secs, nanos })),
@@ -1123,7 +1123,8 @@ mod tests {
         leaf.prop_recursive(3, 16, 3, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-                proptest::collection::btree_map("[ab]", inner, 0..3).prop_map(Value::Map),
+                proptest::collection::btree_map("[ab]", inner, 0..3)
+                    .prop_map(|m| Value::Map(m.into_iter().map(|(k, v)| (k.into(), v)).collect())),
             ]
         })
     }
@@ -1165,8 +1166,8 @@ mod tests {
 
     #[test]
     fn map_keys_compare_bytewise() {
-        let a = Value::Map(BTreeMap::from([("B".to_string(), Value::Nil)]));
-        let b = Value::Map(BTreeMap::from([("a".to_string(), Value::Nil)]));
+        let a = Value::Map(BTreeMap::from([("B".into(), Value::Nil)]));
+        let b = Value::Map(BTreeMap::from([("a".into(), Value::Nil)]));
         assert_eq!(compare_values(&a, &b), Ordering::Less);
     }
 }

@@ -14,7 +14,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::{Error, Result};
 
 /// A metadata document: field name to value.
-pub type Metadata = BTreeMap<String, Value>;
+pub type Metadata = BTreeMap<Text, Value>;
+
+/// The strings of metadata (field names and string values): a `String` that keeps up to 24
+/// bytes inline, so that a decoded document of short names and values allocates little.
+/// `"text".into()` and `Text::from(string)` make one; it derefs to `str`.
+pub type Text = compact_str::CompactString;
 
 /// A metadata value.
 ///
@@ -30,13 +35,13 @@ pub enum Value {
     /// 64-bit float.
     Float(f64),
     /// UTF-8 string.
-    String(String),
+    String(Text),
     /// Raw bytes.
     Binary(Vec<u8>),
     /// Ordered list.
     Array(Vec<Value>),
     /// Nested document.
-    Map(BTreeMap<String, Value>),
+    Map(Metadata),
     /// A point in time, nanosecond precision.
     Timestamp(Timestamp),
 }
@@ -54,11 +59,16 @@ impl Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Value {
-        Value::String(s.to_string())
+        Value::String(s.into())
     }
 }
 impl From<String> for Value {
     fn from(s: String) -> Value {
+        Value::String(s.into())
+    }
+}
+impl From<Text> for Value {
+    fn from(s: Text) -> Value {
         Value::String(s)
     }
 }
@@ -255,10 +265,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Float(x))
     }
     fn visit_str<E>(self, s: &str) -> std::result::Result<Value, E> {
-        Ok(Value::String(s.to_string()))
+        Ok(Value::String(s.into()))
     }
     fn visit_string<E>(self, s: String) -> std::result::Result<Value, E> {
-        Ok(Value::String(s))
+        Ok(Value::String(s.into()))
     }
     fn visit_bytes<E>(self, b: &[u8]) -> std::result::Result<Value, E> {
         Ok(Value::Binary(b.to_vec()))
@@ -275,7 +285,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> std::result::Result<Value, A::Error> {
         let mut map = BTreeMap::new();
-        while let Some((k, v)) = access.next_entry::<String, Value>()? {
+        while let Some((k, v)) = access.next_entry::<Text, Value>()? {
             map.insert(k, v);
         }
         Ok(Value::Map(map))

@@ -445,7 +445,7 @@ fn literal(json: Json, at: &str) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
-    use asterope_core::{and, field, not, or, Metadata, Timestamp};
+    use asterope_core::{and, field, not, or, Metadata, Text, Timestamp};
     use serde_json::json;
 
     use super::*;
@@ -490,7 +490,7 @@ mod tests {
             ),
             (
                 json!({"a": {"b": 1}}),
-                field("a").eq(Value::Map([("b".to_string(), Value::Int(1))].into())),
+                field("a").eq(Value::Map([("b".into(), Value::Int(1))].into())),
             ),
             (json!({"a": {}}), field("a").eq(Value::Map(Metadata::new()))),
             (json!({"a": {"$ne": "x"}}), field("a").ne("x")),
@@ -565,7 +565,7 @@ mod tests {
             filter_to_json(&field("a").eq(1).and(field("b").gt(2))),
             json!({"$and": [{"a": 1}, {"b": {"$gt": 2}}]})
         );
-        let map_literal = Value::Map([("$gt".to_string(), Value::Int(1))].into());
+        let map_literal = Value::Map([("$gt".into(), Value::Int(1))].into());
         let filter = field("a").eq(map_literal);
         assert_eq!(filter_to_json(&filter), json!({"a": {"$eq": {"$gt": 1}}}));
         assert_eq!(parse(filter_to_json(&filter)), filter);
@@ -577,7 +577,7 @@ mod tests {
 
     #[test]
     fn non_canonical_filters_print_as_equivalents() {
-        let doc: Metadata = [("n".to_string(), Value::Int(3))].into();
+        let doc: Metadata = [("n".into(), Value::Int(3))].into();
         let repeated = field("n").matching(Predicate::All(vec![
             Predicate::Gt(1.into()),
             Predicate::Gt(2.into()),
@@ -797,7 +797,7 @@ mod tests {
                 prop_oneof![Just(-1.5), Just(0.0), Just(1.0), Just(2.0), Just(2.5)]
                     .prop_map(Value::Float),
                 prop_oneof![Just(""), Just("x"), Just("xy"), Just("y")]
-                    .prop_map(|s| Value::String(s.to_string())),
+                    .prop_map(|s| Value::String(s.into())),
                 (0i64..2, prop_oneof![Just(0u32), Just(500_000_000)]).prop_map(|(secs, nanos)| {
                     Value::Timestamp(Timestamp {
                         secs: 1_700_000_000 + secs,
@@ -808,8 +808,8 @@ mod tests {
             ]
         }
 
-        fn key() -> impl Strategy<Value = String> {
-            prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(str::to_string)
+        fn key() -> impl Strategy<Value = Text> {
+            prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(Text::from)
         }
 
         /// A value of a document: scalars, arrays, and maps two levels deep.
@@ -817,7 +817,9 @@ mod tests {
             scalar().prop_recursive(2, 12, 3, |inner| {
                 prop_oneof![
                     proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-                    proptest::collection::btree_map(key(), inner, 0..3).prop_map(Value::Map),
+                    proptest::collection::btree_map(key(), inner, 0..3).prop_map(|m| Value::Map(
+                        m.into_iter().map(|(k, v)| (k.into(), v)).collect()
+                    )),
                 ]
             })
         }
@@ -841,7 +843,8 @@ mod tests {
             prop_oneof![
                 4 => scalar(),
                 1 => proptest::collection::vec(scalar(), 0..3).prop_map(Value::Array),
-                1 => proptest::collection::btree_map(key(), scalar(), 0..2).prop_map(Value::Map),
+                1 => proptest::collection::btree_map(key(), scalar(), 0..2)
+                    .prop_map(|m| Value::Map(m.into_iter().map(|(k, v)| (k.into(), v)).collect())),
             ]
         }
 
@@ -914,14 +917,14 @@ mod tests {
             };
             match value {
                 Value::Map(map) => {
-                    if let Some(child) = map.get(head) {
+                    if let Some(child) = map.get(head.as_str()) {
                         reference_reach(child, tail, out);
                     }
                 }
                 Value::Array(items) => {
                     for item in items {
                         if let Value::Map(map) = item {
-                            if let Some(child) = map.get(head) {
+                            if let Some(child) = map.get(head.as_str()) {
                                 reference_reach(child, tail, out);
                             }
                         }

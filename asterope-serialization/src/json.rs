@@ -35,7 +35,7 @@ pub fn metadata_to_json(metadata: &Metadata) -> Json {
     Json::Object(
         metadata
             .iter()
-            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .map(|(k, v)| (k.to_string(), value_to_json(v)))
             .collect(),
     )
 }
@@ -47,7 +47,7 @@ pub fn value_to_json(value: &Value) -> Json {
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(n) => Json::from(*n),
         Value::Float(x) => Json::from(*x),
-        Value::String(s) => Json::String(s.clone()),
+        Value::String(s) => Json::String(s.to_string()),
         Value::Binary(b) => tagged(
             "$base64",
             base64::engine::general_purpose::STANDARD.encode(b),
@@ -94,7 +94,7 @@ fn value_from_json(json: Json, depth: usize) -> Result<Value> {
             Some(i) => Value::Int(i),
             None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
-        Json::String(s) => Value::String(s),
+        Json::String(s) => Value::String(s.into()),
         Json::Array(items) => Value::Array(
             items
                 .into_iter()
@@ -107,7 +107,7 @@ fn value_from_json(json: Json, depth: usize) -> Result<Value> {
             }
             let mut out = BTreeMap::new();
             for (k, v) in map {
-                out.insert(k, value_from_json(v, depth + 1)?);
+                out.insert(k.into(), value_from_json(v, depth + 1)?);
             }
             Value::Map(out)
         }

@@ -79,7 +79,7 @@ mod tests {
 
     fn sample() -> Metadata {
         let mut nested = BTreeMap::new();
-        nested.insert("series".to_string(), Value::Int(3));
+        nested.insert("series".into(), Value::Int(3));
         let mut m = Metadata::new();
         m.insert("patient_id".into(), "12345".into());
         m.insert("slices".into(), Value::Int(-42));

@@ -8,7 +8,7 @@
 //! fall back to the serde decoder, which either handles the case or names the error. So this
 //! reader is an accelerator, never the authority on what is valid.
 
-use asterope_core::{Metadata, Timestamp, Value};
+use asterope_core::{Metadata, Text, Timestamp, Value};
 
 /// Deepest nesting the reader decodes itself (deeper documents go to the serde decoder).
 pub const MAX_READER_DEPTH: usize = 64;
@@ -148,7 +148,7 @@ impl<'a> MsgpackReader<'a> {
         for _ in 0..len {
             let name = self.str()?;
             let value = self.value_at(depth + 1)?;
-            map.insert(name.to_owned(), value);
+            map.insert(Text::from(name), value);
         }
         Some(map)
     }
@@ -163,7 +163,7 @@ impl<'a> MsgpackReader<'a> {
             if wanted(name) {
                 let name = std::str::from_utf8(name).ok()?;
                 let value = self.value_at(2)?;
-                map.insert(name.to_owned(), value);
+                map.insert(Text::from(name), value);
             } else {
                 self.skip_value()?;
             }
@@ -242,7 +242,7 @@ impl<'a> MsgpackReader<'a> {
                 }
                 Value::Array(items)
             }
-            0xa0..=0xbf | 0xd9..=0xdb => Value::String(self.str()?.to_owned()),
+            0xa0..=0xbf | 0xd9..=0xdb => Value::String(self.str()?.into()),
             0xc4..=0xc6 => Value::Binary(self.bin()?.to_vec()),
             0xc0 => {
                 self.rest = &self.rest[1..];
@@ -310,7 +310,7 @@ mod tests {
             any::<f64>()
                 .prop_filter("NaN never equals itself", |x| !x.is_nan())
                 .prop_map(Value::Float),
-            ".{0,40}".prop_map(Value::String),
+            ".{0,40}".prop_map(Value::from),
             proptest::collection::vec(any::<u8>(), 0..300).prop_map(Value::Binary),
             (any::<i64>(), 0u32..1_000_000_000)
                 .prop_map(|(secs, nanos)| Value::Timestamp(Timestamp { secs, nanos })),
@@ -321,7 +321,8 @@ mod tests {
         scalar().prop_recursive(4, 64, 8, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-                proptest::collection::btree_map(".{0,12}", inner, 0..8).prop_map(Value::Map),
+                proptest::collection::btree_map(".{0,12}", inner, 0..8)
+                    .prop_map(|m| Value::Map(m.into_iter().map(|(k, v)| (k.into(), v)).collect())),
             ]
         })
     }
@@ -350,6 +351,7 @@ mod tests {
     proptest! {
         #[test]
         fn skips_exactly_one_value(doc in proptest::collection::btree_map(".{0,12}", value(), 0..10), keep in ".{0,12}") {
+            let doc: Metadata = doc.into_iter().map(|(k, v)| (k.into(), v)).collect();
             let mut bytes = encode(&doc).unwrap();
             bytes.push(0xc3);
             let mut reader = MsgpackReader::new(&bytes);

@@ -409,7 +409,7 @@ mod tests {
             1 => any::<bool>().prop_map(Value::Bool),
             3 => int().prop_map(Value::Int),
             3 => float().prop_map(Value::Float),
-            3 => string().prop_map(Value::String),
+            3 => string().prop_map(Value::from),
             2 => binary().prop_map(Value::Binary),
             2 => timestamp(),
         ]
@@ -450,7 +450,7 @@ mod tests {
         #[test]
         fn encoding_is_monotone_within_a_class(
             (a, b) in prop_oneof![
-                (string(), string()).prop_map(|(a, b)| (Value::String(a), Value::String(b))),
+                (string(), string()).prop_map(|(a, b)| (Value::from(a), Value::from(b))),
                 (binary(), binary()).prop_map(|(a, b)| (Value::Binary(a), Value::Binary(b))),
                 (timestamp(), timestamp()),
             ],
@@ -472,7 +472,7 @@ mod tests {
 
         #[test]
         fn string_prefix_selects_exactly_the_extensions(s in string(), p in string()) {
-            let encoded = enc(&Value::String(s.clone()));
+            let encoded = enc(&Value::from(s.clone()));
             prop_assert_eq!(s.starts_with(&p), encoded.starts_with(&prefix_enc(&p)));
             let (head, _) = s.split_at(s.char_indices().nth(1).map_or(s.len(), |(i, _)| i));
             prop_assert!(encoded.starts_with(&prefix_enc(head)));

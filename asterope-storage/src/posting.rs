@@ -326,7 +326,7 @@ mod tests {
     }
 
     async fn put_patient(db: &Database, key: &str, patient: &str) {
-        let metadata = Metadata::from([("patient_id".to_string(), patient.into())]);
+        let metadata = Metadata::from([("patient_id".into(), patient.into())]);
         db.put_bytes(&Key::new(key).unwrap(), "x".into(), metadata)
             .await
             .unwrap();

@@ -254,7 +254,7 @@ mod tests {
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::Int),
             any::<f64>().prop_map(Value::Float),
-            ".{0,20}".prop_map(Value::String),
+            ".{0,20}".prop_map(Value::from),
             proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Binary),
             (any::<i64>(), 0u32..1_000_000_000)
                 .prop_map(|(secs, nanos)| Value::Timestamp(Timestamp { secs, nanos })),
@@ -262,7 +262,8 @@ mod tests {
         scalar.prop_recursive(3, 32, 6, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                proptest::collection::btree_map(".{0,8}", inner, 0..6).prop_map(Value::Map),
+                proptest::collection::btree_map(".{0,8}", inner, 0..6)
+                    .prop_map(|m| Value::Map(m.into_iter().map(|(k, v)| (k.into(), v)).collect())),
             ]
         })
     }
@@ -286,7 +287,7 @@ mod tests {
                         secs: secs.wrapping_add(1),
                         nanos,
                     },
-                    metadata,
+                    metadata: metadata.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                     blob: blob.map(BlobId),
                 })
             });
@@ -334,7 +335,7 @@ mod tests {
             sha256: Sha256Digest([1; 32]),
             created: Timestamp { secs: 1, nanos: 2 },
             updated: Timestamp { secs: 3, nanos: 4 },
-            metadata: Metadata::from([("a".to_string(), Value::Int(1))]),
+            metadata: Metadata::from([("a".into(), Value::Int(1))]),
             blob: None,
         });
         let bytes = record.encode().unwrap();
