@@ -49,7 +49,8 @@ pub(crate) struct PostingList {
 }
 
 impl PostingList {
-    /// The list of `value` if a snapshot at `ts` may use it (`None`: read the entries).
+    /// The list of `value` if a snapshot at `ts` may use it (`None`: read the entries). A list
+    /// returned is well formed.
     pub(crate) fn read(
         meta: &MetaStore,
         index: &Index,
@@ -62,8 +63,9 @@ impl PostingList {
         let Some(bytes) = meta.get(&posting_key(index, value))? else {
             return Ok(None);
         };
-        let (state, stamp) = parse_header(&bytes)?;
-        let usable = state == STATE_LIST && stamp > ready_at && stamp <= ts;
+        // A damaged list is passed over (the next commit touching the value rebuilds it).
+        let usable = bytes.first() == Some(&STATE_LIST)
+            && well_formed(&bytes).is_some_and(|stamp| stamp > ready_at && stamp <= ts);
         Ok(usable.then_some(PostingList { bytes }))
     }
 
@@ -404,6 +406,29 @@ mod tests {
         db.create_index("patient_id").await.unwrap();
         wait_ready(&db).await;
         assert_eq!(keys_of_patient(&db, "A").await, ["k/1", "k/2"]);
+    }
+
+    /// A damaged list is passed over by readers and rebuilt by the next commit touching it.
+    #[tokio::test]
+    async fn a_damaged_list_is_passed_over_and_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        db.create_index("patient_id").await.unwrap();
+        wait_ready(&db).await;
+        put_patient(&db, "k/1", "A").await;
+        put_patient(&db, "k/2", "A").await;
+        let mut list_key = posting_prefix("patient_id");
+        asterope_serialization::encode_ordered(&"A".into(), &mut list_key);
+        let mut damaged = db.meta_store().get(&list_key).unwrap().unwrap().to_vec();
+        damaged.truncate(damaged.len() - 3);
+        let meta = db.meta_store();
+        meta.apply(vec![(list_key.clone(), Some(damaged))]).unwrap();
+        assert_eq!(keys_of_patient(&db, "A").await, ["k/1", "k/2"]);
+
+        put_patient(&db, "k/3", "A").await;
+        let rebuilt = db.meta_store().get(&list_key).unwrap().unwrap();
+        assert!(well_formed(&rebuilt).is_some());
+        assert_eq!(keys_of_patient(&db, "A").await, ["k/1", "k/2", "k/3"]);
     }
 
     #[test]
