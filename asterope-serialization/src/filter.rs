@@ -817,9 +817,7 @@ mod tests {
             scalar().prop_recursive(2, 12, 3, |inner| {
                 prop_oneof![
                     proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-                    proptest::collection::btree_map(key(), inner, 0..3).prop_map(|m| Value::Map(
-                        m.into_iter().map(|(k, v)| (k.into(), v)).collect()
-                    )),
+                    proptest::collection::btree_map(key(), inner, 0..3).prop_map(Value::Map),
                 ]
             })
         }
@@ -843,8 +841,7 @@ mod tests {
             prop_oneof![
                 4 => scalar(),
                 1 => proptest::collection::vec(scalar(), 0..3).prop_map(Value::Array),
-                1 => proptest::collection::btree_map(key(), scalar(), 0..2)
-                    .prop_map(|m| Value::Map(m.into_iter().map(|(k, v)| (k.into(), v)).collect())),
+                1 => proptest::collection::btree_map(key(), scalar(), 0..2).prop_map(Value::Map),
             ]
         }
 
