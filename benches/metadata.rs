@@ -5,6 +5,7 @@
 //! cargo bench --features bench-sqlite --bench metadata                       # 1,000,000 objects
 //! ASTEROPE_BENCH_OBJECTS=100000 cargo bench --features bench-sqlite --bench metadata
 //! ASTEROPE_BENCH_EQ_QUERIES=200000 ...     # equality queries (20,000 by default), e.g. to profile
+//! ASTEROPE_BENCH_RANGE_QUERIES=200 ...      # range queries (20 by default)
 //! ASTEROPE_BENCH_CACHE_MIB=1024 ...         # metadata cache (default 3072 MiB)
 //! ASTEROPE_BENCH_SQLITE_CACHE_MIB=3072 ...  # SQLite page cache (default: SQLite's own, 2 MiB)
 //! ASTEROPE_BENCH_KEEP=DIR ...               # keep the loaded data in DIR and reuse it next time
@@ -256,7 +257,11 @@ async fn main() -> asterope::Result<()> {
         .unwrap();
     let (mut ast_count, mut sql_count) = (Vec::new(), Vec::new());
     let (mut ast_rows, mut sql_rows, mut rows) = (Vec::new(), Vec::new(), 0usize);
-    for _ in 0..20 {
+    let range_queries: usize = std::env::var("ASTEROPE_BENCH_RANGE_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    for _ in 0..range_queries {
         let start = 1_500_000_000 + ((rng.next() % 3600) * 86_400) as i64;
         let end = start + 36 * 86_400;
         let query = Query::new(
@@ -315,7 +320,7 @@ async fn main() -> asterope::Result<()> {
             ms(percentile(sql.clone(), 0.5)),
             ms(percentile(ast, 0.99)),
             ms(percentile(sql, 0.99)),
-            rows as f64 / 20.0
+            rows as f64 / range_queries as f64
         );
     }
 

@@ -112,8 +112,11 @@ impl QueryContext<'_> {
         match &query.sort {
             None => {
                 let after = query.cursor.as_deref();
-                let mut objects = Vec::with_capacity(limit.min(32));
-                for item in self.matches(query, after)? {
+                let matches = self.matches(query, after)?;
+                // Index candidates say how many they are at most: no regrowth of a large page.
+                let expected = matches.size_hint().1.unwrap_or(32);
+                let mut objects = Vec::with_capacity(expected.min(limit + 1));
+                for item in matches {
                     let (key, row) = item?;
                     let Some(record) = row.into_record(&key)? else {
                         continue;
@@ -270,7 +273,7 @@ impl QueryContext<'_> {
             keys.extend(overlay.keys().map(|key| (key.clone(), None)));
         }
         if !keys.windows(2).all(|pair| pair[0].0 < pair[1].0) {
-            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             keys.dedup_by(|later, earlier| later.0 == earlier.0);
         }
         Ok(keys.into_iter().filter_map(move |(key, value)| {
