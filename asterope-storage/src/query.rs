@@ -383,9 +383,20 @@ impl QueryContext<'_> {
 }
 
 /// Rows of a batch this large or larger are decoded on several threads.
-const PARALLEL_DECODE_ROWS: usize = 4096;
+const PARALLEL_DECODE_ROWS: usize = 1024;
 /// Most threads one batch is decoded on.
 const MAX_DECODE_THREADS: usize = 4;
+
+/// How many threads a large batch is decoded on: the cores this process may use (asked once:
+/// the answer takes reading cgroup files), at most [`MAX_DECODE_THREADS`].
+fn decode_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(MAX_DECODE_THREADS)
+    })
+}
 
 /// A part of a batch waiting for the thread that decodes it.
 type Slot = Mutex<Option<Vec<(Key, Row)>>>;
@@ -403,13 +414,11 @@ fn decode_rows(rows: &mut Vec<(Key, Row)>, objects: &mut Vec<(Key, ObjectRecord)
         }
         Ok(out)
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(MAX_DECODE_THREADS);
-    if rows.len() < PARALLEL_DECODE_ROWS || threads < 2 {
+    if rows.len() < PARALLEL_DECODE_ROWS || decode_threads() < 2 {
         objects.extend(decode(std::mem::take(rows))?);
         return Ok(());
     }
+    let threads = decode_threads();
     let part_len = rows.len().div_ceil(threads);
     let mut parts = Vec::with_capacity(threads);
     while rows.len() > part_len {
