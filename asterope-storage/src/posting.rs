@@ -334,6 +334,22 @@ mod tests {
             .unwrap();
     }
 
+    /// A database with a ready index on `patient_id`.
+    async fn indexed_db() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        db.create_index("patient_id").await.unwrap();
+        wait_ready(&db).await;
+        (dir, db)
+    }
+
+    /// The tree key of the list of a `patient_id` value.
+    fn list_key_of(patient: &str) -> Vec<u8> {
+        let mut key = posting_prefix("patient_id");
+        asterope_serialization::encode_ordered(&patient.into(), &mut key);
+        key
+    }
+
     async fn keys_of_patient(db: &Database, patient: &str) -> Vec<String> {
         let query = Query::new(field("patient_id").eq(patient));
         let page = db.query(&query).await.unwrap();
@@ -342,14 +358,10 @@ mod tests {
 
     #[tokio::test]
     async fn commits_keep_a_list_per_value_and_overflow_big_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path()).unwrap();
-        db.create_index("patient_id").await.unwrap();
-        wait_ready(&db).await;
+        let (_dir, db) = indexed_db().await;
         put_patient(&db, "a/1", "A").await;
         put_patient(&db, "a/2", "A").await;
-        let mut list_key = posting_prefix("patient_id");
-        asterope_serialization::encode_ordered(&"A".into(), &mut list_key);
+        let list_key = list_key_of("A");
         let stored = db
             .meta_store()
             .get(&list_key)
@@ -370,8 +382,7 @@ mod tests {
         }
         assert_eq!(keys_of_patient(&db, "B").await.len(), MAX_ENTRIES);
         put_patient(&db, "b/999", "B").await;
-        let mut list_key = posting_prefix("patient_id");
-        asterope_serialization::encode_ordered(&"B".into(), &mut list_key);
+        let list_key = list_key_of("B");
         let stored = db.meta_store().get(&list_key).unwrap().unwrap();
         assert_eq!(parse_header(&stored).unwrap().0, STATE_OVERFLOWED);
         assert_eq!(keys_of_patient(&db, "B").await.len(), MAX_ENTRIES + 1);
@@ -385,13 +396,9 @@ mod tests {
     /// behind; a later index on the field must not take them for its own.
     #[tokio::test]
     async fn lists_left_by_a_dropped_index_are_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path()).unwrap();
-        db.create_index("patient_id").await.unwrap();
-        wait_ready(&db).await;
+        let (_dir, db) = indexed_db().await;
         put_patient(&db, "k/1", "A").await;
-        let mut list_key = posting_prefix("patient_id");
-        asterope_serialization::encode_ordered(&"A".into(), &mut list_key);
+        let list_key = list_key_of("A");
         let leftover = db
             .meta_store()
             .get(&list_key)
@@ -411,14 +418,10 @@ mod tests {
     /// A damaged list is passed over by readers and rebuilt by the next commit touching it.
     #[tokio::test]
     async fn a_damaged_list_is_passed_over_and_rebuilt() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path()).unwrap();
-        db.create_index("patient_id").await.unwrap();
-        wait_ready(&db).await;
+        let (_dir, db) = indexed_db().await;
         put_patient(&db, "k/1", "A").await;
         put_patient(&db, "k/2", "A").await;
-        let mut list_key = posting_prefix("patient_id");
-        asterope_serialization::encode_ordered(&"A".into(), &mut list_key);
+        let list_key = list_key_of("A");
         let mut damaged = db.meta_store().get(&list_key).unwrap().unwrap().to_vec();
         damaged.truncate(damaged.len() - 3);
         let meta = db.meta_store();
