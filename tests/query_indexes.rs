@@ -1293,3 +1293,90 @@ async fn exact_index_counts_see_only_their_snapshot() -> asterope::Result<()> {
     }
     Ok(())
 }
+
+/// Values held by more keys than a posting list keeps are counted from their overflow
+/// markers: counts must equal what queries return, at every snapshot, and after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_of_popular_values_match_their_rows_at_every_snapshot() -> asterope::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let day = |d: i64| Metadata::from([("day".into(), Value::Int(d))]);
+    let per_day = [(1, 50), (2, 40), (3, 5), (4, 1)];
+    let queries = || {
+        vec![
+            Query::new(field("day").eq(1)),
+            Query::new(field("day").is_in([1, 3])),
+            Query::new(and([field("day").gte(1), field("day").lt(4)])),
+            Query::new(field("day").gt(1)),
+        ]
+    };
+    let check = |label: &'static str| {
+        move |query: Query, count: u64, rows: usize| {
+            assert_eq!(count, rows as u64, "{label}: {:?}", query.filter);
+        }
+    };
+    {
+        let db = Database::open(dir.path())?;
+        db.create_index("day").await?;
+        wait_ready(&db, &["day"]).await?;
+        for (d, n) in per_day {
+            for i in 0..n {
+                db.put_bytes(&key(&format!("d{d}/{i:03}")), pattern(i, 4), day(d))
+                    .await?;
+            }
+        }
+        let expected = [50u64, 55, 95, 46];
+        for (query, want) in queries().into_iter().zip(expected) {
+            assert_eq!(db.explain(&query).await?.access, "index");
+            let count = db.count(&query).await?;
+            assert_eq!(count, want, "{:?}", query.filter);
+            let rows = db
+                .query(&query.clone().with_limit(10_000))
+                .await?
+                .objects
+                .len();
+            check("fresh")(query, count, rows);
+        }
+
+        // An older snapshot keeps its counts while popular values change under it.
+        let old = db.begin().await?;
+        for i in 0..10 {
+            db.delete(&key(&format!("d1/{i:03}")), Condition::default())
+                .await?;
+        }
+        for i in 0..5 {
+            db.update_metadata(&key(&format!("d2/{i:03}")), day(3), Condition::default())
+                .await?;
+        }
+        let expected_now = [40u64, 50, 85, 46];
+        let expected_old = [50u64, 55, 95, 46];
+        for ((query, now), then) in queries().into_iter().zip(expected_now).zip(expected_old) {
+            assert_eq!(db.count(&query).await?, now, "{:?}", query.filter);
+            let rows = db
+                .query(&query.clone().with_limit(10_000))
+                .await?
+                .objects
+                .len();
+            assert_eq!(rows as u64, now, "{:?}", query.filter);
+            let old_rows = old
+                .query(&query.clone().with_limit(10_000))
+                .await?
+                .objects
+                .len();
+            assert_eq!(old_rows as u64, then, "old snapshot {:?}", query.filter);
+        }
+        old.rollback().await?;
+    }
+    let db = reopen(dir.path()).await?;
+    wait_ready(&db, &["day"]).await?;
+    for (query, want) in queries().into_iter().zip([40u64, 50, 85, 46]) {
+        let count = db.count(&query).await?;
+        assert_eq!(count, want, "after reopen {:?}", query.filter);
+        let rows = db
+            .query(&query.clone().with_limit(10_000))
+            .await?
+            .objects
+            .len();
+        check("reopened")(query, count, rows);
+    }
+    Ok(())
+}

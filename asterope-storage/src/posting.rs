@@ -69,6 +69,34 @@ impl PostingList {
         Ok(usable.then_some(PostingList { bytes }))
     }
 
+    /// How many keys hold `value` as a snapshot at `ts` sees it, if its list or overflow marker
+    /// tells (`None`: count the entries).
+    pub(crate) fn count(
+        meta: &MetaStore,
+        index: &Index,
+        value: &[u8],
+        ts: u64,
+    ) -> Result<Option<u64>> {
+        let Some(ready_at) = index.def.ready_at else {
+            return Ok(None);
+        };
+        let Some(bytes) = meta.get(&posting_key(index, value))? else {
+            return Ok(None);
+        };
+        if !well_formed(&bytes).is_some_and(|stamp| stamp > ready_at && stamp <= ts) {
+            return Ok(None);
+        }
+        if bytes.first() == Some(&STATE_OVERFLOWED) {
+            return Ok(marker_count(&bytes));
+        }
+        let mut count = 0;
+        PostingList { bytes }.for_each(|_, _| {
+            count += 1;
+            Ok(())
+        })?;
+        Ok(Some(count))
+    }
+
     /// Calls `found` with each key and its entry value, in key order.
     pub(crate) fn for_each(
         &self,
@@ -98,8 +126,9 @@ enum Edit {
         stored: Option<MetaBytes>,
         changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     },
-    /// Too many; `stored`: the marker is already in the tree.
-    Overflowed { stored: bool },
+    /// Too many for a list: how many keys hold the value (`None`: not known, from a marker
+    /// that records none), and whether the marker must be written.
+    Overflowed { count: Option<u64>, changed: bool },
 }
 
 impl<'a> PostingEdits<'a> {
@@ -112,8 +141,15 @@ impl<'a> PostingEdits<'a> {
 
     /// `key` no longer holds `value` in its newest version.
     pub(crate) fn remove(&mut self, index: &Index, value: &[u8], key: &[u8]) -> Result<()> {
-        if let Some(Edit::List { changes, .. }) = self.edit(index, value)? {
-            changes.insert(key.to_vec(), None);
+        match self.edit(index, value)? {
+            Some(Edit::List { changes, .. }) => {
+                changes.insert(key.to_vec(), None);
+            }
+            Some(Edit::Overflowed { count, changed }) => {
+                *count = count.map(|c| c.saturating_sub(1));
+                *changed = true;
+            }
+            None => {}
         }
         Ok(())
     }
@@ -126,8 +162,17 @@ impl<'a> PostingEdits<'a> {
         key: &[u8],
         entry_value: &[u8],
     ) -> Result<()> {
-        if let Some(Edit::List { changes, .. }) = self.edit(index, value)? {
-            changes.insert(key.to_vec(), Some(entry_value.to_vec()));
+        match self.edit(index, value)? {
+            Some(Edit::List { changes, .. }) => {
+                changes.insert(key.to_vec(), Some(entry_value.to_vec()));
+            }
+            // Every insert follows the removal of the key's previous entry of the value, if
+            // it had one: the count stays exact.
+            Some(Edit::Overflowed { count, changed }) => {
+                *count = count.map(|c| c + 1);
+                *changed = true;
+            }
+            None => {}
         }
         Ok(())
     }
@@ -135,12 +180,16 @@ impl<'a> PostingEdits<'a> {
     /// The batch operations writing every changed list, stamped with the commit's version.
     pub(crate) fn finish(self, version: u64) -> Result<Vec<BatchOp>> {
         let stamp = version.to_be_bytes();
-        let overflowed = || [&[STATE_OVERFLOWED][..], &stamp].concat();
+        let overflowed = |count: Option<u64>| {
+            let mut marker = [&[STATE_OVERFLOWED][..], &stamp].concat();
+            marker.extend(count.map(u64::to_be_bytes).unwrap_or_default());
+            marker
+        };
         let mut ops = Vec::with_capacity(self.lists.len());
         for (tree_key, edit) in self.lists {
             let list = match edit {
-                Edit::Overflowed { stored: true } => continue,
-                Edit::Overflowed { stored: false } => overflowed(),
+                Edit::Overflowed { changed: false, .. } => continue,
+                Edit::Overflowed { count, .. } => overflowed(count),
                 Edit::List { stored, changes } => {
                     let capacity = stored.as_ref().map_or(0, |s| s.len()) + 256;
                     let mut out = Vec::with_capacity(capacity);
@@ -148,7 +197,7 @@ impl<'a> PostingEdits<'a> {
                     out.extend_from_slice(&stamp);
                     let count = merge(stored.as_deref(), &changes, &mut out)?;
                     if count > MAX_ENTRIES || out.len() > MAX_BYTES {
-                        overflowed()
+                        overflowed(Some(count as u64))
                     } else {
                         out
                     }
@@ -175,7 +224,10 @@ impl<'a> PostingEdits<'a> {
                             stored: Some(bytes),
                             changes: BTreeMap::new(),
                         },
-                        _ => Edit::Overflowed { stored: true },
+                        _ => Edit::Overflowed {
+                            count: marker_count(&bytes),
+                            changed: false,
+                        },
                     }
                 }
                 _ => self.rebuild(index, value)?,
@@ -189,23 +241,30 @@ impl<'a> PostingEdits<'a> {
     fn rebuild(&self, index: &Index, value: &[u8]) -> Result<Edit> {
         let start = [&index.prefix[..], value].concat();
         let end = successor(&start);
-        let mut changes = BTreeMap::new();
-        for entry in self
+        let mut newest = self
             .meta
             .range(Bound::Included(start.clone()), Bound::Excluded(end))
-        {
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .map_or(true, |(_, value)| parse_entry_value(value).0 == u64::MAX)
+            });
+        let mut changes = BTreeMap::new();
+        while let Some(entry) = newest.next() {
             let (tree_key, entry_value) = entry?;
-            if parse_entry_value(&entry_value).0 != u64::MAX {
-                continue;
+            if changes.len() == MAX_ENTRIES {
+                // Too many for a list: only their number is kept.
+                let rest = newest.try_fold(0u64, |count, entry| entry.map(|_| count + 1))?;
+                return Ok(Edit::Overflowed {
+                    count: Some(MAX_ENTRIES as u64 + 1 + rest),
+                    changed: true,
+                });
             }
             let (key, _) = tree_key
                 .get(start.len()..)
                 .and_then(split_version_key)
                 .ok_or_else(|| Error::internal("malformed index entry"))?;
             changes.insert(key.to_vec(), Some(entry_value.to_vec()));
-            if changes.len() > MAX_ENTRIES {
-                return Ok(Edit::Overflowed { stored: false });
-            }
         }
         Ok(Edit::List {
             stored: None,
@@ -255,6 +314,14 @@ fn merge(
         }
     }
     Ok(count)
+}
+
+/// How many keys hold the value of an overflow marker (`None`: the marker records none).
+fn marker_count(marker: &[u8]) -> Option<u64> {
+    marker
+        .get(HEADER_LEN..)
+        .and_then(|rest| rest.try_into().ok())
+        .map(u64::from_be_bytes)
 }
 
 /// The stamp of a well-formed list or marker.
@@ -385,11 +452,35 @@ mod tests {
         let list_key = list_key_of("B");
         let stored = db.meta_store().get(&list_key).unwrap().unwrap();
         assert_eq!(parse_header(&stored).unwrap().0, STATE_OVERFLOWED);
+        assert_eq!(marker_count(&stored), Some(MAX_ENTRIES as u64 + 1));
         assert_eq!(keys_of_patient(&db, "B").await.len(), MAX_ENTRIES + 1);
         db.delete(&Key::new("b/000").unwrap(), Default::default())
             .await
             .unwrap();
         assert_eq!(keys_of_patient(&db, "B").await.len(), MAX_ENTRIES);
+        let stored = db.meta_store().get(&list_key).unwrap().unwrap();
+        assert_eq!(marker_count(&stored), Some(MAX_ENTRIES as u64));
+    }
+
+    /// A count at a snapshot older than a value's overflow marker walks the entries instead.
+    #[tokio::test]
+    async fn counts_at_an_older_snapshot_ignore_newer_markers() {
+        let (_dir, db) = indexed_db().await;
+        for i in 0..40 {
+            put_patient(&db, &format!("c/{i:02}"), "C").await;
+        }
+        let query = Query::new(field("patient_id").eq("C"));
+        let old = db.snapshot();
+        for i in 0..5 {
+            db.delete(&Key::new(format!("c/{i:02}")).unwrap(), Default::default())
+                .await
+                .unwrap();
+        }
+        let count_at = |ts| db.with_query(ts, None, |q| q.count(&query)).unwrap();
+        assert_eq!(count_at(old.ts), 40);
+        assert_eq!(count_at(db.snapshot().ts), 35);
+        let stored = db.meta_store().get(&list_key_of("C")).unwrap().unwrap();
+        assert_eq!(marker_count(&stored), Some(35));
     }
 
     /// A drop interrupted after its definition went but before its lists did leaves lists

@@ -15,10 +15,12 @@ use asterope_core::{
     Error, Filter, Key, Query, QueryPlan, Result, SortSpec, Value, DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
 };
-use asterope_serialization::{decode, encode};
+use asterope_serialization::{decode, encode, ordered_len};
 
-use crate::index::{entry_visible, parse_entry_value, plan, Index, IndexPlan, ENTRY_STAMP_LEN};
-use crate::keys::split_index_entry;
+use crate::index::{
+    entry_visible, parse_entry_value, plan, successor, Index, IndexPlan, ENTRY_STAMP_LEN,
+};
+use crate::keys::{split_index_entry, split_version_key};
 use crate::meta::{MetaBytes, MetaStore};
 use crate::mvcc::{decode_version, decode_version_fields, read_at, scan_at};
 use crate::posting::PostingList;
@@ -151,6 +153,9 @@ impl QueryContext<'_> {
         if let Some(exact) = plan(&query.filter, self.indexes, self.ts).filter(|p| p.exact) {
             if !staged {
                 let prefix = query.key_prefix.as_deref().unwrap_or("").as_bytes();
+                if prefix.is_empty() {
+                    return self.count_visible(&exact);
+                }
                 let mut count = 0;
                 self.visible_entries(&exact, |key, _| {
                     count += u64::from(key.starts_with(prefix));
@@ -165,6 +170,80 @@ impl QueryContext<'_> {
             count += 1;
         }
         Ok(count)
+    }
+
+    /// How many entries of an exact plan the snapshot sees. A point takes its count from its
+    /// posting list or overflow marker where the snapshot may use them; a range walks its
+    /// entries, but a value met with more than [`COUNT_LOOKUP_AFTER`] entries takes its count
+    /// from its list or marker, if usable, and the walk seeks past it.
+    fn count_visible(&self, plan: &IndexPlan) -> Result<u64> {
+        let index = self
+            .indexes
+            .get(&plan.field)
+            .ok_or_else(|| Error::internal("the planned index is gone"))?;
+        let mut total = 0;
+        for (i, (start, end)) in plan.ranges.iter().enumerate() {
+            if let Some(value) = plan.points.get(i) {
+                if let Some(count) = PostingList::count(self.meta, index, value, self.ts)? {
+                    total += count;
+                    continue;
+                }
+            }
+            total += self.count_range(index, start, end)?;
+        }
+        Ok(total)
+    }
+
+    /// [`Self::count_visible`] of one range.
+    fn count_range(
+        &self,
+        index: &Index,
+        start: &Bound<Vec<u8>>,
+        end: &Bound<Vec<u8>>,
+    ) -> Result<u64> {
+        let malformed = || Error::internal("malformed index entry");
+        let big = COUNT_LOOKUP_AFTER + 1;
+        let mut total = 0;
+        let mut lower = start.clone();
+        'seek: loop {
+            // The entries' common start (prefix and encoded value) of the current value, and
+            // how many of its entries the snapshot sees.
+            let mut value: Vec<u8> = Vec::new();
+            let mut of_value = 0u64;
+            for entry in self.meta.range(lower.clone(), end.clone()) {
+                let (tree_key, entry_value) = entry?;
+                let rest = tree_key.get(index.prefix.len()..).ok_or_else(malformed)?;
+                let value_len = ordered_len(rest).ok_or_else(malformed)?;
+                let (_, ts) = rest
+                    .get(value_len..)
+                    .and_then(split_version_key)
+                    .ok_or_else(malformed)?;
+                let value_start = &tree_key[..index.prefix.len() + value_len];
+                if value_start != value.as_slice() {
+                    value.clear();
+                    value.extend_from_slice(value_start);
+                    of_value = 0;
+                }
+                if entry_visible(ts, parse_entry_value(&entry_value).0, self.ts) {
+                    total += 1;
+                    of_value += 1;
+                }
+                if of_value == big {
+                    let value_end = successor(&value);
+                    let whole = admits_from(start, &value) && admits_until(end, &value_end);
+                    let encoded = &value[index.prefix.len()..];
+                    if whole {
+                        if let Some(count) = PostingList::count(self.meta, index, encoded, self.ts)?
+                        {
+                            total = total - of_value + count;
+                            lower = Bound::Included(value_end);
+                            continue 'seek;
+                        }
+                    }
+                }
+            }
+            return Ok(total);
+        }
     }
 
     /// Sorted results: every match is collected and ordered by (field, key); the cursor is the
@@ -379,6 +458,27 @@ impl QueryContext<'_> {
             }
             return base.next();
         })
+    }
+}
+
+/// Entries of one value a range count walks before it asks the value's posting list or
+/// overflow marker for the rest (one point read and a seek; walking costs ~0.6 µs an entry).
+const COUNT_LOOKUP_AFTER: u64 = 8;
+
+/// Whether every tree key from `from` on satisfies a range's lower bound.
+fn admits_from(lower: &Bound<Vec<u8>>, from: &[u8]) -> bool {
+    match lower {
+        Bound::Included(l) => l.as_slice() <= from,
+        Bound::Excluded(l) => l.as_slice() < from,
+        Bound::Unbounded => true,
+    }
+}
+
+/// Whether every tree key below `until` satisfies a range's upper bound.
+fn admits_until(upper: &Bound<Vec<u8>>, until: &[u8]) -> bool {
+    match upper {
+        Bound::Included(u) | Bound::Excluded(u) => until <= u.as_slice(),
+        Bound::Unbounded => true,
     }
 }
 
