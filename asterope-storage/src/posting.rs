@@ -15,10 +15,12 @@
 //! on that field, and ignored. A value held by more than [`MAX_ENTRIES`] keys (or whose list
 //! outgrows [`MAX_BYTES`]) gets an *overflowed* marker instead of a list: its lookups read the
 //! entries (a range returning that many rows costs little more per row), and commits stop
-//! rewriting it.
+//! rewriting a list. The marker keeps how many keys hold the value, so that counts need not
+//! walk its entries.
 //!
 //! Layout of a list: state (1 byte: 0 list, 1 overflowed), stamp (8 bytes BE), then per entry,
-//! in key order: key length (u32 BE), key, value length (u32 BE), entry value.
+//! in key order: key length (u32 BE), key, value length (u32 BE), entry value. A marker: state,
+//! stamp, number of keys (8 bytes BE).
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, Range};
