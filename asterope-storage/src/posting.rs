@@ -59,16 +59,9 @@ impl PostingList {
         value: &[u8],
         ts: u64,
     ) -> Result<Option<PostingList>> {
-        let Some(ready_at) = index.def.ready_at else {
-            return Ok(None);
-        };
-        let Some(bytes) = meta.get(&posting_key(index, value))? else {
-            return Ok(None);
-        };
-        // A damaged list is passed over (the next commit touching the value rebuilds it).
-        let usable = bytes.first() == Some(&STATE_LIST)
-            && well_formed(&bytes).is_some_and(|stamp| stamp > ready_at && stamp <= ts);
-        Ok(usable.then_some(PostingList { bytes }))
+        Ok(usable(meta, index, value, ts)?
+            .filter(|bytes| bytes.first() == Some(&STATE_LIST))
+            .map(|bytes| PostingList { bytes }))
     }
 
     /// How many keys hold `value` as a snapshot at `ts` sees it, if its list or overflow marker
@@ -79,15 +72,9 @@ impl PostingList {
         value: &[u8],
         ts: u64,
     ) -> Result<Option<u64>> {
-        let Some(ready_at) = index.def.ready_at else {
+        let Some(bytes) = usable(meta, index, value, ts)? else {
             return Ok(None);
         };
-        let Some(bytes) = meta.get(&posting_key(index, value))? else {
-            return Ok(None);
-        };
-        if !well_formed(&bytes).is_some_and(|stamp| stamp > ready_at && stamp <= ts) {
-            return Ok(None);
-        }
         if bytes.first() == Some(&STATE_OVERFLOWED) {
             return Ok(marker_count(&bytes));
         }
@@ -113,6 +100,18 @@ impl PostingList {
         }
         Ok(())
     }
+}
+
+/// The stored list or marker of `value`, if well formed and stamped after its index became
+/// ready and at or before `ts`. A damaged one is passed over (the next commit touching the
+/// value rebuilds it).
+fn usable(meta: &MetaStore, index: &Index, value: &[u8], ts: u64) -> Result<Option<MetaBytes>> {
+    let Some(ready_at) = index.def.ready_at else {
+        return Ok(None);
+    };
+    Ok(meta
+        .get(&posting_key(index, value))?
+        .filter(|bytes| well_formed(bytes).is_some_and(|stamp| stamp > ready_at && stamp <= ts)))
 }
 
 /// The lists a commit changes, loaded on first touch and written back in its batch.
