@@ -273,7 +273,7 @@ fn ranges_for(
     predicate: &Predicate,
     prefix: &[u8],
 ) -> Option<(u8, &'static str, KeyRanges, Vec<Vec<u8>>)> {
-    let points = |values: Vec<Vec<u8>>| -> KeyRanges {
+    let points = |values: &[Vec<u8>]| -> KeyRanges {
         values
             .iter()
             .map(|value| {
@@ -286,7 +286,7 @@ fn ranges_for(
     match predicate {
         Predicate::Eq(value) => {
             let values = vec![encode_scalar(value)?];
-            Some((0, "equality", points(values.clone()), values))
+            Some((0, "equality", points(&values), values))
         }
         Predicate::In(values) if !values.is_empty() => {
             let mut values = values
@@ -296,7 +296,7 @@ fn ranges_for(
             // Equal operands (5 and 5.0 too) must not yield an entry twice.
             values.sort();
             values.dedup();
-            Some((1, "$in", points(values.clone()), values))
+            Some((1, "$in", points(&values), values))
         }
         Predicate::Gt(_) | Predicate::Gte(_) | Predicate::Lt(_) | Predicate::Lte(_) => Some((
             2,

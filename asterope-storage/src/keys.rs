@@ -113,10 +113,13 @@ pub(crate) fn index_entry_key(prefix: &[u8], value: &[u8], key: &[u8], ts: u64) 
     out
 }
 
-/// Splits an index entry (after its prefix) into user key and commit timestamp.
-pub(crate) fn split_index_entry(after_prefix: &[u8]) -> Option<(&[u8], u64)> {
+/// Splits an index entry (after its index's prefix) into encoded value, user key and commit
+/// timestamp.
+pub(crate) fn split_index_entry(after_prefix: &[u8]) -> Option<(&[u8], &[u8], u64)> {
     let value_len = asterope_serialization::ordered_len(after_prefix)?;
-    split_version_key(after_prefix.get(value_len..)?)
+    let (value, version_key) = after_prefix.split_at_checked(value_len)?;
+    let (key, ts) = split_version_key(version_key)?;
+    Some((value, key, ts))
 }
 
 #[cfg(test)]

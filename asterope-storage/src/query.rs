@@ -15,12 +15,12 @@ use asterope_core::{
     Error, Filter, Key, Query, QueryPlan, Result, SortSpec, Value, DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
 };
-use asterope_serialization::{decode, encode, ordered_len};
+use asterope_serialization::{decode, encode};
 
 use crate::index::{
     entry_visible, parse_entry_value, plan, successor, Index, IndexPlan, ENTRY_STAMP_LEN,
 };
-use crate::keys::{split_index_entry, split_version_key};
+use crate::keys::split_index_entry;
 use crate::meta::{MetaBytes, MetaStore};
 use crate::mvcc::{decode_version, decode_version_fields, read_at, scan_at};
 use crate::posting::PostingList;
@@ -133,14 +133,13 @@ impl QueryContext<'_> {
                         break;
                     }
                 }
-                let next = (objects.len() > limit).then(|| {
+                let next = if objects.len() > limit {
                     objects.truncate(limit);
-                    objects.last().map(|(k, _): &(Key, _)| k.to_string())
-                });
-                Ok(Page {
-                    objects,
-                    next: next.flatten(),
-                })
+                    objects.last().map(|(k, _)| k.to_string())
+                } else {
+                    None
+                };
+                Ok(Page { objects, next })
             }
             Some(sort) => self.sorted_page(query, sort, limit),
         }
@@ -177,10 +176,7 @@ impl QueryContext<'_> {
     /// entries, but a value met with more than [`COUNT_LOOKUP_AFTER`] entries takes its count
     /// from its list or marker, if usable, and the walk seeks past it.
     fn count_visible(&self, plan: &IndexPlan) -> Result<u64> {
-        let index = self
-            .indexes
-            .get(&plan.field)
-            .ok_or_else(|| Error::internal("the planned index is gone"))?;
+        let index = self.planned_index(plan)?;
         let mut total = 0;
         for (i, (start, end)) in plan.ranges.iter().enumerate() {
             if let Some(value) = plan.points.get(i) {
@@ -192,6 +188,13 @@ impl QueryContext<'_> {
             total += self.count_range(index, start, end)?;
         }
         Ok(total)
+    }
+
+    /// The index a plan reads.
+    fn planned_index(&self, plan: &IndexPlan) -> Result<&Index> {
+        self.indexes
+            .get(&plan.field)
+            .ok_or_else(|| Error::internal("the planned index is gone"))
     }
 
     /// [`Self::count_visible`] of one range.
@@ -212,13 +215,11 @@ impl QueryContext<'_> {
             let mut of_value = 0u64;
             for entry in self.meta.range(lower.clone(), end.clone()) {
                 let (tree_key, entry_value) = entry?;
-                let rest = tree_key.get(index.prefix.len()..).ok_or_else(malformed)?;
-                let value_len = ordered_len(rest).ok_or_else(malformed)?;
-                let (_, ts) = rest
-                    .get(value_len..)
-                    .and_then(split_version_key)
+                let (encoded, _, ts) = tree_key
+                    .get(index.prefix.len()..)
+                    .and_then(split_index_entry)
                     .ok_or_else(malformed)?;
-                let value_start = &tree_key[..index.prefix.len() + value_len];
+                let value_start = &tree_key[..index.prefix.len() + encoded.len()];
                 if value_start != value.as_slice() {
                     value.clear();
                     value.extend_from_slice(value_start);
@@ -385,10 +386,9 @@ impl QueryContext<'_> {
         plan: &IndexPlan,
         mut found: impl FnMut(&[u8], &MetaBytes) -> Result<()>,
     ) -> Result<()> {
-        let prefix_len = crate::keys::INDEX_ENTRY_PREFIX.len();
-        let index = self.indexes.get(&plan.field);
+        let index = self.planned_index(plan)?;
         for (i, (start, end)) in plan.ranges.iter().enumerate() {
-            if let (Some(index), Some(value)) = (index, plan.points.get(i)) {
+            if let Some(value) = plan.points.get(i) {
                 if let Some(list) = PostingList::read(self.meta, index, value, self.ts)? {
                     list.for_each(&mut found)?;
                     continue;
@@ -396,13 +396,9 @@ impl QueryContext<'_> {
             }
             for entry in self.meta.range(start.clone(), end.clone()) {
                 let (tree_key, value) = entry?;
-                // Skip the field name and its terminator to reach the value.
-                let (key, ts) = tree_key
-                    .get(prefix_len..)
-                    .and_then(|rest| {
-                        let field_end = rest.iter().position(|&b| b == 0)?;
-                        split_index_entry(rest.get(field_end + 1..)?)
-                    })
+                let (_, key, ts) = tree_key
+                    .get(index.prefix.len()..)
+                    .and_then(split_index_entry)
                     .ok_or_else(|| Error::internal("malformed index entry"))?;
                 if entry_visible(ts, parse_entry_value(&value).0, self.ts) {
                     found(key, &value)?;
