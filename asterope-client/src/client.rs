@@ -10,7 +10,8 @@ use asterope_core::{
     QueryPlan, Result, Sha256Digest, Store, StoreStats, Timestamp, Transaction,
 };
 use asterope_serialization::{
-    metadata_from_json_str, metadata_to_json, object_info_from_json, query_to_json,
+    metadata_from_header_json, metadata_to_header_json, metadata_to_json, object_info_from_json,
+    query_to_json,
 };
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -277,7 +278,14 @@ fn info_from_headers(key: &Key, headers: &HeaderMap) -> Result<ObjectInfo> {
         version: number(HEADER_VERSION)?,
         created: Timestamp::parse(header(headers, HEADER_CREATED)?)?,
         updated: Timestamp::parse(header(headers, HEADER_UPDATED)?)?,
-        metadata: metadata_from_json_str(header(headers, HEADER_META)?)?,
+        metadata: metadata_from_header_json(
+            headers
+                .get(HEADER_META)
+                .ok_or_else(|| Error::Internal {
+                    reason: format!("the server's reply lacks header {HEADER_META}"),
+                })?
+                .as_bytes(),
+        )?,
     })
 }
 
@@ -404,11 +412,8 @@ fn download_body(incoming: Incoming, key: Key, expected: Option<Sha256Digest>) -
 #[async_trait::async_trait]
 impl Store for Client {
     async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
-        let meta = serde_json::to_string(&metadata_to_json(&options.metadata))
-            .map_err(|e| Error::internal(format!("encoding metadata: {e}")))?;
-        let meta = HeaderValue::from_str(&meta).map_err(|_| Error::InvalidMetadata {
-            reason: "metadata JSON cannot travel in a header".into(),
-        })?;
+        let meta = HeaderValue::try_from(metadata_to_header_json(&options.metadata))
+            .map_err(|_| Error::internal("escaped metadata JSON is not a valid header"))?;
         let mut builder = self
             .request(Method::PUT, self.object_uri(OBJECTS_PATH, key))
             .header(HEADER_META, meta)

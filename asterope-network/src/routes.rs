@@ -10,7 +10,7 @@ use asterope_core::{
     Result, Store,
 };
 use asterope_serialization::{
-    metadata_from_json_str, metadata_to_json, object_info_to_json, query_from_json,
+    metadata_from_header_json, metadata_to_header_json, object_info_to_json, query_from_json,
 };
 use asterope_storage::Database;
 use http::header::{
@@ -390,8 +390,8 @@ pub fn parse_request_parts(path: &str, query: &str, headers: &HeaderMap) {
     if let Some(sha) = headers.get(HEADER_SHA256) {
         let _ = parse_sha256(sha);
     }
-    if let Ok(Some(meta)) = header_str(headers, HEADER_META) {
-        let _ = metadata_from_json_str(meta);
+    if let Some(meta) = headers.get(HEADER_META) {
+        let _ = metadata_from_header_json(meta.as_bytes());
     }
 }
 
@@ -433,8 +433,8 @@ async fn put_object(
         condition: condition(headers)?,
         ..PutOptions::default()
     };
-    if let Some(meta) = header_str(headers, HEADER_META)? {
-        options.metadata = metadata_from_json_str(meta)?;
+    if let Some(meta) = headers.get(HEADER_META) {
+        options.metadata = metadata_from_header_json(meta.as_bytes())?;
     }
     if let Some(sha) = headers.get(HEADER_SHA256) {
         options.sha256 = Some(parse_sha256(sha)?);
@@ -509,8 +509,7 @@ fn object_headers(
     builder: http::response::Builder,
     info: &ObjectInfo,
 ) -> Result<http::response::Builder> {
-    let meta = serde_json::to_string(&metadata_to_json(&info.metadata))
-        .map_err(|e| Error::internal(format!("encoding metadata: {e}")))?;
+    let meta = metadata_to_header_json(&info.metadata);
     Ok(builder
         .header(CONTENT_TYPE, "application/octet-stream")
         .header(ACCEPT_RANGES, "bytes")

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod filter;
+mod header;
 mod info;
 mod json;
 mod msgpack;
@@ -12,6 +13,10 @@ mod ordered;
 mod request;
 
 pub use filter::{filter_from_json, filter_to_json, parse_filter};
+pub use header::{
+    metadata_from_header_json, metadata_to_header_json, MAX_HEADER_LIST_BYTES,
+    MAX_METADATA_HEADER_BYTES,
+};
 pub use info::{object_info_from_json, object_info_to_json};
 pub use json::{metadata_from_json, metadata_from_json_str, metadata_to_json, value_to_json};
 pub use msgpack::{
