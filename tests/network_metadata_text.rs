@@ -155,3 +155,107 @@ async fn raw_utf8_metadata_header_is_accepted_and_answered_in_ascii() {
     assert_eq!(parsed["name"], asterope::Value::from(text));
     server.stop().await;
 }
+
+/// `{"a": [count empty binaries], "s": "xx…"}` whose MessagePack is exactly `bytes` long: the
+/// largest escaped header per byte of metadata.
+fn metadata_of_size(count: usize, bytes: usize) -> Metadata {
+    let build = |pad: usize| -> Metadata {
+        let mut meta = Metadata::new();
+        meta.insert(
+            "a".into(),
+            asterope::Value::Array(vec![asterope::Value::Binary(vec![]); count]),
+        );
+        meta.insert("s".into(), "x".repeat(pad).as_str().into());
+        meta
+    };
+    let base = asterope_serialization::encode(&build(256)).unwrap().len();
+    let meta = build(256 + bytes - base);
+    assert_eq!(asterope_serialization::encode(&meta).unwrap().len(), bytes);
+    meta
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_at_the_limit_round_trips_and_one_byte_over_is_refused_before_the_body() {
+    use asterope::{PutOptions, MAX_LIST_LIMIT};
+    use asterope_serialization::MAX_METADATA_BYTES;
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder(dir.path()).open().unwrap();
+    let server = TestServer::start(db, ServerConfig::default()).await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let largest = metadata_of_size(30_000, MAX_METADATA_BYTES);
+    let header = asterope_serialization::metadata_to_header_json(&largest);
+    assert!(header.len() > 400_000, "{}", header.len());
+    let k = Key::new("limit/at").unwrap();
+    let put = client
+        .put_bytes(&k, pattern(1, 10), largest.clone())
+        .await
+        .unwrap();
+    assert_eq!(put.metadata, largest);
+    assert_eq!(client.head(&k).await.unwrap().metadata, largest);
+    assert_eq!(client.get_bytes(&k).await.unwrap().0.metadata, largest);
+    let listing = client
+        .list(asterope::ListOptions::default().with_prefix("limit/"))
+        .await
+        .unwrap();
+    assert_eq!(listing.objects[0].metadata, largest);
+    assert!(listing.objects.len() < MAX_LIST_LIMIT);
+    let updated = client
+        .update_metadata(&k, largest.clone(), Condition::default())
+        .await
+        .unwrap();
+    assert_eq!(updated.metadata, largest);
+
+    let over = metadata_of_size(30_000, MAX_METADATA_BYTES + 1);
+    let polled = Arc::new(AtomicBool::new(false));
+    let body = {
+        let polled = Arc::clone(&polled);
+        futures::stream::once(async move {
+            polled.store(true, Ordering::SeqCst);
+            Ok(Bytes::from_static(b"body"))
+        })
+        .boxed()
+    };
+    let options = PutOptions {
+        metadata: over.clone(),
+        ..PutOptions::default()
+    };
+    let err = client
+        .put(&Key::new("limit/over").unwrap(), body, options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_metadata", "{err}");
+    assert!(!polled.load(Ordering::SeqCst), "the body was read");
+    let err = client
+        .update_metadata(&k, over, Condition::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_metadata", "{err}");
+    assert_eq!(client.head(&k).await.unwrap().metadata, largest);
+    server.stop().await;
+}
+
+/// A server configured with a smaller header limit answers 431, which the client reports as
+/// `invalid_metadata`, not as an internal error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_list_over_a_servers_limit_is_invalid_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder(dir.path()).open().unwrap();
+    let config = ServerConfig {
+        max_header_list_size: 4096,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(db, config).await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let mut meta = Metadata::new();
+    meta.insert("s".into(), "x".repeat(10_000).as_str().into());
+    let err = client
+        .put_bytes(&Key::new("small-limit").unwrap(), pattern(1, 10), meta)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_metadata", "{err}");
+    server.stop().await;
+}

@@ -11,7 +11,7 @@ use asterope_core::{
 };
 use asterope_serialization::{
     metadata_from_header_json, metadata_to_header_json, metadata_to_json, object_info_from_json,
-    query_to_json,
+    query_to_json, validate_metadata,
 };
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -215,11 +215,21 @@ async fn read_error(response: Response<Incoming>, key: Option<&Key>) -> Error {
         .await
         .ok()
         .and_then(|json| serde_json::from_value::<ErrorBody>(json.get("error")?.clone()).ok());
+    // HTTP/2 itself answers 431 without our body when the header list (where metadata
+    // travels) exceeds what the server accepts.
+    let (fallback_code, reason) = if status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE {
+        (
+            "invalid_metadata",
+            format!("server replied {status}: the metadata header exceeds the server's limit"),
+        )
+    } else {
+        ("internal", format!("server replied {status}"))
+    };
     let body = parsed.unwrap_or_else(|| ErrorBody {
-        code: code_header.unwrap_or_else(|| "internal".into()),
-        message: format!("server replied {status}"),
+        code: code_header.unwrap_or_else(|| fallback_code.into()),
+        message: reason.clone(),
         key: key.map(|k| k.to_string()),
-        reason: Some(format!("server replied {status}")),
+        reason: Some(reason),
         ..ErrorBody::default()
     });
     Error::from(body)
@@ -412,6 +422,8 @@ fn download_body(incoming: Incoming, key: Key, expected: Option<Sha256Digest>) -
 #[async_trait::async_trait]
 impl Store for Client {
     async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
+        // Refused here, before any byte of the body is read or sent.
+        validate_metadata(&options.metadata)?;
         let meta = HeaderValue::try_from(metadata_to_header_json(&options.metadata))
             .map_err(|_| Error::internal("escaped metadata JSON is not a valid header"))?;
         let mut builder = self
@@ -493,6 +505,7 @@ impl Store for Client {
         metadata: Metadata,
         condition: Condition,
     ) -> Result<ObjectInfo> {
+        validate_metadata(&metadata)?;
         let json = metadata_to_json(&metadata).to_string();
         let builder = condition_header(
             self.request(Method::PUT, self.object_uri(METADATA_PATH, key))

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use asterope_core::{Error, Result};
+use asterope_serialization::MAX_HEADER_LIST_BYTES;
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::client::conn::http2::{self, SendRequest};
@@ -116,6 +117,8 @@ where
         .initial_connection_window_size(32 << 20)
         .max_frame_size(1 << 20)
         .max_send_buf_size(1 << 20)
+        // Replies carry metadata in a header: accept the largest the server may send.
+        .max_header_list_size(u32::try_from(MAX_HEADER_LIST_BYTES).unwrap_or(u32::MAX))
         .keep_alive_interval(std::time::Duration::from_secs(20))
         .handshake(TokioIo::new(io))
         .await

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use asterope_core::{Error, Result};
+use asterope_serialization::MAX_HEADER_LIST_BYTES;
 use asterope_storage::Database;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
@@ -31,7 +32,8 @@ pub struct ServerConfig {
     pub max_concurrent_streams: u32,
     /// Concurrent connections; further ones wait in the accept queue.
     pub max_connections: usize,
-    /// Largest header block accepted (metadata travels in a header).
+    /// Largest header block accepted (metadata travels in a header); the default fits the
+    /// largest valid metadata document, as the client's limit does.
     pub max_header_list_size: u32,
     /// An upload that sends no data for this long is aborted (slow or vanished clients).
     pub body_idle_timeout: Duration,
@@ -54,7 +56,7 @@ impl Default for ServerConfig {
             tls: None,
             max_concurrent_streams: 256,
             max_connections: 1024,
-            max_header_list_size: 256 * 1024,
+            max_header_list_size: u32::try_from(MAX_HEADER_LIST_BYTES).unwrap_or(u32::MAX),
             body_idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(10),
