@@ -2,7 +2,7 @@
 //! data directory or, with `--server`, a running server (same commands, same output).
 
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,6 +19,11 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
+
+#[path = "cli/output.rs"]
+mod output;
+
+use output::{print_line, Stdout, CLOSED_PIPE_STATUS};
 
 /// Transfers at least this large get a progress bar (when stderr is a terminal).
 const PROGRESS_THRESHOLD: u64 = 4 << 20;
@@ -200,10 +205,14 @@ enum IndexAction {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let outcome = run(cli).await;
+    if output::closed() {
+        return ExitCode::from(CLOSED_PIPE_STATUS);
+    }
+    match outcome.and_then(|()| output::take_failure().map_or(Ok(()), Err)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("asterope: error[{}]: {e}", e.code());
+            output::print_error(format_args!("asterope: error[{}]: {e}", e.code()));
             ExitCode::FAILURE
         }
     }
@@ -285,15 +294,12 @@ async fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             if count {
-                println!("{}", db.count(&query).await?);
-                return Ok(());
+                return print_line(db.count(&query).await?);
             }
             let mut remaining = limit.unwrap_or(usize::MAX);
-            let stdout = std::io::stdout();
             while remaining > 0 {
                 query.limit = Some(remaining.min(MAX_LIST_LIMIT));
                 let page = db.query(&query).await?;
-                let mut out = stdout.lock();
                 for info in page.objects.iter().take(remaining) {
                     let line = serde_json::json!({
                         "key": info.key.as_str(),
@@ -301,7 +307,7 @@ async fn run(cli: Cli) -> Result<()> {
                         "sha256": info.sha256.to_hex(),
                         "meta": metadata_to_json(&info.metadata),
                     });
-                    writeln!(out, "{line}").map_err(|e| Error::io("writing results", e))?;
+                    print_line(line)?;
                 }
                 remaining = remaining.saturating_sub(page.objects.len());
                 match page.next {
@@ -381,13 +387,11 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Ls { prefix } => {
             let mut cursor = None;
-            let stdout = std::io::stdout();
             loop {
                 let options = ListOptions::default()
                     .with_prefix(prefix.clone().unwrap_or_default())
                     .with_cursor(cursor);
                 let page = db.list(options).await?;
-                let mut out = stdout.lock();
                 for info in &page.objects {
                     let line = serde_json::json!({
                         "key": info.key.as_str(),
@@ -396,7 +400,7 @@ async fn run(cli: Cli) -> Result<()> {
                         "version": info.version,
                         "updated": info.updated.to_rfc3339(),
                     });
-                    writeln!(out, "{line}").map_err(|e| Error::io("writing the listing", e))?;
+                    print_line(line)?;
                 }
                 match page.next {
                     Some(next) => cursor = Some(next),
@@ -452,11 +456,9 @@ async fn get(db: &dyn Store, key: &Key, output: Option<&Path>, options: GetOptio
         }
     };
     let outcome = match output.filter(|p| *p != Path::new("-")) {
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            drain_into(result.body, &mut out, progress).await.map(drop)
-        }
+        None => drain_into(result.body, &mut Stdout::lock(), progress)
+            .await
+            .map(drop),
         Some(path) => write_file_atomically(path, result.body, progress).await,
     };
     if let Some(bar) = bar {
@@ -528,8 +530,9 @@ async fn verify_one(db: &dyn Store, key: &Key) -> Result<()> {
     Ok(())
 }
 
+/// Prints one JSON line; a failure is reported when the command ends.
 fn print_json(value: &serde_json::Value) {
-    println!("{value}");
+    output::print_line_or_remember(value);
 }
 
 fn open_database(cli: &Cli) -> Result<Database> {
@@ -586,10 +589,10 @@ async fn serve(cli: Cli) -> Result<()> {
     } else {
         "http"
     };
-    eprintln!(
+    output::print_error(format_args!(
         "asterope: serving {} on {scheme}://{address} (HTTP/2)",
         cli.data.display()
-    );
+    ));
     asterope::serve(listener, db, config, shutdown_signal()).await
 }
 
@@ -607,5 +610,5 @@ async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-    eprintln!("asterope: shutting down");
+    output::print_error("asterope: shutting down");
 }

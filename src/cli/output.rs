@@ -1,0 +1,86 @@
+//! Standard output of the command line, and what a closed pipe means.
+//!
+//! When the reader of a pipe goes away (`asterope get KEY | head -c 200`), the command ends as
+//! `cat` does: quietly, with no message, and with exit status 141, which is what a shell reports
+//! for `cat` killed by SIGPIPE (128 + 13), so `set -o pipefail` scripts see the same thing. A
+//! Rust program ignores SIGPIPE and gets `EPIPE` from the write instead; every write to standard
+//! output goes through [`Stdout`], which notes it, and `main` turns it into that quiet end. Any
+//! other write failure (a full disk behind `>`) is an ordinary `io_error`.
+
+use std::fmt::Display;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use asterope::{Error, Result};
+
+/// Exit status of a command whose standard output was closed by its reader.
+pub(crate) const CLOSED_PIPE_STATUS: u8 = 141;
+
+static CLOSED: AtomicBool = AtomicBool::new(false);
+static FAILURE: Mutex<Option<Error>> = Mutex::new(None);
+
+/// Standard output (locked) that notes a closed pipe.
+pub(crate) struct Stdout {
+    inner: io::StdoutLock<'static>,
+}
+
+impl Stdout {
+    pub(crate) fn lock() -> Stdout {
+        Stdout {
+            inner: io::stdout().lock(),
+        }
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        note(self.inner.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        note(self.inner.flush())
+    }
+}
+
+fn note<T>(result: io::Result<T>) -> io::Result<T> {
+    if let Err(error) = &result {
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            CLOSED.store(true, Ordering::SeqCst);
+        }
+    }
+    result
+}
+
+/// Whether a write found standard output closed by its reader.
+pub(crate) fn closed() -> bool {
+    CLOSED.load(Ordering::SeqCst)
+}
+
+/// Prints one line (flushed, so a closed pipe is seen at once).
+pub(crate) fn print_line(line: impl Display) -> Result<()> {
+    let mut out = Stdout::lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing to stdout", e))
+}
+
+/// Prints one line where the caller cannot stop on failure; the first failure is kept for
+/// [`take_failure`].
+pub(crate) fn print_line_or_remember(line: impl Display) {
+    if let Err(error) = print_line(line) {
+        let mut failure = FAILURE.lock().unwrap_or_else(|p| p.into_inner());
+        failure.get_or_insert(error);
+    }
+}
+
+/// The first failure [`print_line_or_remember`] kept.
+pub(crate) fn take_failure() -> Option<Error> {
+    FAILURE.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+/// Prints an error message on standard error; a closed standard error is ignored (the exit
+/// status still tells).
+pub(crate) fn print_error(message: impl Display) {
+    let _ = writeln!(io::stderr(), "{message}");
+}
