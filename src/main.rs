@@ -15,7 +15,8 @@ use asterope::{
 use asterope_serialization::{
     metadata_from_json_str, metadata_to_json, object_info_to_json, parse_filter,
 };
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -119,16 +120,20 @@ enum Command {
         #[arg(long)]
         if_version: Option<u64>,
     },
-    /// Write the object's bytes to stdout or to a file, verifying its SHA-256.
+    /// Write the object's bytes to stdout or to a file. The bytes are checked as they stream:
+    /// the CRC-32 of every 1 MiB block before any byte of it is written (ranges included) and,
+    /// over the network, also the SHA-256 of a whole object; a mismatch fails the command (with
+    /// -o FILE, no file is left).
     Get {
         key: String,
         /// Output file, or `-` for stdout (default).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Byte range START-END (inclusive, as in HTTP), START- or -SUFFIX.
-        #[arg(long)]
+        /// Byte range START-END (inclusive, as in HTTP), START- or -SUFFIX (`--range -500`: the
+        /// last 500 bytes).
+        #[arg(long, allow_hyphen_values = true)]
         range: Option<String>,
-        /// Skip SHA-256 verification.
+        /// Skip the checks.
         #[arg(long)]
         no_verify: bool,
     },
@@ -202,10 +207,18 @@ enum IndexAction {
     Ls,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let outcome = run(cli).await;
+fn main() -> ExitCode {
+    // Before any thread exists (removing variables is only sound then).
+    forget_empty_environment();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let outcome = choose_store(&matches, &mut cli).and_then(|()| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the runtime", e))?
+            .block_on(run(cli))
+    });
     if output::closed() {
         return ExitCode::from(CLOSED_PIPE_STATUS);
     }
@@ -215,6 +228,55 @@ async fn main() -> ExitCode {
             output::print_error(format_args!("asterope: error[{}]: {e}", e.code()));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An `ASTEROPE_*` variable set to the empty string counts as unset (`ASTEROPE_URL= asterope
+/// ls` reads the default data directory), as a shell user expects.
+fn forget_empty_environment() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(name, value)| {
+            value.is_empty() && name.to_str().is_some_and(|n| n.starts_with("ASTEROPE_"))
+        })
+        .map(|(name, _)| name)
+        .collect();
+    for name in empty {
+        std::env::remove_var(name);
+    }
+}
+
+/// Decides between the data directory and the server. A command-line flag overrides the other
+/// one's environment variable; both on the command line, or both only in the environment, are
+/// ambiguous and refused. `serve` serves its data directory and takes no `--server`.
+fn choose_store(matches: &ArgMatches, cli: &mut Cli) -> Result<()> {
+    use ValueSource::{CommandLine, EnvVariable};
+    let refuse = |reason: &str| {
+        Err(Error::InvalidArgument {
+            reason: reason.into(),
+        })
+    };
+    let server = matches.value_source("server");
+    let data = matches.value_source("data");
+    if let Command::Serve { .. } = cli.command {
+        if server == Some(CommandLine) {
+            return refuse("serve serves its --data directory; --server is for the other commands");
+        }
+        cli.server = None;
+        return Ok(());
+    }
+    match (server, data) {
+        (Some(CommandLine), Some(CommandLine)) => {
+            refuse("--server and --data both name a store; give one of them")
+        }
+        (Some(EnvVariable), Some(EnvVariable)) => refuse(
+            "ASTEROPE_URL and ASTEROPE_DATA are both set; give --server or --data (a flag \
+             overrides the other's variable), or unset one",
+        ),
+        (Some(EnvVariable), Some(CommandLine)) => {
+            cli.server = None;
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -34,6 +34,18 @@ impl Endpoint {
             Some("https") => true,
             _ => return Err(invalid("the scheme must be http or https")),
         };
+        // The routes are at the server's root: a path, a query or credentials in the URL
+        // would be silently dropped, so they are refused.
+        if uri.path() != "/" || uri.query().is_some() {
+            return Err(invalid(
+                "a path or query is not supported; the routes are at the root (http://HOST:PORT)",
+            ));
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(invalid(
+                "credentials in the URL are not used; give a bearer token instead",
+            ));
+        }
         let host = uri.host().ok_or_else(|| invalid("no host"))?;
         let host = host
             .trim_start_matches('[')

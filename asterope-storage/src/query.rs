@@ -95,7 +95,10 @@ impl QueryContext<'_> {
             None => QueryPlan {
                 access: "scan".into(),
                 index: None,
-                detail: "full scan".into(),
+                detail: match query.key_prefix.as_deref().filter(|p| !p.is_empty()) {
+                    Some(prefix) => format!("scan of the keys under prefix {prefix:?}"),
+                    None => "full scan".into(),
+                },
             },
         }
     }
