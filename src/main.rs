@@ -1,33 +1,27 @@
 //! The `asterope` command-line tool: `serve`, and put, get, head, rm and ls against an embedded
 //! data directory or, with `--server`, a running server (same commands, same output).
 
-use std::fs::File;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use asterope::body::{drain_into, file_body, reader_body};
 use asterope::{
     Access, ByteRange, Client, CompactionSchedule, Condition, Database, Error, GetOptions, Key,
-    ListOptions, ObjectInfo, PutOptions, Query, Result, ServerConfig, Sha256Digest, SortSpec,
-    Store, StoreExt, Tokens, MAX_LIST_LIMIT,
+    ListOptions, PutOptions, Query, Result, ServerConfig, Sha256Digest, SortSpec, Store, StoreExt,
+    Tokens,
 };
-use asterope_serialization::{
-    metadata_from_json_str, metadata_to_json, object_info_to_json, parse_filter,
-};
+use asterope_serialization::{object_info_to_json, parse_filter};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 #[path = "cli/output.rs"]
 mod output;
+#[path = "cli/transfer.rs"]
+mod transfer;
 
-use output::{print_line, Stdout, CLOSED_PIPE_STATUS};
-
-/// Transfers at least this large get a progress bar (when stderr is a terminal).
-const PROGRESS_THRESHOLD: u64 = 4 << 20;
+use output::{print_line, print_pages, CLOSED_PIPE_STATUS};
+use transfer::{get, put, read_metadata_argument};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -110,8 +104,8 @@ enum Command {
     Put {
         key: String,
         file: PathBuf,
-        /// Metadata document as a JSON object.
-        #[arg(long)]
+        /// Metadata document: a JSON object, or @FILE to read it from a file (@- from stdin).
+        #[arg(long, value_name = "JSON|@FILE")]
         meta: Option<String>,
         /// Refuse the upload unless its SHA-256 is this (hex).
         #[arg(long)]
@@ -146,18 +140,36 @@ enum Command {
         #[arg(long)]
         if_version: Option<u64>,
     },
-    /// List objects (one JSON object per line), optionally under a key prefix.
-    Ls { prefix: Option<String> },
-    /// Query metadata with a JSON filter; prints one JSON object per line.
+    /// List objects in key order, optionally under a key prefix: one JSON description per line,
+    /// as the HTTP listing gives them (key, size, sha256, version, created, updated, meta).
+    Ls {
+        prefix: Option<String>,
+        /// At most N objects; if more remain, `{"next": CURSOR}` is printed on stderr.
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        limit: Option<usize>,
+        /// Continue after this cursor (the `next` of an earlier, limited listing).
+        #[arg(long, allow_hyphen_values = true)]
+        cursor: Option<String>,
+    },
+    /// Object metadata, without touching the bytes.
+    Meta {
+        #[command(subcommand)]
+        action: MetaAction,
+    },
+    /// Query metadata with a JSON filter; prints one JSON description per line (as `ls`).
     Query {
         /// The filter, e.g. '{"patient_id": "12345", "study_date": {"$gt": {"$date": "2024-01-01"}}}'.
         filter: String,
         /// Sort by FIELD (ascending) or -FIELD (descending).
         #[arg(long, allow_hyphen_values = true)]
         sort: Option<String>,
-        /// At most N results.
-        #[arg(long)]
+        /// At most N results; if more remain, `{"next": CURSOR}` is printed on stderr.
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         limit: Option<usize>,
+        /// Continue after this cursor (the `next` of an earlier, limited run of the same query
+        /// and sort).
+        #[arg(long, allow_hyphen_values = true)]
+        cursor: Option<String>,
         /// Only keys under this prefix.
         #[arg(long)]
         prefix: Option<String>,
@@ -187,6 +199,20 @@ enum Command {
     Index {
         #[command(subcommand)]
         action: IndexAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MetaAction {
+    /// Replace KEY's metadata with JSON (a JSON object, or @FILE, or @- for stdin), keeping its
+    /// bytes; prints the new description.
+    Set {
+        key: String,
+        #[arg(value_name = "JSON|@FILE")]
+        meta: String,
+        /// Write only if the current version is N.
+        #[arg(long)]
+        if_version: Option<u64>,
     },
 }
 
@@ -309,7 +335,13 @@ async fn run(cli: Cli) -> Result<()> {
             let key = Key::new(key)?;
             let mut options = PutOptions::default();
             if let Some(meta) = meta {
-                options.metadata = metadata_from_json_str(&meta)?;
+                if meta == "@-" && file == Path::new("-") {
+                    return Err(Error::InvalidArgument {
+                        reason: "stdin cannot be both the metadata (--meta @-) and the body (-)"
+                            .into(),
+                    });
+                }
+                options.metadata = read_metadata_argument(&meta)?;
             }
             if let Some(sha256) = sha256 {
                 options.sha256 = Some(sha256.parse()?);
@@ -341,6 +373,7 @@ async fn run(cli: Cli) -> Result<()> {
             filter,
             sort,
             limit,
+            cursor,
             prefix,
             count,
             explain,
@@ -350,34 +383,23 @@ async fn run(cli: Cli) -> Result<()> {
             query.sort = sort.as_deref().map(SortSpec::parse).transpose()?;
             if explain {
                 let plan = db.explain(&query).await?;
-                print_json(&serde_json::json!({
+                return print_line(serde_json::json!({
                     "access": plan.access, "index": plan.index, "detail": plan.detail,
                 }));
-                return Ok(());
             }
             if count {
                 return print_line(db.count(&query).await?);
             }
-            let mut remaining = limit.unwrap_or(usize::MAX);
-            while remaining > 0 {
-                query.limit = Some(remaining.min(MAX_LIST_LIMIT));
-                let page = db.query(&query).await?;
-                for info in page.objects.iter().take(remaining) {
-                    let line = serde_json::json!({
-                        "key": info.key.as_str(),
-                        "size": info.size,
-                        "sha256": info.sha256.to_hex(),
-                        "meta": metadata_to_json(&info.metadata),
-                    });
-                    print_line(line)?;
+            print_pages(limit, cursor, |page_limit, cursor| {
+                let mut query = query.clone();
+                query.limit = Some(page_limit);
+                query.cursor = cursor;
+                async move {
+                    let page = db.query(&query).await?;
+                    Ok((page.objects, page.next))
                 }
-                remaining = remaining.saturating_sub(page.objects.len());
-                match page.next {
-                    Some(next) => query.cursor = Some(next),
-                    None => break,
-                }
-            }
-            Ok(())
+            })
+            .await
         }
         Command::Verify { key, all: _ } => {
             let keys = match key {
@@ -447,127 +469,39 @@ async fn run(cli: Cli) -> Result<()> {
             let condition = Condition { if_version };
             db.delete(&Key::new(key)?, condition).await
         }
-        Command::Ls { prefix } => {
-            let mut cursor = None;
-            loop {
+        Command::Ls {
+            prefix,
+            limit,
+            cursor,
+        } => {
+            let prefix = prefix.unwrap_or_default();
+            print_pages(limit, cursor, |page_limit, cursor| {
                 let options = ListOptions::default()
-                    .with_prefix(prefix.clone().unwrap_or_default())
-                    .with_cursor(cursor);
-                let page = db.list(options).await?;
-                for info in &page.objects {
-                    let line = serde_json::json!({
-                        "key": info.key.as_str(),
-                        "size": info.size,
-                        "sha256": info.sha256.to_hex(),
-                        "version": info.version,
-                        "updated": info.updated.to_rfc3339(),
-                    });
-                    print_line(line)?;
-                }
-                match page.next {
-                    Some(next) => cursor = Some(next),
-                    None => return Ok(()),
-                }
-            }
-        }
-    }
-}
-
-async fn put(
-    db: &dyn Store,
-    key: &Key,
-    file: &Path,
-    mut options: PutOptions,
-) -> Result<ObjectInfo> {
-    let (body, size) = if file == Path::new("-") {
-        (reader_body(std::io::stdin(), "stdin".into()), None)
-    } else {
-        let what = file.display().to_string();
-        let handle = File::open(file).map_err(|e| Error::io(format!("opening {what}"), e))?;
-        let size = handle
-            .metadata()
-            .map_err(|e| Error::io(format!("reading the size of {what}"), e))?
-            .len();
-        (file_body(handle, what), Some(size))
-    };
-    options.size = size;
-    let bar = progress_bar(size);
-    let body = match bar.clone() {
-        Some(bar) => body
-            .inspect(move |chunk| {
-                if let Ok(chunk) = chunk {
-                    bar.inc(chunk.len() as u64);
+                    .with_prefix(prefix.clone())
+                    .with_cursor(cursor)
+                    .with_limit(page_limit);
+                async move {
+                    let page = db.list(options).await?;
+                    Ok((page.objects, page.next))
                 }
             })
-            .boxed(),
-        None => body,
-    };
-    let result = db.put(key, body, options).await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    result
-}
-
-async fn get(db: &dyn Store, key: &Key, output: Option<&Path>, options: GetOptions) -> Result<()> {
-    let result = db.get(key, options).await?;
-    let bar = progress_bar(Some(result.range.end - result.range.start));
-    let progress = |n| {
-        if let Some(bar) = &bar {
-            bar.inc(n);
-        }
-    };
-    let outcome = match output.filter(|p| *p != Path::new("-")) {
-        None => drain_into(result.body, &mut Stdout::lock(), progress)
             .await
-            .map(drop),
-        Some(path) => write_file_atomically(path, result.body, progress).await,
-    };
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+        }
+        Command::Meta {
+            action:
+                MetaAction::Set {
+                    key,
+                    meta,
+                    if_version,
+                },
+        } => {
+            let metadata = read_metadata_argument(&meta)?;
+            let info = db
+                .update_metadata(&Key::new(key)?, metadata, Condition { if_version })
+                .await?;
+            print_line(object_info_to_json(&info))
+        }
     }
-    outcome
-}
-
-/// Writes to a temporary file beside `path` and renames it into place only after the whole
-/// (verified) body arrived, so a failed download never leaves a file that looks complete.
-async fn write_file_atomically(
-    path: &Path,
-    body: asterope::ByteStream,
-    progress: impl FnMut(u64),
-) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "download".into());
-    let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let what = partial.display().to_string();
-    let mut file = File::create(&partial).map_err(|e| Error::io(format!("creating {what}"), e))?;
-    let written = drain_into(body, &mut file, progress).await;
-    let finished = written.and_then(|_| {
-        file.sync_all()
-            .map_err(|e| Error::io(format!("syncing {what}"), e))?;
-        std::fs::rename(&partial, path)
-            .map_err(|e| Error::io(format!("renaming {what} to {}", path.display()), e))
-    });
-    if finished.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    finished
-}
-
-fn progress_bar(size: Option<u64>) -> Option<ProgressBar> {
-    let size = size.filter(|&s| s >= PROGRESS_THRESHOLD)?;
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::new(size);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    Some(bar)
 }
 
 /// Streams one whole object (its block checksums checked on the way) and compares the SHA-256 of

@@ -4,8 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 
+use common::success_stdout as stdout;
 use common::{pattern, sha256, MIB};
 
 fn run(target: &[String], args: &[&str]) -> Output {
@@ -14,15 +15,6 @@ fn run(target: &[String], args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 fn json_lines(text: &str) -> Vec<serde_json::Value> {
@@ -142,14 +134,6 @@ fn scenario(target: &[String], dir: &Path) -> Vec<serde_json::Value> {
     seen
 }
 
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn embedded_and_networked_cli_behave_the_same() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,7 +144,7 @@ fn embedded_and_networked_cli_behave_the_same() {
     let local = scenario(&embedded, dir.path());
 
     let (child, url) = common::spawn_server(&dir.path().join("served"), &[]);
-    let _server = Server(child);
+    let _server = common::KillOnDrop(child);
     let networked = vec!["--server".to_string(), url];
     let remote = scenario(&networked, dir.path());
     assert_eq!(local, remote);

@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::success_stdout as ok;
 use common::{pattern, MIB};
 
 fn asterope(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
@@ -23,15 +24,6 @@ fn asterope(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
         command.env(name, value);
     }
     command.output().unwrap()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 fn refused(output: &Output, code: &str) -> String {
@@ -199,14 +191,7 @@ fn ranged_network_read_of_a_damaged_blob_fails() {
     bytes[at + 100] ^= 1;
     std::fs::write(&extent, &bytes).unwrap();
     let (child, url) = common::spawn_server(&served, &["--compaction-interval", "0"]);
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = Kill(child);
+    let _server = common::KillOnDrop(child);
     let out = asterope(
         cwd,
         &[],

@@ -63,6 +63,8 @@ fn every_command_ends_quietly_when_stdout_is_closed() {
         &["head", "big"],
         &["ls"],
         &["ls", "small/"],
+        &["ls", "--limit", "3"],
+        &["meta", "set", "small/001", "{}"],
         &["query", "{}"],
         &["query", "{}", "--count"],
         &["query", "{}", "--explain"],

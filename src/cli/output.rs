@@ -12,7 +12,8 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use asterope::{Error, Result};
+use asterope::{Error, ObjectInfo, Result, MAX_LIST_LIMIT};
+use asterope_serialization::object_info_to_json;
 
 /// Exit status of a command whose standard output was closed by its reader.
 pub(crate) const CLOSED_PIPE_STATUS: u8 = 141;
@@ -83,4 +84,34 @@ pub(crate) fn take_failure() -> Option<Error> {
 /// status still tells).
 pub(crate) fn print_error(message: impl Display) {
     let _ = writeln!(io::stderr(), "{message}");
+}
+
+/// Prints objects page by page from `fetch(page_limit, cursor)` until `limit` are printed or
+/// the pages end. When the limit stopped it with more to come, prints `{"next": CURSOR}` on
+/// stderr: `--cursor CURSOR` goes on from there.
+pub(crate) async fn print_pages<F, Fut>(
+    limit: Option<usize>,
+    mut cursor: Option<String>,
+    mut fetch: F,
+) -> Result<()>
+where
+    F: FnMut(usize, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<ObjectInfo>, Option<String>)>>,
+{
+    let mut remaining = limit.unwrap_or(usize::MAX);
+    while remaining > 0 {
+        let (objects, next) = fetch(remaining.min(MAX_LIST_LIMIT), cursor.take()).await?;
+        for info in objects.iter().take(remaining) {
+            print_line(object_info_to_json(info))?;
+        }
+        remaining = remaining.saturating_sub(objects.len());
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+    if let Some(next) = cursor {
+        print_error(serde_json::json!({ "next": next }));
+    }
+    Ok(())
 }

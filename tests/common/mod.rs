@@ -43,6 +43,26 @@ pub fn small_extent_db(dir: &std::path::Path) -> Database {
 
 pub const MIB: usize = 1 << 20;
 
+/// The standard output of a command that must have succeeded (else its stderr is shown).
+pub fn success_stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("UTF-8 output")
+}
+
+/// A child process (a server) killed and reaped when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `asterope [global args] --data DIR serve --listen 127.0.0.1:0` as a child process and
 /// returns it with the URL it printed.
 pub fn spawn_server(dir: &std::path::Path, global_args: &[&str]) -> (std::process::Child, String) {
