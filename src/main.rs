@@ -171,7 +171,7 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         cursor: Option<String>,
         /// Only keys under this prefix.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         prefix: Option<String>,
         /// Print only the number of matches.
         #[arg(long)]
