@@ -353,7 +353,7 @@ async fn run(cli: Cli) -> Result<()> {
                 let mut info = db.create_index(&field).await?;
                 // The build runs in the background; an embedded process that exits stops it
                 // (the next open resumes it), so by default the command waits until it is done.
-                while !no_wait && info.state != "ready" {
+                while !no_wait && info.state == "building" {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     info = db
                         .list_indexes()

@@ -36,6 +36,29 @@ pub(crate) struct IndexDef {
     /// satisfy different bounds.
     #[serde(default)]
     pub(crate) multikey: bool,
+    /// Why the index could not be built, once that happened: it is then never used nor
+    /// resumed, only listed and dropped ([`crate::index_build`]).
+    #[serde(default)]
+    pub(crate) failed: Option<String>,
+}
+
+impl IndexDef {
+    /// A freshly declared index, to be filled.
+    pub(crate) fn building() -> IndexDef {
+        IndexDef {
+            ready_at: None,
+            multikey: false,
+            failed: None,
+        }
+    }
+
+    /// An index that cannot be built, for `reason`.
+    pub(crate) fn failed(reason: String) -> IndexDef {
+        IndexDef {
+            failed: Some(reason),
+            ..IndexDef::building()
+        }
+    }
 }
 
 /// An index as the engine uses it.
@@ -77,6 +100,7 @@ impl Index {
         IndexDef {
             ready_at: self.def.ready_at,
             multikey: self.is_multikey(),
+            failed: self.def.failed.clone(),
         }
     }
 
@@ -110,7 +134,7 @@ impl Index {
 
     /// Whether a snapshot at `ts` may use this index.
     pub(crate) fn usable_at(&self, ts: u64) -> bool {
-        self.def.ready_at.is_some_and(|ready| ready <= ts)
+        self.def.failed.is_none() && self.def.ready_at.is_some_and(|ready| ready <= ts)
     }
 }
 

@@ -48,6 +48,7 @@ mod extent;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 mod index;
+mod index_build;
 mod keys;
 mod lock;
 mod meta;
