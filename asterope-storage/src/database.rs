@@ -373,7 +373,7 @@ impl Database {
         let info = record.info(key.clone());
         let reader = BlobReader {
             space: Arc::clone(&self.inner.space),
-            pin,
+            _pin: pin,
             layout,
             size: record.size,
         };

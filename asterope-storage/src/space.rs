@@ -2,8 +2,9 @@
 //! reach of writers while a reader may still be streaming it.
 //!
 //! A reader takes a [`ReadPin`] before it looks up a record and holds it (through every chunk it
-//! hands out) until it is done. Space retired by a delete or overwrite at epoch `r` goes back to
-//! the allocator only once no pin taken at an epoch `<= r` is alive.
+//! hands out) until it is done. Space retired by a delete or overwrite at epoch `r`, or by a
+//! dropped [`Reservation`] (a staged write rolled back or replaced, an upload that failed), goes
+//! back to the allocator only once no pin taken at an epoch `<= r` is alive.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,7 +38,7 @@ pub(crate) struct Space {
     capacity_limit: Option<u64>,
     /// Body bytes buffered by uploads to this directory (see `writer::WRITE_BUDGET_UNITS`).
     write_budget: Arc<tokio::sync::Semaphore>,
-    /// Held for as long as any mapping of this directory's extents can exist.
+    /// Held for as long as the extents can be read or written through this value.
     _lock: DirLock,
 }
 
@@ -305,7 +306,9 @@ impl Drop for ReadPin {
     }
 }
 
-/// Space written for a blob that has not been committed yet: freed on drop unless kept.
+/// Space written for a blob that has not been committed yet: retired on drop unless kept.
+/// Retired, not freed: a staged write is readable by its transaction, so a reader may still be
+/// streaming it when the transaction rolls back, re-stages the key or expires.
 #[derive(Debug)]
 pub(crate) struct Reservation {
     space: Arc<Space>,
@@ -337,7 +340,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.runs.is_empty() {
-            self.space.free(&self.runs);
+            self.space.retire(std::mem::take(&mut self.runs));
         }
     }
 }
