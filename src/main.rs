@@ -312,6 +312,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Verify { key, all: _ } => {
+            let embedded = cli.server.is_none();
             let keys = match key {
                 Some(key) => vec![Key::new(key)?],
                 None => db.list_all("").await?.into_iter().map(|o| o.key).collect(),
@@ -319,7 +320,11 @@ async fn run(cli: Cli) -> Result<()> {
             let mut damaged = 0usize;
             for key in &keys {
                 if let Err(e) = verify_one(db, key).await {
-                    if !matches!(e.code(), "corrupt" | "not_found") {
+                    // Embedded, an I/O error reading an object's bytes is damage too (an extent
+                    // truncated or unreadable); through a server it may be the connection.
+                    let damage = matches!(e.code(), "corrupt" | "not_found")
+                        || (embedded && e.code() == "io_error");
+                    if !damage {
                         return Err(e);
                     }
                     damaged += 1;

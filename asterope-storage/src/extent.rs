@@ -208,6 +208,29 @@ impl ExtentSet {
         Ok(extent)
     }
 
+    /// Creates an empty file for an extent that blobs name but whose file is gone (recovery:
+    /// reads of those blobs then fail cleanly instead of the extent being unknown).
+    pub(crate) fn recreate_missing(&self, id: ExtentId) -> Result<Arc<Extent>> {
+        let mut extents = self
+            .extents
+            .write()
+            .map_err(|_| Error::internal("extent table lock poisoned"))?;
+        if let Some(extent) = extents.get(&id) {
+            return Ok(Arc::clone(extent));
+        }
+        let path = self.dir.join(format!("{id:08}.ext"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        sync_dir(&self.dir)?;
+        let extent = Arc::new(new_extent(id, 0, file));
+        extents.insert(id, Arc::clone(&extent));
+        Ok(extent)
+    }
+
     /// Deletes an extent nothing refers to any more. Mappings still held by finished readers'
     /// chunks stay valid: the file's space goes when the last one is dropped.
     pub(crate) fn remove(&self, id: ExtentId) -> Result<()> {

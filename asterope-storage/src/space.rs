@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use asterope_core::{Error, Result};
 
-use crate::alloc::{Allocator, Run, UNIT};
+use crate::alloc::{Allocator, MarkError, Run, UNIT};
 use crate::extent::{Extent, ExtentId, ExtentSet};
 use crate::lock::DirLock;
 
@@ -80,13 +80,33 @@ impl Space {
         Arc::clone(&self.write_budget)
     }
 
-    /// Marks committed runs as used (recovery).
+    /// Marks committed runs as used (recovery). A run beyond the end of its extent file, or in
+    /// an extent file that is gone, means the file was truncated or removed under the store:
+    /// the extent is taken to be as long as its runs say (a missing file is recreated empty),
+    /// so the directory still opens; reads of the lost bytes then fail with `io_error`, and
+    /// `verify` names the objects. Runs overlapping each other are refused.
     pub(crate) fn mark_used(&self, runs: &[Run]) -> std::result::Result<(), String> {
         let mut allocator = self.allocator();
         for run in runs {
-            allocator
-                .mark_used(*run)
-                .map_err(|e| format!("run {run:?} is unusable: {e:?}"))?;
+            let mut outcome = allocator.mark_used(*run);
+            if outcome == Err(MarkError::UnknownExtent) {
+                self.extents
+                    .recreate_missing(run.extent)
+                    .map_err(|e| format!("run {run:?}: {e}"))?;
+                tracing::warn!("extent {} is missing: recreated empty", run.extent);
+                allocator.add_extent(run.extent, 0);
+                outcome = allocator.mark_used(*run);
+            }
+            if outcome == Err(MarkError::OutOfBounds) && run.offset % UNIT == 0 {
+                let end = run.offset.saturating_add(run.allocated());
+                tracing::warn!(
+                    "extent {} ends before byte {end} of a stored blob: it was truncated",
+                    run.extent
+                );
+                allocator.grow_extent(run.extent, end);
+                outcome = allocator.mark_used(*run);
+            }
+            outcome.map_err(|e| format!("run {run:?} is unusable: {e:?}"))?;
         }
         Ok(())
     }
