@@ -328,8 +328,12 @@ async fn run(cli: Cli) -> Result<()> {
                         return Err(e);
                     }
                     damaged += 1;
+                    // The content identity groups keys that share one damaged blob; putting
+                    // that content again (any key) repairs the blob for all of them.
+                    let sha256 = db.head(key).await.ok().map(|info| info.sha256.to_hex());
                     print_json(&serde_json::json!({
-                        "key": key.as_str(), "code": e.code(), "error": e.to_string(),
+                        "key": key.as_str(), "sha256": sha256, "code": e.code(),
+                        "error": e.to_string(),
                     }));
                 }
             }

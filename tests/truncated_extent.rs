@@ -144,4 +144,7 @@ async fn server_survives_a_truncated_extent_and_verify_names_the_damaged_keys() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(keys, ["tail", "tail-copy"], "{stdout} {stderr}");
     assert!(damaged.iter().all(|d| d["code"] == "io_error"), "{stdout}");
+    // Both name the one blob they share, by its content.
+    assert_eq!(damaged[0]["sha256"], damaged[1]["sha256"], "{stdout}");
+    assert!(damaged[0]["sha256"].is_string(), "{stdout}");
 }

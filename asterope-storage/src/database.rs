@@ -19,6 +19,7 @@ use crate::alloc::Run;
 use crate::blob::{BlobEntry, BlobId, BlobLayout};
 use crate::extent::ExtentSet;
 use crate::index::{entry_value, Index};
+use crate::integrity::{find_twin, Twin};
 use crate::keys::{
     blob_id_of, blob_key, content_key, index_def_key, index_entry_key, latest_key,
     split_version_key, version_key, BLOB_PREFIX, CONTENT_PREFIX, ORACLE_KEY, USER_REGION_START,
@@ -260,7 +261,7 @@ pub(crate) struct Inner {
     pub(crate) snapshots: Arc<Snapshots>,
     indexes: RwLock<BTreeMap<String, Index>>,
     /// Whether puts share stored blobs of the same content.
-    dedup: bool,
+    pub(crate) dedup: bool,
     /// One compaction pass at a time.
     pub(crate) compaction_lock: Mutex<()>,
 }
@@ -274,6 +275,8 @@ pub(crate) enum Write {
         sha256: Sha256Digest,
         block_crcs: Vec<u32>,
         metadata: Metadata,
+        /// The stored blob of the same content, as checked when the bytes were written.
+        twin: Option<Twin>,
     },
     Metadata(Metadata),
     Delete,
@@ -422,12 +425,21 @@ impl Database {
                 });
             }
         }
+        // Checked now, outside the commit lock: reading the twin back may take a while.
+        let inner = Arc::clone(&self.inner);
+        let (sha256, size, block_crcs) = (written.sha256, written.size, written.block_crcs);
+        let (twin, block_crcs) = tokio::task::spawn_blocking(move || {
+            find_twin(&inner, sha256, size, &block_crcs).map(|twin| (twin, block_crcs))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("deduplication check failed: {e}")))??;
         Ok(Write::Put {
             reservation: written.reservation,
-            size: written.size,
-            sha256: written.sha256,
-            block_crcs: written.block_crcs,
+            size,
+            sha256,
+            block_crcs,
             metadata: options.metadata.clone(),
+            twin,
         })
     }
 }
@@ -505,8 +517,9 @@ impl Inner {
                     sha256,
                     block_crcs,
                     metadata,
+                    twin,
                 } => {
-                    let blob = blobs.put(reservation, size, sha256, block_crcs)?;
+                    let blob = blobs.put(reservation, size, sha256, block_crcs, twin)?;
                     VersionRecord::Object(ObjectRecord {
                         version,
                         size,
@@ -807,6 +820,9 @@ struct BlobChanges<'a> {
     dedup: bool,
     /// Entries touched by the commit (loaded or new), with their reference count change.
     touched: BTreeMap<BlobId, (BlobEntry, i64)>,
+    /// Blobs whose runs this commit replaces (repairs): their entries are written whatever
+    /// their reference count change.
+    relaid: HashSet<BlobId>,
     /// Blobs created by this commit, by content, so a commit can share within itself.
     created: HashMap<(Sha256Digest, u64), BlobId>,
     /// Reservations whose runs the new blobs keep.
@@ -814,7 +830,8 @@ struct BlobChanges<'a> {
     /// Fresh copies of content that was already stored: retired once the commit is durable
     /// (freed at once if it fails).
     duplicates: Vec<Reservation>,
-    /// Runs no blob will reference after the commit.
+    /// Runs no blob will reference after the commit (damaged runs of repaired blobs too):
+    /// retired once it is durable.
     retired: Vec<Vec<Run>>,
 }
 
@@ -832,6 +849,7 @@ impl<'a> BlobChanges<'a> {
             meta,
             dedup,
             touched: BTreeMap::new(),
+            relaid: HashSet::new(),
             created: HashMap::new(),
             kept: Vec::new(),
             duplicates: Vec::new(),
@@ -839,22 +857,49 @@ impl<'a> BlobChanges<'a> {
         }
     }
 
-    /// The blob a put stores: an existing one with the same content (its freshly written copy
-    /// is then retired), or a new one over the put's reservation.
+    /// The blob a put stores: an existing one with the same content, checked intact before
+    /// the commit (its freshly written copy is then retired), or a new one over the put's
+    /// reservation. An existing one found damaged is repaired: it keeps its id (and every key
+    /// naming it) but takes the fresh copy's runs, and its own are retired.
     fn put(
         &mut self,
         reservation: Reservation,
         size: u64,
         sha256: Sha256Digest,
         block_crcs: Vec<u32>,
+        twin: Option<Twin>,
     ) -> Result<Option<BlobId>> {
         if size == 0 {
             return Ok(None);
         }
-        if let Some(existing) = self.find_content(sha256, size)? {
+        if let Some(&existing) = self.created.get(&(sha256, size)) {
             self.duplicates.push(reservation);
             self.add_ref(Some(existing), 1)?;
             return Ok(Some(existing));
+        }
+        let checked =
+            twin.filter(|twin| Some(twin.id) == self.content_owner(sha256, size).ok().flatten());
+        match checked {
+            Some(Twin { id, damaged: false }) if self.load(id)?.is_some() => {
+                self.duplicates.push(reservation);
+                self.add_ref(Some(id), 1)?;
+                return Ok(Some(id));
+            }
+            Some(Twin { id, damaged: true }) => {
+                if let Some((entry, change)) = self.load(id)? {
+                    let layout = BlobLayout {
+                        runs: reservation.runs().to_vec(),
+                        block_crcs,
+                    };
+                    let damaged = std::mem::replace(&mut entry.layout, layout);
+                    *change += 1;
+                    self.relaid.insert(id);
+                    self.retired.push(damaged.runs);
+                    self.kept.push(reservation);
+                    return Ok(Some(id));
+                }
+            }
+            _ => {}
         }
         let id = BlobId::random();
         let entry = BlobEntry {
@@ -872,21 +917,15 @@ impl<'a> BlobChanges<'a> {
         Ok(Some(id))
     }
 
-    /// A live blob with this content, if deduplication is on and there is one.
-    fn find_content(&mut self, sha256: Sha256Digest, size: u64) -> Result<Option<BlobId>> {
+    /// The stored blob the content table names for this content, if deduplication is on.
+    fn content_owner(&self, sha256: Sha256Digest, size: u64) -> Result<Option<BlobId>> {
         if !self.dedup {
             return Ok(None);
-        }
-        if let Some(id) = self.created.get(&(sha256, size)) {
-            return Ok(Some(*id));
         }
         let Some(value) = self.meta.get(&content_key(&sha256, size))? else {
             return Ok(None);
         };
-        let Ok(id) = <[u8; 16]>::try_from(&value[..]).map(BlobId) else {
-            return Ok(None);
-        };
-        Ok(self.load(id)?.map(|_| id))
+        Ok(<[u8; 16]>::try_from(&value[..]).map(BlobId).ok())
     }
 
     fn load(&mut self, id: BlobId) -> Result<Option<&mut (BlobEntry, i64)>> {
@@ -919,7 +958,7 @@ impl<'a> BlobChanges<'a> {
     fn finish(mut self) -> Result<BlobOutcome> {
         let mut ops = Vec::new();
         for (id, (mut entry, change)) in std::mem::take(&mut self.touched) {
-            if change == 0 {
+            if change == 0 && !self.relaid.contains(&id) {
                 continue;
             }
             let refs = i64::try_from(entry.refs).unwrap_or(i64::MAX) + change;

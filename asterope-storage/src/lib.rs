@@ -50,6 +50,7 @@ mod extent;
 pub mod fault;
 mod index;
 mod index_build;
+mod integrity;
 mod keys;
 mod lock;
 mod meta;
@@ -64,6 +65,7 @@ mod upgrade;
 mod writer;
 
 pub use database::{CompactionSchedule, Database, DatabaseBuilder, SpaceStats};
+pub use integrity::{DamagedBlob, VerifyReport};
 #[cfg(feature = "test-support")]
 #[doc(hidden)]
 pub use upgrade::downgrade_to_format2;

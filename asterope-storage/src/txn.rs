@@ -155,6 +155,7 @@ impl Transaction for DbTransaction {
                         size,
                         sha256,
                         block_crcs,
+                        twin,
                         ..
                     },
                 condition: earlier,
@@ -165,6 +166,7 @@ impl Transaction for DbTransaction {
                     sha256,
                     block_crcs,
                     metadata,
+                    twin,
                 };
                 staged.insert(
                     key.clone(),
