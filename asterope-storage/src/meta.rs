@@ -70,6 +70,7 @@ pub(crate) type BatchOp = (Vec<u8>, Option<Vec<u8>>);
 
 impl MetaStore {
     pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<MetaStore> {
+        wait_for_release(path)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
@@ -205,6 +206,32 @@ impl SyncedFiles {
         self.blobs_synced = present;
         self.syncs += 1;
         Ok(())
+    }
+}
+
+/// Waits (a bounded time) until no earlier instance of this process holds sled's lock on its
+/// log. Sled releases it from background threads that may outlive the handle by a moment, so a
+/// directory closed and opened again at once would otherwise fail to open. The caller holds the
+/// directory's own lock, so the holder can only be such a lingering instance.
+fn wait_for_release(path: &Path) -> Result<()> {
+    use rustix::fs::{flock, FlockOperation};
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+    let log = match File::open(path.join("db")) {
+        Ok(log) => log,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("opening the metadata log", e)),
+    };
+    let start = std::time::Instant::now();
+    loop {
+        match flock(&log, FlockOperation::NonBlockingLockExclusive) {
+            // Closing `log` releases the probe's own lock.
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK && start.elapsed() < PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            // Still held: sled's own open reports it.
+            Err(_) => return Ok(()),
+        }
     }
 }
 
