@@ -127,15 +127,7 @@ impl DatabaseBuilder {
             self.capacity_limit,
         ));
         crate::upgrade::upgrade_format2(&meta, &space)?;
-        let mut last_version = match meta.get(ORACLE_KEY)? {
-            Some(bytes) => u64::from_be_bytes(
-                bytes
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| Error::internal("version oracle record is malformed"))?,
-            ),
-            None => 0,
-        };
+        let mut last_version = meta.get_counter(ORACLE_KEY, "version oracle")?;
         let (indexes, mut garbage) = crate::index_build::load_definitions(&meta)?;
 
         let mut refs: HashMap<BlobId, u64> = HashMap::new();

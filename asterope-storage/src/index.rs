@@ -40,23 +40,28 @@ pub(crate) struct IndexDef {
     /// resumed, only listed and dropped ([`crate::index_build`]).
     #[serde(default)]
     pub(crate) failed: Option<String>,
+    /// This incarnation's number, which its key prefixes are made of ([`crate::keys`]);
+    /// `None` for an index declared before generations, whose prefixes name its field.
+    #[serde(default)]
+    pub(crate) generation: Option<u64>,
 }
 
 impl IndexDef {
     /// A freshly declared index, to be filled.
-    pub(crate) fn building() -> IndexDef {
+    pub(crate) fn building(generation: Option<u64>) -> IndexDef {
         IndexDef {
             ready_at: None,
             multikey: false,
             failed: None,
+            generation,
         }
     }
 
-    /// An index that cannot be built, for `reason`.
-    pub(crate) fn failed(reason: String) -> IndexDef {
+    /// This definition, failed for `reason`.
+    pub(crate) fn into_failed(self, reason: String) -> IndexDef {
         IndexDef {
             failed: Some(reason),
-            ..IndexDef::building()
+            ..self
         }
     }
 }
@@ -77,8 +82,8 @@ impl Index {
     pub(crate) fn new(field: &str, def: IndexDef) -> Index {
         Index {
             path: FieldPath::new(field),
-            prefix: index_prefix(field),
-            posting_prefix: posting_prefix(field),
+            prefix: index_prefix(field, def.generation),
+            posting_prefix: posting_prefix(field, def.generation),
             multikey: Arc::new(AtomicBool::new(def.multikey)),
             def,
         }
@@ -101,6 +106,7 @@ impl Index {
             ready_at: self.def.ready_at,
             multikey: self.is_multikey(),
             failed: self.def.failed.clone(),
+            generation: self.def.generation,
         }
     }
 

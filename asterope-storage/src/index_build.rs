@@ -16,8 +16,12 @@ use asterope_core::{Error, FieldPath, IndexInfo, Result};
 use asterope_serialization::{decode, encode};
 
 use crate::database::Inner;
+use crate::index::successor;
 use crate::index::{entry_value, Index, IndexDef};
-use crate::keys::{index_def_key, INDEX_DEF_PREFIX};
+use crate::keys::{
+    generation_of, index_def_key, split_index_entry, GENERATION_ENTRY_PREFIX,
+    GENERATION_POSTING_PREFIX, INDEX_DEF_PREFIX, INDEX_GENERATION_KEY,
+};
 use crate::meta::{BatchOp, MetaStore};
 use crate::mvcc::{decode_version_fields, newest_version, versions_of, Snapshot};
 
@@ -46,11 +50,13 @@ pub(crate) fn load_definitions(
         };
         let mut def = match decode::<IndexDef>(&value, "index definition") {
             Ok(def) => def,
-            Err(e) => IndexDef::failed(format!("its definition cannot be read: {e}")),
+            Err(e) => {
+                IndexDef::building(None).into_failed(format!("its definition cannot be read: {e}"))
+            }
         };
         if def.failed.is_none() {
             if let Err(e) = FieldPath::parse(field) {
-                def = IndexDef::failed(format!("its field path is refused: {e}"));
+                def = def.into_failed(format!("its field path is refused: {e}"));
             }
         }
         if def.failed.is_some() {
@@ -58,7 +64,48 @@ pub(crate) fn load_definitions(
         }
         indexes.insert(field.to_string(), Index::new(field, def));
     }
+    sweep_orphan_generations(meta, &indexes)?;
     Ok((indexes, repairs))
+}
+
+/// Removes the entries and posting lists of index generations no definition names any more
+/// (left by a drop interrupted by a crash). One seek per generation present.
+fn sweep_orphan_generations(meta: &MetaStore, indexes: &BTreeMap<String, Index>) -> Result<()> {
+    let live: std::collections::HashSet<u64> =
+        indexes.values().filter_map(|i| i.def.generation).collect();
+    for region in [GENERATION_ENTRY_PREFIX, GENERATION_POSTING_PREFIX] {
+        let mut from = region.to_vec();
+        loop {
+            let first = meta
+                .range(Bound::Included(from), Bound::Excluded(successor(region)))
+                .next()
+                .transpose()?;
+            let Some((tree_key, _)) = first else { break };
+            let Some(generation) = generation_of(&tree_key, region) else {
+                break; // nothing well-formed follows in this region
+            };
+            let prefix = [region, &generation.to_be_bytes()].concat();
+            if !live.contains(&generation) {
+                tracing::warn!("removing the leftovers of dropped index generation {generation}");
+                delete_prefix(meta, &prefix, |_| true)?;
+            }
+            from = successor(&prefix);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the keys under `prefix` that `owned` accepts, in bounded batches.
+fn delete_prefix(meta: &MetaStore, prefix: &[u8], owned: impl Fn(&[u8]) -> bool) -> Result<()> {
+    let stale: Vec<BatchOp> = meta
+        .scan_prefix(prefix)
+        .filter(|entry| entry.as_ref().map_or(true, |(k, _)| owned(k)))
+        .map(|entry| entry.map(|(k, _)| (k.to_vec(), None)))
+        .collect::<Result<_>>()?;
+    for chunk in stale.chunks(INDEX_BUILD_BATCH) {
+        meta.apply(chunk.to_vec())?;
+    }
+    Ok(())
 }
 
 /// How an index is presented to users.
@@ -97,9 +144,20 @@ impl Inner {
             if let Some(existing) = indexes.get(&field) {
                 return Ok(index_info(&field, existing));
             }
-            let def = IndexDef::building();
-            self.meta
-                .apply(vec![(index_def_key(&field), Some(encode(&def)?))])?;
+            // A new generation for every declaration: the key prefixes of this incarnation are
+            // its own, untouched by the cleanup of an earlier one still running.
+            let generation = self
+                .meta
+                .get_counter(INDEX_GENERATION_KEY, "index generation")?
+                + 1;
+            let def = IndexDef::building(Some(generation));
+            self.meta.apply(vec![
+                (
+                    INDEX_GENERATION_KEY.to_vec(),
+                    Some(generation.to_be_bytes().to_vec()),
+                ),
+                (index_def_key(&field), Some(encode(&def)?)),
+            ])?;
             self.meta.flush()?;
             indexes.insert(field.clone(), Index::new(&field, def));
         }
@@ -118,26 +176,39 @@ impl Inner {
         } else {
             FieldPath::parse(field)?.to_string()
         };
-        let index = {
+        let (index, legacy_others) = {
             let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(index) = self.indexes_mut().remove(&field) else {
+            let mut indexes = self.indexes_mut();
+            let Some(index) = indexes.remove(&field) else {
                 return Err(Error::NotFound {
                     key: format!("index {field}"),
                 });
             };
             self.meta.apply(vec![(index_def_key(&field), None)])?;
-            index
+            let legacy_others: Vec<Index> = indexes
+                .values()
+                .filter(|other| other.def.generation.is_none())
+                .cloned()
+                .collect();
+            (index, legacy_others)
         };
-        // Leftover lists of an interrupted drop are ignored by a later index on the field.
-        let stale: Vec<BatchOp> = self
-            .meta
-            .scan_prefix(&index.prefix)
-            .chain(self.meta.scan_prefix(&index.posting_prefix))
-            .map(|entry| entry.map(|(k, _)| (k.to_vec(), None)))
-            .collect::<Result<_>>()?;
-        for chunk in stale.chunks(INDEX_BUILD_BATCH) {
-            self.meta.apply(chunk.to_vec())?;
-        }
+        // Outside the commit lock: the keys are this incarnation's alone, and a new index on
+        // the field (declared meanwhile) has a generation, so prefixes, of its own. A legacy
+        // index's prefix may overlap another legacy one's (`a` and `a\0b`): keys that may be
+        // the other's are left alone.
+        let owned = |key: &[u8]| {
+            index.def.generation.is_some()
+                || !legacy_others.iter().any(|other| {
+                    key.get(other.prefix.len()..)
+                        .filter(|_| key.starts_with(&other.prefix))
+                        .is_some_and(|rest| split_index_entry(rest).is_some())
+                        || key
+                            .strip_prefix(other.posting_prefix.as_slice())
+                            .is_some_and(|rest| asterope_serialization::ordered_len(rest).is_some())
+                })
+        };
+        delete_prefix(&self.meta, &index.prefix, owned)?;
+        delete_prefix(&self.meta, &index.posting_prefix, owned)?;
         self.meta.flush()
     }
 
@@ -285,8 +356,7 @@ impl Inner {
         }
         let def = IndexDef {
             ready_at: Some(snapshot.ts),
-            multikey: index.is_multikey(),
-            failed: None,
+            ..index.current_def()
         };
         self.meta
             .apply(vec![(index_def_key(field), Some(encode(&def)?))])?;
@@ -364,7 +434,7 @@ mod tests {
             let mut meta = Metadata::new();
             meta.insert("a".into(), 1.into());
             db.put_bytes(&key, "x".into(), meta).await.unwrap();
-            let building = encode(&IndexDef::building()).unwrap();
+            let building = encode(&IndexDef::building(None)).unwrap();
             declare_raw(&db, "a\0b", &building); // refused since, once accepted
             declare_raw(&db, "garbled", b"\xc1 not a definition");
         }
@@ -382,6 +452,70 @@ mod tests {
         drop(db);
         let db = Database::open(dir.path()).unwrap();
         assert!(db.list_indexes().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn dropping_a_legacy_index_leaves_an_overlapping_ones_entries() {
+        use asterope_core::{field, Query};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::open(dir.path()).unwrap();
+            // Indexes declared before generations, with field-named prefixes, one of which
+            // ("a" 0x00) is a prefix of the other's ("a" 0x00 "b" 0x00).
+            for field in ["a", "a\0b"] {
+                declare_raw(&db, field, &encode(&IndexDef::building(None)).unwrap());
+            }
+        }
+        let db = Database::open(dir.path()).unwrap();
+        wait_for_state(&db, "a", READY).await;
+        assert_eq!(state_of(&db, "a\0b").await.as_deref(), Some(FAILED));
+        for i in 0..20 {
+            let mut meta = Metadata::new();
+            meta.insert("a".into(), i.into());
+            let key = Key::new(format!("k{i}")).unwrap();
+            db.put_bytes(&key, "x".into(), meta).await.unwrap();
+        }
+        let by_index = Query::new(field("a").gte(0));
+        assert_eq!(db.explain(&by_index).await.unwrap().access, "index");
+        db.drop_index("a\0b").await.unwrap();
+        assert_eq!(db.count(&by_index).await.unwrap(), 20);
+        db.drop_index("a").await.unwrap();
+        let leftovers = db
+            .meta_store()
+            .scan_prefix(crate::keys::INDEX_ENTRY_PREFIX)
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn open_sweeps_the_entries_of_a_drop_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::open(dir.path()).unwrap();
+            let mut meta = Metadata::new();
+            meta.insert("g".into(), 1.into());
+            let key = Key::new("k").unwrap();
+            db.put_bytes(&key, "x".into(), meta).await.unwrap();
+            db.create_index("g").await.unwrap();
+            wait_for_state(&db, "g", READY).await;
+            // A drop that removed the definition, then crashed before its cleanup.
+            db.meta_store()
+                .apply(vec![(index_def_key("g"), None)])
+                .unwrap();
+            db.meta_store().flush().unwrap();
+            assert!(db.meta_store().scan_prefix(GENERATION_ENTRY_PREFIX).count() > 0);
+        }
+        let db = Database::open(dir.path()).unwrap();
+        assert_eq!(
+            db.meta_store().scan_prefix(GENERATION_ENTRY_PREFIX).count(),
+            0
+        );
+        assert_eq!(
+            db.meta_store()
+                .scan_prefix(GENERATION_POSTING_PREFIX)
+                .count(),
+            0
+        );
     }
 
     #[tokio::test]
@@ -414,7 +548,7 @@ mod tests {
             declare_raw(
                 &db,
                 PANICKING_FIELD,
-                &encode(&IndexDef::building()).unwrap(),
+                &encode(&IndexDef::building(Some(1))).unwrap(),
             );
         }
         let db = Database::open(dir.path()).unwrap();

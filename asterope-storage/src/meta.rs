@@ -108,6 +108,17 @@ impl MetaStore {
             .map_err(|e| sled_error("reading metadata", e))
     }
 
+    /// A counter stored as 8 bytes big-endian under `key` (0 while absent); `what` names it in
+    /// the error if the record is malformed.
+    pub(crate) fn get_counter(&self, key: &[u8], what: &str) -> Result<u64> {
+        match self.get(key)? {
+            Some(bytes) => <[u8; 8]>::try_from(&bytes[..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| Error::internal(format!("{what} record is malformed"))),
+            None => Ok(0),
+        }
+    }
+
     /// Entries with keys in `(start, end)` bounds, in key order.
     pub(crate) fn range(
         &self,

@@ -177,7 +177,7 @@ impl Upgrade<'_> {
 /// blob table), as the previous release wrote them: for the upgrade tests only.
 #[cfg(feature = "test-support")]
 pub fn downgrade_to_format2(dir: &std::path::Path) -> Result<()> {
-    use crate::keys::{BLOB_PREFIX, CONTENT_PREFIX, INDEX_ENTRY_PREFIX};
+    use crate::keys::{BLOB_PREFIX, CONTENT_PREFIX, GENERATION_ENTRY_PREFIX, INDEX_ENTRY_PREFIX};
     use asterope_serialization::encode_versioned;
 
     let meta = MetaStore::open(&dir.join("meta"), 16 << 20)?;
@@ -225,8 +225,10 @@ pub fn downgrade_to_format2(dir: &std::path::Path) -> Result<()> {
         ops.push((tree_key.to_vec(), Some(latest)));
     }
     // Index entries had no value then.
-    for entry in meta.scan_prefix(INDEX_ENTRY_PREFIX) {
-        ops.push((entry?.0.to_vec(), Some(Vec::new())));
+    for region in [INDEX_ENTRY_PREFIX, GENERATION_ENTRY_PREFIX] {
+        for entry in meta.scan_prefix(region) {
+            ops.push((entry?.0.to_vec(), Some(Vec::new())));
+        }
     }
     for prefix in [BLOB_PREFIX, CONTENT_PREFIX] {
         for entry in meta.scan_prefix(prefix) {
