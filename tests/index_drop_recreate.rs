@@ -1,6 +1,7 @@
 //! Dropping an index and creating it again at once, the drop's cleanup racing the new build,
 //! always ends with a ready index holding every entry: each incarnation of an index has key
-//! prefixes of its own, so the cleanup of the old one never touches the new one's entries.
+//! prefixes of its own, so the cleanup of the old one never touches the new one's entries, and
+//! a builder still running for a dropped incarnation never marks the new one ready.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use asterope::{field, Database, Key, Metadata, PutOptions, Query, Result, Store}
 use futures::stream::{self, StreamExt};
 
 const OBJECTS: usize = 5_000;
-const ROUNDS: usize = 12;
+const ROUNDS: usize = 20;
 
 async fn fill(db: &Database) -> Result<()> {
     for batch in 0..OBJECTS / 1000 {
@@ -79,6 +80,12 @@ async fn index_dropped_and_recreated_at_once_is_complete() -> Result<()> {
         dropper
             .await
             .map_err(|e| asterope::Error::internal(e.to_string()))??;
+        if round % 2 == 1 {
+            // Again while that build is still running: the stale builder must neither finish
+            // the new incarnation nor write into it.
+            db.drop_index("f").await?;
+            db.create_index("f").await?;
+        }
         wait_ready(&db).await?;
         assert_eq!(
             db.count(&by_index).await?,

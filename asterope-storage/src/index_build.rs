@@ -124,20 +124,21 @@ pub(crate) fn index_info(field: &str, index: &Index) -> IndexInfo {
 impl Inner {
     /// Resumes the builds that were running when the directory was last closed.
     pub(crate) fn resume_index_builds(self: &Arc<Self>) {
-        let unfinished: Vec<String> = self
+        let unfinished: Vec<(String, Option<u64>)> = self
             .indexes()
             .iter()
             .filter(|(_, index)| index.def.ready_at.is_none() && index.def.failed.is_none())
-            .map(|(field, _)| field.clone())
+            .map(|(field, index)| (field.clone(), index.def.generation))
             .collect();
-        for field in unfinished {
-            self.build_index(&field);
+        for (field, generation) in unfinished {
+            self.build_index(&field, generation);
         }
     }
 
     /// Declares an index on a valid field path and starts filling it.
     pub(crate) fn create_index(self: &Arc<Self>, field: &str) -> Result<IndexInfo> {
         let field = FieldPath::parse(field)?.to_string();
+        let generation;
         {
             let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
             let mut indexes = self.indexes_mut();
@@ -146,7 +147,7 @@ impl Inner {
             }
             // A new generation for every declaration: the key prefixes of this incarnation are
             // its own, untouched by the cleanup of an earlier one still running.
-            let generation = self
+            generation = self
                 .meta
                 .get_counter(INDEX_GENERATION_KEY, "index generation")?
                 + 1;
@@ -161,7 +162,7 @@ impl Inner {
             self.meta.flush()?;
             indexes.insert(field.clone(), Index::new(&field, def));
         }
-        self.build_index(&field);
+        self.build_index(&field, Some(generation));
         Ok(IndexInfo {
             field,
             state: BUILDING.into(),
@@ -215,8 +216,9 @@ impl Inner {
     /// Fills a declared index from the objects visible now, on a background thread, then marks
     /// it ready for snapshots from then on. Commits after the declaration write their own
     /// entries, so nothing is missed. A build that fails (error or panic), or cannot start,
-    /// marks the index failed.
-    fn build_index(self: &Arc<Self>, field: &str) {
+    /// marks the index failed. The builder works for this one incarnation (`generation`): once
+    /// the index is dropped, or dropped and declared again, it stops and touches nothing.
+    fn build_index(self: &Arc<Self>, field: &str, generation: Option<u64>) {
         let snapshot = self.snapshots.take();
         // The builder holds the database only weakly: closing it stops the build (it resumes
         // on the next open), and never keeps the directory locked.
@@ -228,7 +230,7 @@ impl Inner {
             .spawn(move || {
                 let field = owned_field;
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    Inner::fill_index(&weak, &field, snapshot)
+                    Inner::fill_index(&weak, &field, generation, snapshot)
                 }));
                 let reason = match outcome {
                     Ok(Ok(())) => return,
@@ -237,19 +239,31 @@ impl Inner {
                 };
                 tracing::error!("building index {field:?} failed: {reason}");
                 if let Some(this) = weak.upgrade() {
-                    this.fail_index(&field, &reason);
+                    this.fail_index(&field, generation, &reason);
                 }
             });
         if let Err(e) = started {
-            self.fail_index(field, &format!("the builder could not start: {e}"));
+            let reason = format!("the builder could not start: {e}");
+            self.fail_index(field, generation, &reason);
         }
     }
 
+    /// The index on `field`, if it is still the incarnation `generation`.
+    fn incarnation<'a>(
+        indexes: &'a mut BTreeMap<String, Index>,
+        field: &str,
+        generation: Option<u64>,
+    ) -> Option<&'a mut Index> {
+        indexes
+            .get_mut(field)
+            .filter(|index| index.def.generation == generation)
+    }
+
     /// Persists that an index cannot be built (best effort: it is failed in memory at least).
-    fn fail_index(&self, field: &str, reason: &str) {
+    fn fail_index(&self, field: &str, generation: Option<u64>, reason: &str) {
         let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
         let mut indexes = self.indexes_mut();
-        let Some(index) = indexes.get_mut(field) else {
+        let Some(index) = Inner::incarnation(&mut indexes, field, generation) else {
             return; // dropped meanwhile
         };
         index.def.failed = Some(reason.to_string());
@@ -262,7 +276,12 @@ impl Inner {
         }
     }
 
-    fn fill_index(weak: &Weak<Inner>, field: &str, snapshot: Snapshot) -> Result<()> {
+    fn fill_index(
+        weak: &Weak<Inner>,
+        field: &str,
+        generation: Option<u64>,
+        snapshot: Snapshot,
+    ) -> Result<()> {
         #[cfg(test)]
         if field == tests::PANICKING_FIELD {
             panic!("a build that panics");
@@ -270,7 +289,8 @@ impl Inner {
         let Some(this) = weak.upgrade() else {
             return Ok(());
         };
-        let Some(index) = this.indexes().get(field).cloned() else {
+        let Some(index) = Inner::incarnation(&mut this.indexes_mut(), field, generation).cloned()
+        else {
             return Ok(());
         };
         let mut batch = Vec::new();
@@ -303,7 +323,7 @@ impl Inner {
             // replaced meanwhile gets its supersession, as the replacing commit would have
             // written had the entry existed.
             let serialise = this.last_version.lock().unwrap_or_else(|e| e.into_inner());
-            if !this.indexes().contains_key(field) {
+            if Inner::incarnation(&mut this.indexes_mut(), field, generation).is_none() {
                 return Ok(());
             }
             let top_field = index
@@ -351,7 +371,8 @@ impl Inner {
     /// Marks a filled index ready for snapshots at or after the one it was filled from.
     fn finish_index(&self, field: &str, index: &Index, snapshot: &Snapshot) -> Result<()> {
         let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.indexes().contains_key(field) {
+        let generation = index.def.generation;
+        if Inner::incarnation(&mut self.indexes_mut(), field, generation).is_none() {
             return Ok(());
         }
         let def = IndexDef {
@@ -361,7 +382,7 @@ impl Inner {
         self.meta
             .apply(vec![(index_def_key(field), Some(encode(&def)?))])?;
         self.meta.flush()?;
-        if let Some(index) = self.indexes_mut().get_mut(field) {
+        if let Some(index) = Inner::incarnation(&mut self.indexes_mut(), field, generation) {
             index.def.ready_at = def.ready_at;
         }
         Ok(())
