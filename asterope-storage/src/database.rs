@@ -218,7 +218,11 @@ impl DatabaseBuilder {
         };
         db.inner.resume_index_builds();
         if let Some(schedule) = self.compaction {
-            crate::compact::start_background(&db.inner, schedule)?;
+            // Like index builds, background compaction is never a condition of opening:
+            // without it, `Store::compact` still reclaims space on demand.
+            if let Err(e) = crate::compact::start_background(&db.inner, schedule) {
+                tracing::error!("background compaction is off: {e}");
+            }
         }
         Ok(db)
     }
