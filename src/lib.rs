@@ -6,4 +6,6 @@ pub mod body;
 pub use asterope_client::{Client, ClientBuilder};
 pub use asterope_core::*;
 pub use asterope_network::{serve, Access, ServerConfig, Tokens};
-pub use asterope_storage::{CompactionSchedule, Database, DatabaseBuilder, SpaceStats};
+pub use asterope_storage::{
+    CompactionSchedule, DamagedBlob, Database, DatabaseBuilder, SpaceStats, VerifyReport,
+};

@@ -402,6 +402,7 @@ async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Command::Verify { key, all: _ } => {
+            let embedded = cli.server.is_none();
             let keys = match key {
                 Some(key) => vec![Key::new(key)?],
                 None => db.list_all("").await?.into_iter().map(|o| o.key).collect(),
@@ -409,12 +410,20 @@ async fn run(cli: Cli) -> Result<()> {
             let mut damaged = 0usize;
             for key in &keys {
                 if let Err(e) = verify_one(db, key).await {
-                    if !matches!(e.code(), "corrupt" | "not_found") {
+                    // Embedded, an I/O error reading an object's bytes is damage too (an extent
+                    // truncated or unreadable); through a server it may be the connection.
+                    let damage = matches!(e.code(), "corrupt" | "not_found")
+                        || (embedded && e.code() == "io_error");
+                    if !damage {
                         return Err(e);
                     }
                     damaged += 1;
+                    // The content identity groups keys that share one damaged blob; putting
+                    // that content again (any key) repairs the blob for all of them.
+                    let sha256 = db.head(key).await.ok().map(|info| info.sha256.to_hex());
                     print_json(&serde_json::json!({
-                        "key": key.as_str(), "code": e.code(), "error": e.to_string(),
+                        "key": key.as_str(), "sha256": sha256, "code": e.code(),
+                        "error": e.to_string(),
                     }));
                 }
             }
@@ -443,7 +452,7 @@ async fn run(cli: Cli) -> Result<()> {
                 let mut info = db.create_index(&field).await?;
                 // The build runs in the background; an embedded process that exits stops it
                 // (the next open resumes it), so by default the command waits until it is done.
-                while !no_wait && info.state != "ready" {
+                while !no_wait && info.state == "building" {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     info = db
                         .list_indexes()

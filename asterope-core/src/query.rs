@@ -55,12 +55,18 @@ impl FieldPath {
         }
     }
 
-    /// Parses a dotted path, refusing an empty path or an empty segment (`a..b`, `.a`, `a.`) with
-    /// [`Error::InvalidQuery`].
+    /// Parses a dotted path, refusing with [`Error::InvalidQuery`] an empty path, an empty
+    /// segment (`a..b`, `.a`, `a.`), and control characters (NUL included): a path names index
+    /// keys, threads and log lines, where such characters are ambiguous or refused.
     pub fn parse(dotted: &str) -> Result<FieldPath> {
         if dotted.is_empty() {
             return Err(Error::InvalidQuery {
                 reason: "empty field path".to_string(),
+            });
+        }
+        if dotted.chars().any(char::is_control) {
+            return Err(Error::InvalidQuery {
+                reason: format!("field path {dotted:?} contains a control character"),
             });
         }
         let path = FieldPath::new(dotted);
@@ -999,7 +1005,16 @@ mod tests {
             ["study", "series", "count"]
         );
         assert_eq!(FieldPath::parse("a.b").unwrap().to_string(), "a.b");
-        for bad in ["", "a..b", ".a", "a."] {
+        for bad in [
+            "",
+            "a..b",
+            ".a",
+            "a.",
+            "a\0b",
+            "a\nb",
+            "\u{7f}",
+            "x.\u{1b}[2J",
+        ] {
             assert_eq!(FieldPath::parse(bad).unwrap_err().code(), "invalid_query");
         }
         assert_eq!("x.y".parse::<FieldPath>().unwrap(), FieldPath::new("x.y"));

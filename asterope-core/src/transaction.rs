@@ -73,7 +73,8 @@ pub struct CompactionReport {
 pub struct IndexInfo {
     /// The indexed field path (dotted).
     pub field: String,
-    /// `"building"` (filling from existing objects; queries scan meanwhile) or `"ready"`.
+    /// `"building"` (filling from existing objects; queries scan meanwhile), `"ready"`, or
+    /// `"failed"` (the build could not complete: queries scan, the index can only be dropped).
     pub state: String,
 }
 

@@ -65,6 +65,26 @@ impl Allocator {
         }
     }
 
+    /// Extends an extent to `size` bytes (no-op if it is that large already), the new space
+    /// free: for recovery, when a file turns out shorter than the blobs recorded in it.
+    pub(crate) fn grow_extent(&mut self, id: ExtentId, size: u64) {
+        let size = round_up(size);
+        let Some((current, _)) = self.extents.get_mut(&id) else {
+            return;
+        };
+        let old = *current;
+        if size <= old {
+            return;
+        }
+        *current = size;
+        self.total_bytes += size - old;
+        self.free(Run {
+            extent: id,
+            offset: old,
+            len: size - old,
+        });
+    }
+
     /// Total bytes of all extents.
     pub(crate) fn total_bytes(&self) -> u64 {
         self.total_bytes

@@ -28,6 +28,8 @@ use crate::space::Reservation;
 const SPARSE_PERCENT: u64 = 50;
 /// Live bytes copied between two metadata commits.
 const MOVE_BATCH_BYTES: u64 = 64 << 20;
+/// Bytes copied per positioned read and write while moving a run.
+const COPY_PIECE: u64 = 4 << 20;
 /// Free runs shorter than this are not worth a hole.
 const MIN_HOLE: u64 = 64 << 10;
 
@@ -171,25 +173,32 @@ impl Inner {
         reservation: &mut Reservation,
         touched: &mut Vec<Arc<Extent>>,
     ) -> Result<Vec<Run>> {
-        let source = self.space.extents.get(run.extent)?.mapping()?;
-        let start = usize::try_from(run.offset).map_err(|_| Error::internal("run offset"))?;
-        let len = usize::try_from(run.len).map_err(|_| Error::internal("run length"))?;
-        let mut bytes = source
-            .get(start..start + len)
-            .ok_or_else(|| Error::internal("run outside its extent"))?;
+        let source = self.space.extents.get(run.extent)?;
+        let mut buffer = Vec::new();
+        let mut done = 0u64;
         let mut copied = Vec::new();
-        while !bytes.is_empty() {
-            let (mut new, destination) = self.space.allocate_existing(bytes.len() as u64)?;
-            let n = usize::try_from(new.len).map_or(bytes.len(), |n| n.min(bytes.len()));
-            new.len = n as u64;
+        while done < run.len {
+            let (mut new, destination) = self.space.allocate_existing(run.len - done)?;
+            new.len = new.len.min(run.len - done);
             reservation.runs_mut().push(new);
-            let (head, rest) = bytes.split_at(n);
-            destination.write_at(head, new.offset)?;
+            // Copied in bounded pieces with positioned reads (never through a mapping: a
+            // truncated source extent is an error here, not a crash).
+            let mut at = 0u64;
+            while at < new.len {
+                let piece = (new.len - at).min(COPY_PIECE);
+                buffer.resize(
+                    usize::try_from(piece).map_err(|_| Error::internal("piece"))?,
+                    0,
+                );
+                source.read_at(&mut buffer, run.offset + done + at)?;
+                destination.write_at(&buffer, new.offset + at)?;
+                at += piece;
+            }
             if !touched.iter().any(|t| t.id == destination.id) {
                 touched.push(destination);
             }
             copied.push(new);
-            bytes = rest;
+            done += new.len;
         }
         Ok(copied)
     }

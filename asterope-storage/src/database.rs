@@ -5,30 +5,30 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use asterope_core::{
-    ByteStream, CompactionReport, Condition, Error, FieldPath, Filter, GetOptions, GetResult,
-    IndexInfo, Key, ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage,
-    QueryPlan, Result, Sha256Digest, Store, StoreStats, Timestamp, Transaction,
+    ByteStream, CompactionReport, Condition, Error, Filter, GetOptions, GetResult, IndexInfo, Key,
+    ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result,
+    Sha256Digest, Store, StoreStats, Timestamp, Transaction,
 };
-use asterope_serialization::{decode, encode, validate_metadata};
+use asterope_serialization::{encode, validate_metadata};
 
 use crate::alloc::Run;
 use crate::blob::{BlobEntry, BlobId, BlobLayout};
 use crate::extent::ExtentSet;
-use crate::index::{entry_value, Index, IndexDef};
+use crate::index::{entry_value, Index};
+use crate::integrity::{find_twin, Twin};
 use crate::keys::{
-    blob_id_of, blob_key, content_key, index_def_key, index_entry_key, index_prefix, latest_key,
-    posting_prefix, split_version_key, version_key, BLOB_PREFIX, CONTENT_PREFIX, INDEX_DEF_PREFIX,
-    ORACLE_KEY, USER_REGION_START,
+    blob_id_of, blob_key, content_key, index_def_key, index_entry_key, latest_key,
+    split_version_key, version_key, BLOB_PREFIX, CONTENT_PREFIX, ORACLE_KEY, USER_REGION_START,
 };
 use crate::lock::DirLock;
 use crate::meta::{BatchOp, MetaStore};
 use crate::mvcc::{
-    collectable, decode_version, decode_version_fields, decode_version_footprint, latest_value,
-    newest_version, read_at, versions_of, Snapshot, Snapshots,
+    collectable, decode_version, decode_version_footprint, latest_value, read_at, versions_of,
+    Snapshot, Snapshots,
 };
 use crate::posting::PostingEdits;
 use crate::query::{Overlay, QueryContext};
@@ -42,8 +42,6 @@ use crate::writer::write_blob;
 pub const DEFAULT_EXTENT_SIZE: u64 = 1 << 30;
 /// Default metadata cache budget.
 const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
-/// Index entries written per batch while building an index.
-const INDEX_BUILD_BATCH: usize = 1000;
 
 /// Configures and opens a [`Database`].
 #[derive(Debug, Clone)]
@@ -129,26 +127,9 @@ impl DatabaseBuilder {
             self.capacity_limit,
         ));
         crate::upgrade::upgrade_format2(&meta, &space)?;
-        let mut last_version = match meta.get(ORACLE_KEY)? {
-            Some(bytes) => u64::from_be_bytes(
-                bytes
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| Error::internal("version oracle record is malformed"))?,
-            ),
-            None => 0,
-        };
-        let mut indexes = BTreeMap::new();
-        for entry in meta.scan_prefix(INDEX_DEF_PREFIX) {
-            let (key, value) = entry?;
-            let field =
-                String::from_utf8_lossy(key.get(INDEX_DEF_PREFIX.len()..).unwrap_or_default())
-                    .into_owned();
-            let def: IndexDef = decode(&value, "index definition")?;
-            indexes.insert(field.clone(), Index::new(&field, def));
-        }
+        let mut last_version = meta.get_counter(ORACLE_KEY, "version oracle")?;
+        let (indexes, mut garbage) = crate::index_build::load_definitions(&meta)?;
 
-        let mut garbage: Vec<BatchOp> = Vec::new();
         let mut refs: HashMap<BlobId, u64> = HashMap::new();
         let mut current: Option<Vec<u8>> = None;
         for entry in meta.range(
@@ -235,18 +216,13 @@ impl DatabaseBuilder {
                 compaction_lock: Mutex::new(()),
             }),
         };
-        let unfinished: Vec<String> = db
-            .inner
-            .indexes()
-            .iter()
-            .filter(|(_, index)| index.def.ready_at.is_none())
-            .map(|(field, _)| field.clone())
-            .collect();
-        for field in unfinished {
-            db.inner.build_index(&field)?;
-        }
+        db.inner.resume_index_builds();
         if let Some(schedule) = self.compaction {
-            crate::compact::start_background(&db.inner, schedule)?;
+            // Like index builds, background compaction is never a condition of opening:
+            // without it, `Store::compact` still reclaims space on demand.
+            if let Err(e) = crate::compact::start_background(&db.inner, schedule) {
+                tracing::error!("background compaction is off: {e}");
+            }
         }
         Ok(db)
     }
@@ -281,7 +257,7 @@ pub(crate) struct Inner {
     pub(crate) snapshots: Arc<Snapshots>,
     indexes: RwLock<BTreeMap<String, Index>>,
     /// Whether puts share stored blobs of the same content.
-    dedup: bool,
+    pub(crate) dedup: bool,
     /// One compaction pass at a time.
     pub(crate) compaction_lock: Mutex<()>,
 }
@@ -295,6 +271,8 @@ pub(crate) enum Write {
         sha256: Sha256Digest,
         block_crcs: Vec<u32>,
         metadata: Metadata,
+        /// The stored blob of the same content, as checked when the bytes were written.
+        twin: Option<Twin>,
     },
     Metadata(Metadata),
     Delete,
@@ -394,7 +372,7 @@ impl Database {
         let info = record.info(key.clone());
         let reader = BlobReader {
             space: Arc::clone(&self.inner.space),
-            pin,
+            _pin: pin,
             layout,
             size: record.size,
         };
@@ -443,12 +421,21 @@ impl Database {
                 });
             }
         }
+        // Checked now, outside the commit lock: reading the twin back may take a while.
+        let inner = Arc::clone(&self.inner);
+        let (sha256, size, block_crcs) = (written.sha256, written.size, written.block_crcs);
+        let (twin, block_crcs) = tokio::task::spawn_blocking(move || {
+            find_twin(&inner, sha256, size, &block_crcs).map(|twin| (twin, block_crcs))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("deduplication check failed: {e}")))??;
         Ok(Write::Put {
             reservation: written.reservation,
-            size: written.size,
-            sha256: written.sha256,
-            block_crcs: written.block_crcs,
+            size,
+            sha256,
+            block_crcs,
             metadata: options.metadata.clone(),
+            twin,
         })
     }
 }
@@ -469,7 +456,7 @@ impl Inner {
         self.indexes.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn indexes_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Index>> {
+    pub(crate) fn indexes_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Index>> {
         self.indexes.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -526,8 +513,9 @@ impl Inner {
                     sha256,
                     block_crcs,
                     metadata,
+                    twin,
                 } => {
-                    let blob = blobs.put(reservation, size, sha256, block_crcs)?;
+                    let blob = blobs.put(reservation, size, sha256, block_crcs, twin)?;
                     VersionRecord::Object(ObjectRecord {
                         version,
                         size,
@@ -664,127 +652,6 @@ impl Inner {
         }
         Ok((version, infos))
     }
-
-    /// Fills a declared index from the objects visible now, on a background thread, then marks
-    /// it ready for snapshots from then on. Commits after the declaration write their own
-    /// entries, so nothing is missed.
-    fn build_index(self: &Arc<Self>, field: &str) -> Result<()> {
-        let snapshot = self.snapshots.take();
-        // The builder holds the database only weakly: closing it stops the build (it resumes
-        // on the next open), and never keeps the directory locked.
-        let inner = Arc::downgrade(self);
-        let field = field.to_string();
-        std::thread::Builder::new()
-            .name(format!("index-build-{field}"))
-            .spawn(move || {
-                if let Err(e) = Inner::fill_index(&inner, &field, snapshot) {
-                    tracing::error!("building index {field}: {e}");
-                }
-            })
-            .map_err(|e| Error::io("starting the index builder", e))?;
-        Ok(())
-    }
-
-    fn fill_index(weak: &Weak<Inner>, field: &str, snapshot: Snapshot) -> Result<()> {
-        let Some(this) = weak.upgrade() else {
-            return Ok(());
-        };
-        let Some(index) = this.indexes().get(field).cloned() else {
-            return Ok(());
-        };
-        let mut batch = Vec::new();
-        let mut resume: Option<Vec<u8>> = None;
-        drop(this);
-        loop {
-            // Work in bounded passes, each holding the database only while it runs.
-            let Some(this) = weak.upgrade() else {
-                return Ok(());
-            };
-            let start = match &resume {
-                Some(key) => Bound::Excluded(key.as_slice()),
-                None => Bound::Unbounded,
-            };
-            let mut passed = 0;
-            // Versions stay encoded: entries need the indexed field alone, and a covering
-            // entry takes the stored encoding as it is.
-            let mut found = Vec::new();
-            for item in crate::mvcc::scan_at(&this.meta, start, snapshot.ts) {
-                let (key, version, encoded) = item?;
-                resume = Some(key.as_bytes().to_vec());
-                found.push((key, version, encoded));
-                passed += 1;
-                if passed == INDEX_BUILD_BATCH {
-                    break;
-                }
-            }
-            // Under the commit lock, the versions found are checked against what commits did
-            // since: a version collected meanwhile gets no entry (it would be an orphan), one
-            // replaced meanwhile gets its supersession, as the replacing commit would have
-            // written had the entry existed.
-            let serialise = this.last_version.lock().unwrap_or_else(|e| e.into_inner());
-            if !this.indexes().contains_key(field) {
-                return Ok(());
-            }
-            let top_field = index
-                .path
-                .segments()
-                .first()
-                .map_or(&b""[..], |s| s.as_bytes());
-            for (key, version, encoded) in found {
-                let superseded = if newest_version(&this.meta, &key)? == Some(version) {
-                    None // still the newest: one point lookup told (the usual case)
-                } else {
-                    let versions = versions_of(&this.meta, &key)?;
-                    let Some(position) = versions.iter().position(|(ts, _)| *ts == version) else {
-                        continue;
-                    };
-                    position
-                        .checked_sub(1)
-                        .and_then(|newer| versions.get(newer))
-                        .map(|(ts, _)| *ts)
-                };
-                let wanted = |name: &[u8]| name == top_field;
-                let Some(metadata) = decode_version_fields(key.as_bytes(), &encoded, wanted)?
-                else {
-                    continue;
-                };
-                let entries = index.entries(key.as_bytes(), version, &metadata);
-                if entries.len() > 1 {
-                    index.mark_multikey();
-                }
-                let covered = match (superseded, entries.len()) {
-                    (None, 1) => Some(&encoded[..]),
-                    _ => None,
-                };
-                let value = entry_value(superseded, covered);
-                batch.extend(entries.into_iter().map(|k| (k, Some(value.clone()))));
-            }
-            this.meta.apply(std::mem::take(&mut batch))?;
-            drop(serialise);
-            if passed < INDEX_BUILD_BATCH {
-                return this.finish_index(field, &index, &snapshot);
-            }
-        }
-    }
-
-    /// Marks a filled index ready for snapshots at or after the one it was filled from.
-    fn finish_index(&self, field: &str, index: &Index, snapshot: &Snapshot) -> Result<()> {
-        let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.indexes().contains_key(field) {
-            return Ok(());
-        }
-        let def = IndexDef {
-            ready_at: Some(snapshot.ts),
-            multikey: index.is_multikey(),
-        };
-        self.meta
-            .apply(vec![(index_def_key(field), Some(encode(&def)?))])?;
-        self.meta.flush()?;
-        if let Some(index) = self.indexes_mut().get_mut(field) {
-            index.def.ready_at = def.ready_at;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait::async_trait]
@@ -880,61 +747,11 @@ impl Store for Database {
     }
 
     async fn create_index(&self, field: &str) -> Result<IndexInfo> {
-        let path = FieldPath::parse(field)?;
-        let field = path.to_string();
-        {
-            let _serialise = self
-                .inner
-                .last_version
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let mut indexes = self.inner.indexes_mut();
-            if let Some(existing) = indexes.get(&field) {
-                return Ok(index_info(&field, existing));
-            }
-            let def = IndexDef {
-                ready_at: None,
-                multikey: false,
-            };
-            self.inner
-                .meta
-                .apply(vec![(index_def_key(&field), Some(encode(&def)?))])?;
-            self.inner.meta.flush()?;
-            indexes.insert(field.clone(), Index::new(&field, def));
-        }
-        self.inner.build_index(&field)?;
-        Ok(IndexInfo {
-            field,
-            state: "building".into(),
-        })
+        self.inner.create_index(field)
     }
 
     async fn drop_index(&self, field: &str) -> Result<()> {
-        let field = FieldPath::parse(field)?.to_string();
-        {
-            let _serialise = self
-                .inner
-                .last_version
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if self.inner.indexes_mut().remove(&field).is_none() {
-                return Err(Error::NotFound {
-                    key: format!("index {field}"),
-                });
-            }
-            self.inner.meta.apply(vec![(index_def_key(&field), None)])?;
-        }
-        // Leftover lists of an interrupted drop are ignored by a later index on the field.
-        let meta = &self.inner.meta;
-        let stale: Vec<BatchOp> = meta
-            .scan_prefix(&index_prefix(&field))
-            .chain(meta.scan_prefix(&posting_prefix(&field)))
-            .map(|entry| entry.map(|(k, _)| (k.to_vec(), None)))
-            .collect::<Result<_>>()?;
-        for chunk in stale.chunks(INDEX_BUILD_BATCH) {
-            self.inner.meta.apply(chunk.to_vec())?;
-        }
-        self.inner.meta.flush()
+        self.inner.drop_index(field)
     }
 
     async fn list_indexes(&self) -> Result<Vec<IndexInfo>> {
@@ -942,7 +759,7 @@ impl Store for Database {
             .inner
             .indexes()
             .iter()
-            .map(|(field, index)| index_info(field, index))
+            .map(|(field, index)| crate::index_build::index_info(field, index))
             .collect())
     }
 
@@ -993,24 +810,15 @@ impl Store for Database {
     }
 }
 
-fn index_info(field: &str, index: &Index) -> IndexInfo {
-    IndexInfo {
-        field: field.to_string(),
-        state: if index.def.ready_at.is_some() {
-            "ready"
-        } else {
-            "building"
-        }
-        .into(),
-    }
-}
-
 /// The blob-table side of one commit: new blobs, reference count changes, and what they free.
 struct BlobChanges<'a> {
     meta: &'a MetaStore,
     dedup: bool,
     /// Entries touched by the commit (loaded or new), with their reference count change.
     touched: BTreeMap<BlobId, (BlobEntry, i64)>,
+    /// Blobs whose runs this commit replaces (repairs): their entries are written whatever
+    /// their reference count change.
+    relaid: HashSet<BlobId>,
     /// Blobs created by this commit, by content, so a commit can share within itself.
     created: HashMap<(Sha256Digest, u64), BlobId>,
     /// Reservations whose runs the new blobs keep.
@@ -1018,7 +826,8 @@ struct BlobChanges<'a> {
     /// Fresh copies of content that was already stored: retired once the commit is durable
     /// (freed at once if it fails).
     duplicates: Vec<Reservation>,
-    /// Runs no blob will reference after the commit.
+    /// Runs no blob will reference after the commit (damaged runs of repaired blobs too):
+    /// retired once it is durable.
     retired: Vec<Vec<Run>>,
 }
 
@@ -1036,6 +845,7 @@ impl<'a> BlobChanges<'a> {
             meta,
             dedup,
             touched: BTreeMap::new(),
+            relaid: HashSet::new(),
             created: HashMap::new(),
             kept: Vec::new(),
             duplicates: Vec::new(),
@@ -1043,22 +853,49 @@ impl<'a> BlobChanges<'a> {
         }
     }
 
-    /// The blob a put stores: an existing one with the same content (its freshly written copy
-    /// is then retired), or a new one over the put's reservation.
+    /// The blob a put stores: an existing one with the same content, checked intact before
+    /// the commit (its freshly written copy is then retired), or a new one over the put's
+    /// reservation. An existing one found damaged is repaired: it keeps its id (and every key
+    /// naming it) but takes the fresh copy's runs, and its own are retired.
     fn put(
         &mut self,
         reservation: Reservation,
         size: u64,
         sha256: Sha256Digest,
         block_crcs: Vec<u32>,
+        twin: Option<Twin>,
     ) -> Result<Option<BlobId>> {
         if size == 0 {
             return Ok(None);
         }
-        if let Some(existing) = self.find_content(sha256, size)? {
+        if let Some(&existing) = self.created.get(&(sha256, size)) {
             self.duplicates.push(reservation);
             self.add_ref(Some(existing), 1)?;
             return Ok(Some(existing));
+        }
+        let checked =
+            twin.filter(|twin| Some(twin.id) == self.content_owner(sha256, size).ok().flatten());
+        match checked {
+            Some(Twin { id, damaged: false }) if self.load(id)?.is_some() => {
+                self.duplicates.push(reservation);
+                self.add_ref(Some(id), 1)?;
+                return Ok(Some(id));
+            }
+            Some(Twin { id, damaged: true }) => {
+                if let Some((entry, change)) = self.load(id)? {
+                    let layout = BlobLayout {
+                        runs: reservation.runs().to_vec(),
+                        block_crcs,
+                    };
+                    let damaged = std::mem::replace(&mut entry.layout, layout);
+                    *change += 1;
+                    self.relaid.insert(id);
+                    self.retired.push(damaged.runs);
+                    self.kept.push(reservation);
+                    return Ok(Some(id));
+                }
+            }
+            _ => {}
         }
         let id = BlobId::random();
         let entry = BlobEntry {
@@ -1076,21 +913,15 @@ impl<'a> BlobChanges<'a> {
         Ok(Some(id))
     }
 
-    /// A live blob with this content, if deduplication is on and there is one.
-    fn find_content(&mut self, sha256: Sha256Digest, size: u64) -> Result<Option<BlobId>> {
+    /// The stored blob the content table names for this content, if deduplication is on.
+    fn content_owner(&self, sha256: Sha256Digest, size: u64) -> Result<Option<BlobId>> {
         if !self.dedup {
             return Ok(None);
-        }
-        if let Some(id) = self.created.get(&(sha256, size)) {
-            return Ok(Some(*id));
         }
         let Some(value) = self.meta.get(&content_key(&sha256, size))? else {
             return Ok(None);
         };
-        let Ok(id) = <[u8; 16]>::try_from(&value[..]).map(BlobId) else {
-            return Ok(None);
-        };
-        Ok(self.load(id)?.map(|_| id))
+        Ok(<[u8; 16]>::try_from(&value[..]).map(BlobId).ok())
     }
 
     fn load(&mut self, id: BlobId) -> Result<Option<&mut (BlobEntry, i64)>> {
@@ -1123,7 +954,7 @@ impl<'a> BlobChanges<'a> {
     fn finish(mut self) -> Result<BlobOutcome> {
         let mut ops = Vec::new();
         for (id, (mut entry, change)) in std::mem::take(&mut self.touched) {
-            if change == 0 {
+            if change == 0 && !self.relaid.contains(&id) {
                 continue;
             }
             let refs = i64::try_from(entry.refs).unwrap_or(i64::MAX) + change;

@@ -3,23 +3,24 @@
 //! An extent is created under a temporary name, preallocated (`fallocate`, so a full disk fails
 //! here with a clear error rather than later on a write), synced, and renamed into place; so an
 //! extent file either exists at its full size or not at all. Extents are never truncated or grown
-//! afterwards, which is what makes mapping them safe. Free ranges may be given back to the
+//! afterwards. Free ranges may be given back to the
 //! filesystem by punching holes (the size stays; reading a hole gives zeros); space handed out
 //! from an extent with holes is allocated again first, so a full disk still fails at allocation,
 //! never midway through a write. An extent with nothing in use can be deleted whole.
+//!
+//! Extents are read with positioned reads, never through a memory mapping (see
+//! [`crate::reader`]): a file damaged or truncated under the store then fails the reads that
+//! touch the missing part with an I/O error, instead of killing the process with `SIGBUS`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use asterope_core::{Error, Result};
-use memmap2::Mmap;
 use rustix::fs::{fallocate, FallocateFlags};
-
-use crate::mmap::map_extent;
 
 /// Identifier of an extent file (`<id>.ext`).
 pub(crate) type ExtentId = u32;
@@ -30,8 +31,6 @@ pub(crate) struct Extent {
     pub(crate) id: ExtentId,
     pub(crate) size: u64,
     file: File,
-    /// Read-only mapping of the whole file, made on first read and kept.
-    mapping: OnceLock<Arc<Mmap>>,
     /// Some range of the file may be a hole (punched, or never allocated).
     has_holes: AtomicBool,
 }
@@ -97,14 +96,22 @@ impl Extent {
             .map_err(|e| Error::io(format!("reading size of extent {}", self.id), e))
     }
 
-    /// The read-only mapping of this extent.
-    pub(crate) fn mapping(&self) -> Result<Arc<Mmap>> {
-        if let Some(map) = self.mapping.get() {
-            return Ok(Arc::clone(map));
-        }
-        let map = map_extent(&self.file, self.size)
-            .map_err(|e| Error::io(format!("mapping extent {}", self.id), e))?;
-        Ok(Arc::clone(self.mapping.get_or_init(|| Arc::new(map))))
+    /// Fills `buf` from `offset` (a positioned read). A file shorter than that (truncated
+    /// under the store) fails with an [`Error::Io`] naming the extent.
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            let context = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                format!(
+                    "reading {} bytes of extent {} at offset {offset}: the file ends before \
+                     (truncated?)",
+                    buf.len(),
+                    self.id
+                )
+            } else {
+                format!("reading extent {} at offset {offset}", self.id)
+            };
+            Error::io(context, e)
+        })
     }
 }
 
@@ -201,6 +208,29 @@ impl ExtentSet {
         Ok(extent)
     }
 
+    /// Creates an empty file for an extent that blobs name but whose file is gone (recovery:
+    /// reads of those blobs then fail cleanly instead of the extent being unknown).
+    pub(crate) fn recreate_missing(&self, id: ExtentId) -> Result<Arc<Extent>> {
+        let mut extents = self
+            .extents
+            .write()
+            .map_err(|_| Error::internal("extent table lock poisoned"))?;
+        if let Some(extent) = extents.get(&id) {
+            return Ok(Arc::clone(extent));
+        }
+        let path = self.dir.join(format!("{id:08}.ext"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        sync_dir(&self.dir)?;
+        let extent = Arc::new(new_extent(id, 0, file));
+        extents.insert(id, Arc::clone(&extent));
+        Ok(extent)
+    }
+
     /// Deletes an extent nothing refers to any more. Mappings still held by finished readers'
     /// chunks stay valid: the file's space goes when the last one is dropped.
     pub(crate) fn remove(&self, id: ExtentId) -> Result<()> {
@@ -230,7 +260,6 @@ fn new_extent(id: ExtentId, size: u64, file: File) -> Extent {
         id,
         size,
         file,
-        mapping: OnceLock::new(),
         has_holes: AtomicBool::new(false),
     }
 }

@@ -36,6 +36,34 @@ pub(crate) struct IndexDef {
     /// satisfy different bounds.
     #[serde(default)]
     pub(crate) multikey: bool,
+    /// Why the index could not be built, once that happened: it is then never used nor
+    /// resumed, only listed and dropped ([`crate::index_build`]).
+    #[serde(default)]
+    pub(crate) failed: Option<String>,
+    /// This incarnation's number, which its key prefixes are made of ([`crate::keys`]);
+    /// `None` for an index declared before generations, whose prefixes name its field.
+    #[serde(default)]
+    pub(crate) generation: Option<u64>,
+}
+
+impl IndexDef {
+    /// A freshly declared index, to be filled.
+    pub(crate) fn building(generation: Option<u64>) -> IndexDef {
+        IndexDef {
+            ready_at: None,
+            multikey: false,
+            failed: None,
+            generation,
+        }
+    }
+
+    /// This definition, failed for `reason`.
+    pub(crate) fn into_failed(self, reason: String) -> IndexDef {
+        IndexDef {
+            failed: Some(reason),
+            ..self
+        }
+    }
 }
 
 /// An index as the engine uses it.
@@ -54,8 +82,8 @@ impl Index {
     pub(crate) fn new(field: &str, def: IndexDef) -> Index {
         Index {
             path: FieldPath::new(field),
-            prefix: index_prefix(field),
-            posting_prefix: posting_prefix(field),
+            prefix: index_prefix(field, def.generation),
+            posting_prefix: posting_prefix(field, def.generation),
             multikey: Arc::new(AtomicBool::new(def.multikey)),
             def,
         }
@@ -77,6 +105,8 @@ impl Index {
         IndexDef {
             ready_at: self.def.ready_at,
             multikey: self.is_multikey(),
+            failed: self.def.failed.clone(),
+            generation: self.def.generation,
         }
     }
 
@@ -110,7 +140,7 @@ impl Index {
 
     /// Whether a snapshot at `ts` may use this index.
     pub(crate) fn usable_at(&self, ts: u64) -> bool {
-        self.def.ready_at.is_some_and(|ready| ready <= ts)
+        self.def.failed.is_none() && self.def.ready_at.is_some_and(|ready| ready <= ts)
     }
 }
 

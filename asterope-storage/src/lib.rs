@@ -15,9 +15,10 @@
 //! never committed is free again when the directory is next opened, because free space is
 //! derived from the committed records.
 //!
-//! Reads slice a read-only memory mapping of the extent and hand out [`bytes::Bytes`] chunks
-//! that own the mapping, so a download copies nothing and memory stays bounded by the chunk
-//! size. Space of a deleted or overwritten blob is reused only once every reader that could
+//! Reads copy each checksum block out of the extent with a positioned read, check its CRC over
+//! the copy and hand out that same copy as [`bytes::Bytes`], so memory stays bounded by the
+//! chunk size and the bytes delivered are the bytes checked. Space of a deleted or overwritten
+//! blob, or of a staged write that is dropped, is reused only once every reader that could
 //! still see it has finished.
 //!
 //! ```
@@ -37,7 +38,7 @@
 //! # Ok(())
 //! # }
 //! ```
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod alloc;
@@ -48,10 +49,11 @@ mod extent;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 mod index;
+mod index_build;
+mod integrity;
 mod keys;
 mod lock;
 mod meta;
-mod mmap;
 mod mvcc;
 mod posting;
 mod query;
@@ -63,6 +65,7 @@ mod upgrade;
 mod writer;
 
 pub use database::{CompactionSchedule, Database, DatabaseBuilder, SpaceStats};
+pub use integrity::{DamagedBlob, VerifyReport};
 #[cfg(feature = "test-support")]
 #[doc(hidden)]
 pub use upgrade::downgrade_to_format2;

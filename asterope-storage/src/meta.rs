@@ -70,6 +70,7 @@ pub(crate) type BatchOp = (Vec<u8>, Option<Vec<u8>>);
 
 impl MetaStore {
     pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<MetaStore> {
+        wait_for_release(path)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
@@ -105,6 +106,17 @@ impl MetaStore {
             .get(key)
             .map(|v| v.map(MetaBytes))
             .map_err(|e| sled_error("reading metadata", e))
+    }
+
+    /// A counter stored as 8 bytes big-endian under `key` (0 while absent); `what` names it in
+    /// the error if the record is malformed.
+    pub(crate) fn get_counter(&self, key: &[u8], what: &str) -> Result<u64> {
+        match self.get(key)? {
+            Some(bytes) => <[u8; 8]>::try_from(&bytes[..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| Error::internal(format!("{what} record is malformed"))),
+            None => Ok(0),
+        }
     }
 
     /// Entries with keys in `(start, end)` bounds, in key order.
@@ -205,6 +217,32 @@ impl SyncedFiles {
         self.blobs_synced = present;
         self.syncs += 1;
         Ok(())
+    }
+}
+
+/// Waits (a bounded time) until no earlier instance of this process holds sled's lock on its
+/// log. Sled releases it from background threads that may outlive the handle by a moment, so a
+/// directory closed and opened again at once would otherwise fail to open. The caller holds the
+/// directory's own lock, so the holder can only be such a lingering instance.
+fn wait_for_release(path: &Path) -> Result<()> {
+    use rustix::fs::{flock, FlockOperation};
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+    let log = match File::open(path.join("db")) {
+        Ok(log) => log,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("opening the metadata log", e)),
+    };
+    let start = std::time::Instant::now();
+    loop {
+        match flock(&log, FlockOperation::NonBlockingLockExclusive) {
+            // Closing `log` releases the probe's own lock.
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK && start.elapsed() < PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            // Still held: sled's own open reports it.
+            Err(_) => return Ok(()),
+        }
     }
 }
 

@@ -380,7 +380,6 @@ mod tests {
     use asterope_core::{field, Key, Metadata, Query, Store, StoreExt};
 
     use super::*;
-    use crate::keys::posting_prefix;
     use crate::Database;
 
     async fn wait_ready(db: &Database) {
@@ -412,8 +411,13 @@ mod tests {
     }
 
     /// The tree key of the list of a `patient_id` value.
-    fn list_key_of(patient: &str) -> Vec<u8> {
-        let mut key = posting_prefix("patient_id");
+    fn list_key_of(db: &Database, patient: &str) -> Vec<u8> {
+        let indexes = db.inner.indexes();
+        let mut key = indexes
+            .get("patient_id")
+            .expect("the patient_id index")
+            .posting_prefix
+            .clone();
         asterope_serialization::encode_ordered(&patient.into(), &mut key);
         key
     }
@@ -429,7 +433,7 @@ mod tests {
         let (_dir, db) = indexed_db().await;
         put_patient(&db, "a/1", "A").await;
         put_patient(&db, "a/2", "A").await;
-        let list_key = list_key_of("A");
+        let list_key = list_key_of(&db, "A");
         let stored = db
             .meta_store()
             .get(&list_key)
@@ -450,7 +454,7 @@ mod tests {
         }
         assert_eq!(keys_of_patient(&db, "B").await.len(), MAX_ENTRIES);
         put_patient(&db, "b/999", "B").await;
-        let list_key = list_key_of("B");
+        let list_key = list_key_of(&db, "B");
         let stored = db.meta_store().get(&list_key).unwrap().unwrap();
         assert_eq!(parse_header(&stored).unwrap().0, STATE_OVERFLOWED);
         assert_eq!(marker_count(&stored), Some(MAX_ENTRIES as u64 + 1));
@@ -480,7 +484,11 @@ mod tests {
         let count_at = |ts| db.with_query(ts, None, |q| q.count(&query)).unwrap();
         assert_eq!(count_at(old.ts), 40);
         assert_eq!(count_at(db.snapshot().ts), 35);
-        let stored = db.meta_store().get(&list_key_of("C")).unwrap().unwrap();
+        let stored = db
+            .meta_store()
+            .get(&list_key_of(&db, "C"))
+            .unwrap()
+            .unwrap();
         assert_eq!(marker_count(&stored), Some(35));
     }
 
@@ -490,7 +498,7 @@ mod tests {
     async fn lists_left_by_a_dropped_index_are_ignored() {
         let (_dir, db) = indexed_db().await;
         put_patient(&db, "k/1", "A").await;
-        let list_key = list_key_of("A");
+        let list_key = list_key_of(&db, "A");
         let leftover = db
             .meta_store()
             .get(&list_key)
@@ -513,7 +521,7 @@ mod tests {
         let (_dir, db) = indexed_db().await;
         put_patient(&db, "k/1", "A").await;
         put_patient(&db, "k/2", "A").await;
-        let list_key = list_key_of("A");
+        let list_key = list_key_of(&db, "A");
         let mut damaged = db.meta_store().get(&list_key).unwrap().unwrap().to_vec();
         damaged.truncate(damaged.len() - 3);
         let meta = db.meta_store();

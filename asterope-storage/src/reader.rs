@@ -1,48 +1,47 @@
-//! The zero-copy blob reader: a stream of [`Bytes`] that slice the extents' read-only mappings.
+//! The blob reader: a stream of [`Bytes`] read from the extents with positioned reads.
 //!
-//! Each chunk owns an `Arc` of its mapping and of the reader's [`ReadPin`], so the bytes stay
-//! valid (and their space unreused) for as long as the caller keeps any chunk. The blob is read
-//! in checksum blocks ([`CHECKSUM_BLOCK`] bytes of the blob); with verification on, each block's
-//! CRC is checked *before* any of its bytes are handed out, so a reader never receives a
-//! corrupt byte, and the stream ends with [`Error::Corrupt`] at the first bad block. A range read
-//! checks the whole blocks it touches and hands out only the requested bytes.
+//! The blob is read in checksum blocks ([`CHECKSUM_BLOCK`] bytes of the blob). Each block is
+//! copied with `pread` into a buffer of its own, and with verification on its CRC is checked
+//! over **that buffer**, which is then what the caller gets (sliced to the requested range,
+//! without another copy). So the bytes checked are exactly the bytes delivered: nothing can
+//! change them afterwards, and the stream ends with [`Error::Corrupt`] at the first bad block.
+//!
+//! The reader's [`ReadPin`] keeps the blob's space from being reused until the reader is done,
+//! so every `pread` reads bytes of the object named, committed or staged, and not of a later
+//! blob written over freed space; the CRC check is a second line of defence on top of that.
+//!
+//! Why copy rather than hand out slices of a memory mapping (as this module once did): a
+//! mapped slice is only as good as the file under it *when the consumer touches it*, which may
+//! be long after any check. Bytes verified at one moment and sent at another are not verified
+//! bytes, and a file truncated or shrunk under a mapping (by an operator, a broken filesystem,
+//! a full disk on a sparse file) kills the process with `SIGBUS` on the next touch, with no way
+//! to turn it into an error. `pread` turns a short file into an `io_error` for that one read,
+//! and the copy costs one pass over page-cache memory per byte, far below the SHA-256, TLS or
+//! socket costs a delivered byte already pays. Memory stays bounded by one block per chunk the
+//! consumer holds.
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use asterope_core::{ByteStream, Error, Key};
+use asterope_core::{ByteStream, Error, Key, Result};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use memmap2::{Advice, Mmap};
 
-use crate::alloc::Run;
 use crate::blob::{BlobLayout, CHECKSUM_BLOCK};
 use crate::space::{ReadPin, Space};
-
-/// A slice of a mapping that keeps the mapping and the reader's pin alive.
-struct MappedSlice {
-    map: Arc<Mmap>,
-    start: usize,
-    end: usize,
-    _pin: Arc<ReadPin>,
-}
-
-impl AsRef<[u8]> for MappedSlice {
-    fn as_ref(&self) -> &[u8] {
-        self.map.get(self.start..self.end).unwrap_or_default()
-    }
-}
 
 /// What a reader needs to stream one blob.
 pub(crate) struct BlobReader {
     pub(crate) space: Arc<Space>,
-    pub(crate) pin: Arc<ReadPin>,
+    /// Held by the stream until it is dropped: the blob's space is not reused before.
+    pub(crate) _pin: Arc<ReadPin>,
     pub(crate) layout: BlobLayout,
     pub(crate) size: u64,
 }
 
 impl BlobReader {
     /// Streams `range` of the blob; `verify` names the key to report if a block is corrupt.
+    /// The stream ends after its first error.
     pub(crate) fn stream(self, range: Range<u64>, verify: Option<Key>) -> ByteStream {
         let verify = verify.filter(|_| {
             u64::try_from(self.layout.block_crcs.len()).ok()
@@ -53,38 +52,37 @@ impl BlobReader {
         } else {
             range.start / CHECKSUM_BLOCK..range.end.div_ceil(CHECKSUM_BLOCK)
         };
-        let chunks = blocks.flat_map(move |block| {
+        let mut failed = false;
+        let chunks = blocks.map_while(move |block| {
+            if failed {
+                return None;
+            }
             let block_range = block * CHECKSUM_BLOCK..((block + 1) * CHECKSUM_BLOCK).min(self.size);
             let wanted = range.start.max(block_range.start)..range.end.min(block_range.end);
-            let outcome = match &verify {
+            let chunk = match &verify {
                 Some(key) => self.verified_block(block, block_range, wanted, key),
-                None => self.slices(wanted),
+                None => self.read(wanted).map(Bytes::from),
             };
-            match outcome {
-                Ok(pieces) => pieces.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => vec![Err(e)],
-            }
+            failed = chunk.is_err();
+            Some(chunk)
         });
         stream::iter(chunks).boxed()
     }
 
-    /// Reads a whole block, checks its CRC, and returns the `wanted` part of it.
+    /// Reads a whole block, checks its CRC over the bytes read, and returns the `wanted` part
+    /// of those same bytes.
     fn verified_block(
         &self,
         block: u64,
         block_range: Range<u64>,
         wanted: Range<u64>,
         key: &Key,
-    ) -> asterope_core::Result<Vec<Bytes>> {
-        let pieces = self.slices(block_range.clone())?;
-        let mut crc = crc32fast::Hasher::new();
-        for piece in &pieces {
-            crc.update(piece);
-        }
+    ) -> Result<Bytes> {
+        let bytes = Bytes::from(self.read(block_range.clone())?);
         let expected = usize::try_from(block)
             .ok()
             .and_then(|b| self.layout.block_crcs.get(b).copied());
-        let actual = crc.finalize();
+        let actual = crc32fast::hash(&bytes);
         if expected != Some(actual) {
             return Err(Error::Corrupt {
                 key: key.to_string(),
@@ -96,68 +94,52 @@ impl BlobReader {
                 ),
             });
         }
-        // Trim the block to the wanted bytes.
-        let mut out = Vec::with_capacity(pieces.len());
-        let mut at = block_range.start;
-        for piece in pieces {
-            let piece_range = at..at + piece.len() as u64;
-            at = piece_range.end;
-            let start = wanted.start.max(piece_range.start);
-            let end = wanted.end.min(piece_range.end);
-            if start < end {
-                let from = usize::try_from(start - piece_range.start).unwrap_or(0);
-                let to = usize::try_from(end - piece_range.start).unwrap_or(0);
-                out.push(piece.slice(from..to));
-            }
-        }
-        Ok(out)
+        let from = usize::try_from(wanted.start - block_range.start).unwrap_or(0);
+        let to = usize::try_from(wanted.end - block_range.start).unwrap_or(0);
+        Ok(bytes.slice(from..to.min(bytes.len())))
     }
 
-    /// Zero-copy slices of the mappings covering `range` of the blob.
-    fn slices(&self, range: Range<u64>) -> asterope_core::Result<Vec<Bytes>> {
-        let mut out = Vec::new();
-        let mut blob_offset = 0u64;
-        for run in &self.layout.runs {
-            let run_range = blob_offset..blob_offset + run.len;
-            blob_offset = run_range.end;
-            let start = range.start.max(run_range.start);
-            let end = range.end.min(run_range.end);
-            if start < end {
-                out.push(self.map_slice(
-                    run,
-                    run.offset + (start - run_range.start),
-                    end - start,
-                )?);
-            }
-            if blob_offset >= range.end {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    fn map_slice(&self, run: &Run, offset: u64, len: u64) -> asterope_core::Result<Bytes> {
-        let extent = run.extent;
-        let map = self.space.extents.get(extent)?.mapping()?;
-        let start = usize::try_from(offset).map_err(|_| out_of_bounds(extent, offset))?;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|len| start.checked_add(len))
-            .filter(|&end| end <= map.len())
-            .ok_or_else(|| out_of_bounds(extent, offset))?;
-        // Advice only changes read-ahead; failing to give it is harmless.
-        let _ = map.advise_range(Advice::Sequential, start, end - start);
-        Ok(Bytes::from_owner(MappedSlice {
-            map,
-            start,
-            end,
-            _pin: Arc::clone(&self.pin),
-        }))
+    /// Copies `range` of the blob out of its extents.
+    fn read(&self, range: Range<u64>) -> Result<Vec<u8>> {
+        read_runs(&self.space, &self.layout.runs, range)
     }
 }
 
-fn out_of_bounds(extent: u32, offset: u64) -> Error {
-    Error::internal(format!(
-        "run at extent {extent} offset {offset} is out of bounds"
-    ))
+/// Copies `range` of the bytes stored in `runs` (in order) out of their extents. A file shorter
+/// than the runs say (truncated under the store) is an [`Error::Io`], never a crash.
+pub(crate) fn read_runs(
+    space: &Space,
+    runs: &[crate::alloc::Run],
+    range: Range<u64>,
+) -> Result<Vec<u8>> {
+    let len = usize::try_from(range.end.saturating_sub(range.start))
+        .map_err(|_| Error::internal("read range too large"))?;
+    let mut out = vec![0; len];
+    let mut filled = 0usize;
+    let mut blob_offset = 0u64;
+    for run in runs {
+        let run_range = blob_offset..blob_offset + run.len;
+        blob_offset = run_range.end;
+        let start = range.start.max(run_range.start);
+        let end = range.end.min(run_range.end);
+        if start < end {
+            let piece_len = usize::try_from(end - start)
+                .map_err(|_| Error::internal("read range too large"))?;
+            let piece = out
+                .get_mut(filled..filled + piece_len)
+                .ok_or_else(|| Error::internal("read beyond its buffer"))?;
+            let extent = space.extents.get(run.extent)?;
+            extent.read_at(piece, run.offset + (start - run_range.start))?;
+            filled += piece_len;
+        }
+        if blob_offset >= range.end {
+            break;
+        }
+    }
+    if filled != len {
+        return Err(Error::internal(format!(
+            "the blob's runs cover {filled} of the {len} bytes asked for"
+        )));
+    }
+    Ok(out)
 }

@@ -2,15 +2,16 @@
 //! reach of writers while a reader may still be streaming it.
 //!
 //! A reader takes a [`ReadPin`] before it looks up a record and holds it (through every chunk it
-//! hands out) until it is done. Space retired by a delete or overwrite at epoch `r` goes back to
-//! the allocator only once no pin taken at an epoch `<= r` is alive.
+//! hands out) until it is done. Space retired by a delete or overwrite at epoch `r`, or by a
+//! dropped [`Reservation`] (a staged write rolled back or replaced, an upload that failed), goes
+//! back to the allocator only once no pin taken at an epoch `<= r` is alive.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use asterope_core::{Error, Result};
 
-use crate::alloc::{Allocator, Run, UNIT};
+use crate::alloc::{Allocator, MarkError, Run, UNIT};
 use crate::extent::{Extent, ExtentId, ExtentSet};
 use crate::lock::DirLock;
 
@@ -37,7 +38,7 @@ pub(crate) struct Space {
     capacity_limit: Option<u64>,
     /// Body bytes buffered by uploads to this directory (see `writer::WRITE_BUDGET_UNITS`).
     write_budget: Arc<tokio::sync::Semaphore>,
-    /// Held for as long as any mapping of this directory's extents can exist.
+    /// Held for as long as the extents can be read or written through this value.
     _lock: DirLock,
 }
 
@@ -79,13 +80,33 @@ impl Space {
         Arc::clone(&self.write_budget)
     }
 
-    /// Marks committed runs as used (recovery).
+    /// Marks committed runs as used (recovery). A run beyond the end of its extent file, or in
+    /// an extent file that is gone, means the file was truncated or removed under the store:
+    /// the extent is taken to be as long as its runs say (a missing file is recreated empty),
+    /// so the directory still opens; reads of the lost bytes then fail with `io_error`, and
+    /// `verify` names the objects. Runs overlapping each other are refused.
     pub(crate) fn mark_used(&self, runs: &[Run]) -> std::result::Result<(), String> {
         let mut allocator = self.allocator();
         for run in runs {
-            allocator
-                .mark_used(*run)
-                .map_err(|e| format!("run {run:?} is unusable: {e:?}"))?;
+            let mut outcome = allocator.mark_used(*run);
+            if outcome == Err(MarkError::UnknownExtent) {
+                self.extents
+                    .recreate_missing(run.extent)
+                    .map_err(|e| format!("run {run:?}: {e}"))?;
+                tracing::warn!("extent {} is missing: recreated empty", run.extent);
+                allocator.add_extent(run.extent, 0);
+                outcome = allocator.mark_used(*run);
+            }
+            if outcome == Err(MarkError::OutOfBounds) && run.offset % UNIT == 0 {
+                let end = run.offset.saturating_add(run.allocated());
+                tracing::warn!(
+                    "extent {} ends before byte {end} of a stored blob: it was truncated",
+                    run.extent
+                );
+                allocator.grow_extent(run.extent, end);
+                outcome = allocator.mark_used(*run);
+            }
+            outcome.map_err(|e| format!("run {run:?} is unusable: {e:?}"))?;
         }
         Ok(())
     }
@@ -305,7 +326,9 @@ impl Drop for ReadPin {
     }
 }
 
-/// Space written for a blob that has not been committed yet: freed on drop unless kept.
+/// Space written for a blob that has not been committed yet: retired on drop unless kept.
+/// Retired, not freed: a staged write is readable by its transaction, so a reader may still be
+/// streaming it when the transaction rolls back, re-stages the key or expires.
 #[derive(Debug)]
 pub(crate) struct Reservation {
     space: Arc<Space>,
@@ -337,7 +360,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.runs.is_empty() {
-            self.space.free(&self.runs);
+            self.space.retire(std::mem::take(&mut self.runs));
         }
     }
 }

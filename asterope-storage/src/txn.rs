@@ -2,8 +2,8 @@
 //!
 //! A transaction reads at the snapshot taken when it began, overlaid with its own staged writes.
 //! Staged blob bytes are written to reserved space at once (so a large upload inside a
-//! transaction streams like any other) but stay invisible until commit; rollback or drop frees
-//! the space. Commit applies every write under one commit version, atomically, after checking
+//! transaction streams like any other) but stay invisible until commit; rollback or drop
+//! retires the space (free once no reader still streams the staged bytes). Commit applies every write under one commit version, atomically, after checking
 //! that no written key has a version newer than the snapshot (first committer wins).
 
 use std::collections::BTreeMap;
@@ -55,7 +55,8 @@ impl DbTransaction {
     }
 
     async fn stage(&self, key: &Key, intent: Intent) {
-        // Replacing an earlier staged put drops its reservation, freeing its space.
+        // Replacing an earlier staged put drops its reservation: its space is retired, free
+        // once no reader still streams the staged bytes.
         self.staged.lock().await.insert(key.clone(), intent);
     }
 }
@@ -96,8 +97,8 @@ impl Transaction for DbTransaction {
     async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let staged = self.staged.lock().await;
         let record = self.visible(key, &staged)?;
-        // Staged bytes stay valid while the stream lives: the reservation is only freed when
-        // the transaction ends, and a read pin keeps committed space alive.
+        // Staged bytes stay valid while the stream lives: the stream's read pin is taken while
+        // the staged write is held here, and a dropped reservation is retired behind it.
         let staged_layout = match staged.get(key) {
             Some(Intent {
                 write:
@@ -154,6 +155,7 @@ impl Transaction for DbTransaction {
                         size,
                         sha256,
                         block_crcs,
+                        twin,
                         ..
                     },
                 condition: earlier,
@@ -164,6 +166,7 @@ impl Transaction for DbTransaction {
                     sha256,
                     block_crcs,
                     metadata,
+                    twin,
                 };
                 staged.insert(
                     key.clone(),

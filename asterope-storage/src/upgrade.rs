@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 
-use asterope_core::{Error, Metadata, Result, Sha256Digest, Timestamp};
+use asterope_core::{Metadata, Result, Sha256Digest, Timestamp};
 use asterope_serialization::decode_versioned;
 use serde::{Deserialize, Serialize};
 
@@ -156,16 +156,18 @@ impl Upgrade<'_> {
     fn checksums(&self, runs: &[Run]) -> Result<Vec<u32>> {
         let mut summer = BlockChecksummer::default();
         for run in runs {
-            let map = self.space.extents.get(run.extent)?.mapping()?;
-            let bytes = usize::try_from(run.offset)
-                .ok()
-                .zip(usize::try_from(run.len).ok())
-                .and_then(|(start, len)| map.get(start..start.checked_add(len)?))
-                .ok_or_else(|| Error::Corrupt {
-                    key: format!("run {run:?}"),
-                    reason: "outside its extent".into(),
-                })?;
-            summer.update(bytes);
+            // One run at a time, in checksum-block pieces, with positioned reads.
+            let mut at = 0u64;
+            while at < run.len {
+                let piece = (run.len - at).min(crate::blob::CHECKSUM_BLOCK);
+                let bytes = crate::reader::read_runs(
+                    self.space,
+                    std::slice::from_ref(run),
+                    at..at + piece,
+                )?;
+                summer.update(&bytes);
+                at += piece;
+            }
         }
         Ok(summer.finish())
     }
@@ -175,7 +177,7 @@ impl Upgrade<'_> {
 /// blob table), as the previous release wrote them: for the upgrade tests only.
 #[cfg(feature = "test-support")]
 pub fn downgrade_to_format2(dir: &std::path::Path) -> Result<()> {
-    use crate::keys::{BLOB_PREFIX, CONTENT_PREFIX, INDEX_ENTRY_PREFIX};
+    use crate::keys::{BLOB_PREFIX, CONTENT_PREFIX, GENERATION_ENTRY_PREFIX, INDEX_ENTRY_PREFIX};
     use asterope_serialization::encode_versioned;
 
     let meta = MetaStore::open(&dir.join("meta"), 16 << 20)?;
@@ -188,7 +190,7 @@ pub fn downgrade_to_format2(dir: &std::path::Path) -> Result<()> {
                     Some(id) => {
                         let entry = meta
                             .get(&blob_key(&id))?
-                            .ok_or_else(|| Error::internal("blob entry missing"))?;
+                            .ok_or_else(|| asterope_core::Error::internal("blob entry missing"))?;
                         BlobEntry::decode(&entry)?.layout.runs
                     }
                 };
@@ -217,14 +219,16 @@ pub fn downgrade_to_format2(dir: &std::path::Path) -> Result<()> {
         let (tree_key, value) = entry?;
         let (stamp, record) = value
             .split_first_chunk::<8>()
-            .ok_or_else(|| Error::internal("malformed newest-version entry"))?;
+            .ok_or_else(|| asterope_core::Error::internal("malformed newest-version entry"))?;
         let old = old_form(record)?;
         let latest = crate::mvcc::latest_value(u64::from_be_bytes(*stamp), &old);
         ops.push((tree_key.to_vec(), Some(latest)));
     }
     // Index entries had no value then.
-    for entry in meta.scan_prefix(INDEX_ENTRY_PREFIX) {
-        ops.push((entry?.0.to_vec(), Some(Vec::new())));
+    for region in [INDEX_ENTRY_PREFIX, GENERATION_ENTRY_PREFIX] {
+        for entry in meta.scan_prefix(region) {
+            ops.push((entry?.0.to_vec(), Some(Vec::new())));
+        }
     }
     for prefix in [BLOB_PREFIX, CONTENT_PREFIX] {
         for entry in meta.scan_prefix(prefix) {
