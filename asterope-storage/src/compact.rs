@@ -181,8 +181,8 @@ impl Inner {
             let (mut new, destination) = self.space.allocate_existing(run.len - done)?;
             new.len = new.len.min(run.len - done);
             reservation.runs_mut().push(new);
-            // Copied in bounded pieces with positioned reads (never through a mapping: a
-            // truncated source extent is an error here, not a crash).
+            // Copied in bounded pieces with positioned reads (a truncated source extent is an
+            // error here, not a crash).
             let mut at = 0u64;
             while at < new.len {
                 let piece = (new.len - at).min(COPY_PIECE);

@@ -372,7 +372,7 @@ impl Database {
         let info = record.info(key.clone());
         let reader = BlobReader {
             space: Arc::clone(&self.inner.space),
-            _pin: pin,
+            pin,
             layout,
             size: record.size,
         };

@@ -8,19 +8,24 @@
 //! from an extent with holes is allocated again first, so a full disk still fails at allocation,
 //! never midway through a write. An extent with nothing in use can be deleted whole.
 //!
-//! Extents are read with positioned reads, never through a memory mapping (see
-//! [`crate::reader`]): a file damaged or truncated under the store then fails the reads that
-//! touch the missing part with an I/O error, instead of killing the process with `SIGBUS`.
+//! Blob reads go through a read-only mapping of the extent (zero-copy chunks, see
+//! [`crate::reader`]); compaction and recovery copy with positioned reads. Before touching a
+//! mapped range a reader checks that the file still holds it ([`Extent::file_len`]): a file
+//! truncated under the store fails the reads of the missing part with an I/O error instead of
+//! killing the process with `SIGBUS`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use asterope_core::{Error, Result};
+use memmap2::Mmap;
 use rustix::fs::{fallocate, FallocateFlags};
+
+use crate::mmap::map_extent;
 
 /// Identifier of an extent file (`<id>.ext`).
 pub(crate) type ExtentId = u32;
@@ -31,6 +36,8 @@ pub(crate) struct Extent {
     pub(crate) id: ExtentId,
     pub(crate) size: u64,
     file: File,
+    /// Read-only mapping of the whole extent, made on first read and kept.
+    mapping: OnceLock<Arc<Mmap>>,
     /// Some range of the file may be a hole (punched, or never allocated).
     has_holes: AtomicBool,
 }
@@ -93,6 +100,25 @@ impl Extent {
         self.file
             .metadata()
             .map(|m| m.blocks() * 512)
+            .map_err(|e| Error::io(format!("reading size of extent {}", self.id), e))
+    }
+
+    /// The read-only mapping of this extent (its nominal size; see [`Extent::file_len`]).
+    pub(crate) fn mapping(&self) -> Result<Arc<Mmap>> {
+        if let Some(map) = self.mapping.get() {
+            return Ok(Arc::clone(map));
+        }
+        let map = map_extent(&self.file, self.size.max(1))
+            .map_err(|e| Error::io(format!("mapping extent {}", self.id), e))?;
+        Ok(Arc::clone(self.mapping.get_or_init(|| Arc::new(map))))
+    }
+
+    /// The file's length now, which is less than [`Extent::size`] only if the file was
+    /// truncated under the store.
+    pub(crate) fn file_len(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
             .map_err(|e| Error::io(format!("reading size of extent {}", self.id), e))
     }
 
@@ -260,6 +286,7 @@ fn new_extent(id: ExtentId, size: u64, file: File) -> Extent {
         id,
         size,
         file,
+        mapping: OnceLock::new(),
         has_holes: AtomicBool::new(false),
     }
 }

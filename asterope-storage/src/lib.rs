@@ -15,11 +15,11 @@
 //! never committed is free again when the directory is next opened, because free space is
 //! derived from the committed records.
 //!
-//! Reads copy each checksum block out of the extent with a positioned read, check its CRC over
-//! the copy and hand out that same copy as [`bytes::Bytes`], so memory stays bounded by the
-//! chunk size and the bytes delivered are the bytes checked. Space of a deleted or overwritten
-//! blob, or of a staged write that is dropped, is reused only once every reader that could
-//! still see it has finished.
+//! Reads slice a read-only memory mapping of the extent and hand out [`bytes::Bytes`] chunks
+//! that own the mapping and the reader's pin, so a download copies nothing and memory stays
+//! bounded by the chunk size. Space of a deleted or overwritten blob, or of a staged write that
+//! is dropped, is reused only once every reader that could still see it has finished, so the
+//! bytes a block's CRC was checked over stay the bytes handed out.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -38,7 +38,7 @@
 //! # Ok(())
 //! # }
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod alloc;
@@ -54,6 +54,7 @@ mod integrity;
 mod keys;
 mod lock;
 mod meta;
+mod mmap;
 mod mvcc;
 mod posting;
 mod query;
