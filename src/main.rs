@@ -20,7 +20,7 @@ mod output;
 #[path = "cli/transfer.rs"]
 mod transfer;
 
-use output::{print_line, print_pages, CLOSED_PIPE_STATUS};
+use output::{print_error, print_line, print_pages, CLOSED_PIPE_STATUS};
 use transfer::{get, put, read_metadata_argument};
 
 #[derive(Parser, Debug)]
@@ -427,10 +427,10 @@ async fn run(cli: Cli) -> Result<()> {
                     }));
                 }
             }
-            eprintln!(
+            print_error(format!(
                 "asterope: verified {} objects, {damaged} damaged",
                 keys.len()
-            );
+            ));
             if damaged > 0 {
                 return Err(Error::Corrupt {
                     key: format!("{damaged} of {} objects", keys.len()),
@@ -464,6 +464,13 @@ async fn run(cli: Cli) -> Result<()> {
                         })?;
                 }
                 print_json(&serde_json::json!({"field": info.field, "state": info.state}));
+                if info.state == "failed" {
+                    return Err(Error::internal(format!(
+                        "the index on {} could not be built (it is listed as failed; \
+                         `asterope index drop` removes it)",
+                        info.field
+                    )));
+                }
                 Ok(())
             }
             IndexAction::Drop { field } => db.drop_index(&field).await,

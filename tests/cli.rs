@@ -199,3 +199,28 @@ fn verify_reports_damaged_objects_and_exits_non_zero() {
     stdout(&run(&target, &["verify", "a"]));
     assert!(!run(&target, &["verify", "b"]).status.success());
 }
+
+/// An index whose build cannot succeed never stops the directory from opening: the CLI lists it
+/// as failed, `index create` on it exits non-zero with a clear error instead of reporting
+/// success, and `index drop` removes it.
+#[test]
+fn failed_index_is_listed_refused_by_create_and_droppable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let target = vec!["--data".to_string(), data.to_str().unwrap().to_string()];
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"x").unwrap();
+    stdout(&run(&target, &["put", "k", file.to_str().unwrap()]));
+    asterope_storage::declare_unreadable_index(&data, "patient_id").unwrap();
+
+    let listed = json_lines(&stdout(&run(&target, &["index", "ls"])));
+    assert_eq!(listed[0]["field"], "patient_id");
+    assert_eq!(listed[0]["state"], "failed");
+    let created = run(&target, &["index", "create", "patient_id"]);
+    assert_eq!(created.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(stderr.contains("could not be built"), "{stderr}");
+    assert!(stdout(&run(&target, &["get", "k"])).contains('x'));
+    stdout(&run(&target, &["index", "drop", "patient_id"]));
+    assert!(stdout(&run(&target, &["index", "ls"])).trim().is_empty());
+}

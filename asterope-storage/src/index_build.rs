@@ -389,6 +389,18 @@ impl Inner {
     }
 }
 
+/// Declares an index on `field` in a closed data directory with a definition that cannot be
+/// read back, as damage would leave it: for tests of how such a directory opens.
+#[cfg(feature = "test-support")]
+pub fn declare_unreadable_index(dir: &std::path::Path, field: &str) -> Result<()> {
+    let meta = MetaStore::open(&dir.join("meta"), 16 << 20)?;
+    meta.apply(vec![(
+        index_def_key(field),
+        Some(b"\xc1 not a definition".to_vec()),
+    )])?;
+    meta.flush()
+}
+
 /// The message of a caught panic, when it has one.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic

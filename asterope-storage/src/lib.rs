@@ -66,6 +66,9 @@ mod upgrade;
 mod writer;
 
 pub use database::{CompactionSchedule, Database, DatabaseBuilder, SpaceStats};
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub use index_build::declare_unreadable_index;
 pub use integrity::{DamagedBlob, VerifyReport};
 #[cfg(feature = "test-support")]
 #[doc(hidden)]
