@@ -725,3 +725,68 @@ async fn shutdown_drains_then_aborts_unfinished_uploads() {
         "not_found"
     );
 }
+
+/// Sends a HEAD and returns its reply after checking that the HEADERS frame ended the stream:
+/// no DATA frame follows, on success and on error replies alike.
+async fn head_only(client: &SendRequest<Bytes>, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut client = client.clone().ready().await.unwrap();
+    let (response, _) = client
+        .send_request(request(Method::HEAD, path, headers), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    let (parts, mut body) = response.into_parts();
+    assert!(
+        body.is_end_stream(),
+        "HEAD {path} ({}): the HEADERS frame did not end the stream",
+        parts.status
+    );
+    let data = body.data().await;
+    assert!(data.is_none(), "HEAD {path} ({}): {data:?}", parts.status);
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn head_replies_carry_headers_only_on_every_route() {
+    let mut tokens = Tokens::default();
+    tokens.add("reader-secret", Access::ReadOnly);
+    let config = ServerConfig {
+        tokens,
+        ..ServerConfig::default()
+    };
+    let (_dir, server) = start(config).await;
+    let client = connect(&server).await;
+    let reader = ("authorization", "Bearer reader-secret");
+
+    let reply = head_only(&client, "/v1/health", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // The length a GET would carry.
+    let get = send(&client, request(Method::GET, "/v1/health", &[]), None, None).await;
+    assert_eq!(
+        reply.headers["content-length"],
+        get.body.len().to_string().as_str()
+    );
+
+    let reply = head_only(&client, "/v1/objects/missing", &[]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.headers["x-asterope-error-code"], "unauthorized");
+
+    let reply = head_only(&client, "/v1/objects/missing", &[reader]).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.headers["x-asterope-error-code"], "not_found");
+
+    let reply = head_only(&client, "/v1/objects?limit=many", &[reader]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = head_only(&client, "/v1/no-such-route", &[reader]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let msgpack = ("accept", "application/msgpack");
+    for path in ["/v1/objects", "/v1/stats", "/v1/indexes", "/metrics"] {
+        let reply = head_only(&client, path, &[reader]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        let reply = head_only(&client, path, &[reader, msgpack]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+    }
+}

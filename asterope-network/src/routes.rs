@@ -18,7 +18,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
@@ -137,6 +137,7 @@ pub(crate) async fn handle(
     let metrics = Arc::clone(&state.metrics);
     metrics.requests_in_flight.fetch_add(1, Ordering::Relaxed);
     let method = method_label(request.method());
+    let is_head = request.method() == Method::HEAD;
     let path = request.uri().path().to_string();
     let (route, raw_key) = Route::of(&path);
     let wants_msgpack = request
@@ -150,6 +151,9 @@ pub(crate) async fn handle(
     };
     if wants_msgpack {
         response = to_msgpack(response).await;
+    }
+    if is_head {
+        response = head_reply(response);
     }
     metrics.record(route.label(), method, response.status().as_u16());
     metrics.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -226,7 +230,7 @@ async fn dispatch(
                 .body(empty())
                 .map_err(internal)?)
         }
-        (Route::Stats, Method::GET) => {
+        (Route::Stats, Method::GET | Method::HEAD) => {
             let stats = state.db.stats().await?;
             Ok(json_response(StatusCode::OK, &json!(stats)))
         }
@@ -237,11 +241,11 @@ async fn dispatch(
         (Route::Health, Method::GET | Method::HEAD) => {
             Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
         }
-        (Route::Metrics, Method::GET) => Ok(Response::builder()
+        (Route::Metrics, Method::GET | Method::HEAD) => Ok(Response::builder()
             .header(CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(full(state.metrics.render()))
             .map_err(internal)?),
-        (Route::List, Method::GET) => list(ops, &request).await,
+        (Route::List, Method::GET | Method::HEAD) => list(ops, &request).await,
         (Route::Object, Method::PUT) => put_object(state, ops, parse_key(raw_key)?, request).await,
         (Route::Object, Method::GET) => {
             get_object(state, ops, parse_key(raw_key)?, &request, true).await
@@ -257,7 +261,7 @@ async fn dispatch(
                 .body(empty())
                 .map_err(internal)?)
         }
-        (Route::Metadata, Method::GET) => {
+        (Route::Metadata, Method::GET | Method::HEAD) => {
             let info = ops.head(&parse_key(raw_key)?).await?;
             Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
         }
@@ -282,7 +286,7 @@ async fn dispatch(
                 &json!({"access": plan.access, "index": plan.index, "detail": plan.detail}),
             ))
         }
-        (Route::Indexes, Method::GET) => {
+        (Route::Indexes, Method::GET | Method::HEAD) => {
             let indexes = state.db.list_indexes().await?;
             let items: Vec<_> = indexes
                 .iter()
@@ -373,6 +377,19 @@ async fn to_msgpack(response: Response<ResponseBody>) -> Response<ResponseBody> 
         }
         None => error_response(&Error::internal("reply is not JSON")),
     }
+}
+
+/// The reply to a HEAD: the headers the GET would carry, its `content-length` included, and no
+/// body, on every route and for errors too (a body after a HEAD is an HTTP/2 protocol error).
+fn head_reply(response: Response<ResponseBody>) -> Response<ResponseBody> {
+    let (mut parts, body) = response.into_parts();
+    if let Some(length) = body.size_hint().exact() {
+        parts
+            .headers
+            .entry(CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from(length));
+    }
+    Response::from_parts(parts, empty())
 }
 
 /// Runs every parser a request's target and headers go through (route, key, range, version
