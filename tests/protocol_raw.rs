@@ -790,3 +790,35 @@ async fn head_replies_carry_headers_only_on_every_route() {
         assert_eq!(reply.status, StatusCode::OK, "{path}");
     }
 }
+
+#[tokio::test]
+async fn store_wide_routes_refuse_a_transaction_header() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let begin = request(Method::POST, "/v1/transactions", &[]);
+    let reply = send(&client, begin, None, None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let id = reply.json()["id"].as_str().unwrap().to_string();
+    let inside = [("x-asterope-transaction", id.as_str())];
+    for (method, path) in [
+        (Method::GET, "/v1/stats"),
+        (Method::POST, "/v1/compact"),
+        (Method::GET, "/v1/indexes"),
+        (Method::PUT, "/v1/indexes/kind"),
+        (Method::DELETE, "/v1/indexes/kind"),
+        (Method::POST, "/v1/transactions"),
+    ] {
+        let reply = send(&client, request(method.clone(), path, &inside), None, None).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{method} {path}"
+        );
+    }
+    // Nothing was created by the refused requests.
+    let reply = send(&client, request(Method::GET, "/v1/indexes", &[]), None, None).await;
+    assert_eq!(reply.json()["indexes"], serde_json::json!([]));
+    let count = request(Method::POST, "/v1/query/count", &inside);
+    let reply = send(&client, count, Some(Bytes::from_static(b"{}")), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}

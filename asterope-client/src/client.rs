@@ -675,6 +675,12 @@ impl Transaction for ClientTransaction {
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         self.client.query(query).await
     }
+    async fn count(&self, query: &Query) -> Result<u64> {
+        self.client.count(query).await
+    }
+    async fn explain(&self, query: &Query) -> Result<QueryPlan> {
+        self.client.explain(query).await
+    }
     async fn commit(mut self: Box<Self>) -> Result<u64> {
         self.finished = true;
         let plain = self.plain();

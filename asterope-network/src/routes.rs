@@ -195,7 +195,7 @@ async fn dispatch(
     };
     match (route, method) {
         (Route::Begin, Method::POST) => {
-            let tx = state.db.begin().await?;
+            let tx = store_wide(state, &request)?.begin().await?;
             let snapshot = tx.snapshot_version();
             let id = state.transactions.insert(tx);
             Ok(json_response(
@@ -231,11 +231,11 @@ async fn dispatch(
                 .map_err(internal)?)
         }
         (Route::Stats, Method::GET | Method::HEAD) => {
-            let stats = state.db.stats().await?;
+            let stats = store_wide(state, &request)?.stats().await?;
             Ok(json_response(StatusCode::OK, &json!(stats)))
         }
         (Route::Compact, Method::POST) => {
-            let report = state.db.compact().await?;
+            let report = store_wide(state, &request)?.compact().await?;
             Ok(json_response(StatusCode::OK, &json!(report)))
         }
         (Route::Health, Method::GET | Method::HEAD) => {
@@ -276,18 +276,18 @@ async fn dispatch(
             ))
         }
         (Route::Count, Method::POST) => {
-            let count = state.db.count(&read_query(request).await?).await?;
+            let count = ops.count(&read_query(request).await?).await?;
             Ok(json_response(StatusCode::OK, &json!({ "count": count })))
         }
         (Route::Explain, Method::POST) => {
-            let plan = state.db.explain(&read_query(request).await?).await?;
+            let plan = ops.explain(&read_query(request).await?).await?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"access": plan.access, "index": plan.index, "detail": plan.detail}),
             ))
         }
         (Route::Indexes, Method::GET | Method::HEAD) => {
-            let indexes = state.db.list_indexes().await?;
+            let indexes = store_wide(state, &request)?.list_indexes().await?;
             let items: Vec<_> = indexes
                 .iter()
                 .map(|i| json!({"field": i.field, "state": i.state}))
@@ -295,14 +295,18 @@ async fn dispatch(
             Ok(json_response(StatusCode::OK, &json!({ "indexes": items })))
         }
         (Route::Index, Method::PUT) => {
-            let info = state.db.create_index(&decode_segment(raw_key)).await?;
+            let info = store_wide(state, &request)?
+                .create_index(&decode_segment(raw_key))
+                .await?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"field": info.field, "state": info.state}),
             ))
         }
         (Route::Index, Method::DELETE) => {
-            state.db.drop_index(&decode_segment(raw_key)).await?;
+            store_wide(state, &request)?
+                .drop_index(&decode_segment(raw_key))
+                .await?;
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
                 .body(empty())
@@ -315,6 +319,20 @@ async fn dispatch(
             reason: format!("method {method} is not supported on this route"),
         }),
     }
+}
+
+/// The database, for the routes that act on the whole store (begin, stats, compaction,
+/// indexes): they cannot run inside a transaction, so naming one there is refused rather than
+/// silently ignored.
+fn store_wide<'a>(state: &'a AppState, request: &Request<Incoming>) -> Result<&'a Database> {
+    if request.headers().contains_key(HEADER_TRANSACTION) {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "{HEADER_TRANSACTION} is not accepted here: this route acts on the whole store"
+            ),
+        });
+    }
+    Ok(&state.db)
 }
 
 fn decode_segment(raw: &str) -> String {

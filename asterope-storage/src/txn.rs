@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use asterope_core::{
     ByteStream, Condition, Error, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata,
-    ObjectInfo, PutOptions, Query, QueryPage, Result, Timestamp, Transaction,
+    ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result, Timestamp, Transaction,
 };
 use asterope_serialization::validate_metadata;
 
@@ -234,6 +234,18 @@ impl Transaction for DbTransaction {
                 .collect(),
             next: page.next,
         })
+    }
+
+    async fn count(&self, query: &Query) -> Result<u64> {
+        let staged = self.staged.lock().await;
+        let overlay = self.overlay(&staged)?;
+        self.db
+            .with_query(self.snapshot.ts, Some(&overlay), |q| q.count(query))
+    }
+
+    async fn explain(&self, query: &Query) -> Result<QueryPlan> {
+        self.db
+            .with_query(self.snapshot.ts, None, |q| Ok(q.explain(query)))
     }
 
     async fn commit(self: Box<Self>) -> Result<u64> {
