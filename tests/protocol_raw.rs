@@ -816,9 +816,75 @@ async fn store_wide_routes_refuse_a_transaction_header() {
         );
     }
     // Nothing was created by the refused requests.
-    let reply = send(&client, request(Method::GET, "/v1/indexes", &[]), None, None).await;
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/indexes", &[]),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(reply.json()["indexes"], serde_json::json!([]));
     let count = request(Method::POST, "/v1/query/count", &inside);
     let reply = send(&client, count, Some(Bytes::from_static(b"{}")), None).await;
     assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn list_parameters_are_refused_unless_exact() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    for i in 0..3 {
+        let put = request(Method::PUT, &format!("/v1/objects/k{i}"), &[]);
+        let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let list = |query: &str| request(Method::GET, &format!("/v1/objects?{query}"), &[]);
+    let reply = send(&client, list("limit=1"), None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let next = reply.json()["next"].as_str().unwrap().to_string();
+    let reply = send(&client, list(&format!("limit=1&cursor={next}")), None, None).await;
+    assert_eq!(reply.json()["items"][0]["key"], "k1");
+    for query in [
+        "cursor=%00",
+        "cursor=k0",
+        "cursor=zz",
+        "cursor=",
+        &format!("prefix=k1&cursor={next}"),
+        &format!("cursor={next}&cursor={next}"),
+        "limit=0",
+        "limit=-1",
+        "limit=+2",
+        "limit=%202",
+        "limit=2.0",
+        "limit=99999999999999999999999",
+        "limit=10001",
+        "limit=2&limit=3",
+        "prefix=a&prefix=b",
+        "prefix=%FF",
+        "order=desc",
+    ] {
+        let reply = send(&client, list(query), None, None).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{query}: {:?}",
+            reply.json()
+        );
+    }
+    let reply = send(
+        &client,
+        request(Method::PUT, "/v1/indexes/a%FFb", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/indexes", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.json()["indexes"], serde_json::json!([]));
 }

@@ -598,11 +598,14 @@ impl Store for Client {
         let encode =
             |s: &str| utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
         let mut uri = format!(
-            "{}{OBJECTS_PATH}?prefix={}&limit={}",
+            "{}{OBJECTS_PATH}?prefix={}",
             self.inner.base,
-            encode(&options.prefix),
-            options.limit
+            encode(&options.prefix)
         );
+        // 0 is the library's "default page size", which the protocol says by leaving it out.
+        if options.limit > 0 {
+            uri.push_str(&format!("&limit={}", options.limit));
+        }
         if let Some(cursor) = &options.cursor {
             uri.push_str(&format!("&cursor={}", encode(cursor)));
         }

@@ -296,7 +296,7 @@ async fn dispatch(
         }
         (Route::Index, Method::PUT) => {
             let info = store_wide(state, &request)?
-                .create_index(&decode_segment(raw_key))
+                .create_index(&decode_segment(raw_key)?)
                 .await?;
             Ok(json_response(
                 StatusCode::OK,
@@ -305,7 +305,7 @@ async fn dispatch(
         }
         (Route::Index, Method::DELETE) => {
             store_wide(state, &request)?
-                .drop_index(&decode_segment(raw_key))
+                .drop_index(&decode_segment(raw_key)?)
                 .await?;
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
@@ -335,8 +335,15 @@ fn store_wide<'a>(state: &'a AppState, request: &Request<Incoming>) -> Result<&'
     Ok(&state.db)
 }
 
-fn decode_segment(raw: &str) -> String {
-    percent_decode_str(raw).decode_utf8_lossy().into_owned()
+/// A percent-decoded path segment naming an index's field; one that is not UTF-8 is refused
+/// rather than altered.
+fn decode_segment(raw: &str) -> Result<String> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| Error::InvalidQuery {
+            reason: format!("index field {raw:?} is not UTF-8 once decoded"),
+        })
 }
 
 /// Reads a JSON query request body (at most 1 MiB).
@@ -597,15 +604,11 @@ async fn update_metadata(
 
 async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<ResponseBody>> {
     let mut options = ListOptions::default();
-    for (name, value) in form_pairs(request.uri().query().unwrap_or("")) {
+    for (name, value) in form_pairs(request.uri().query().unwrap_or(""))? {
         match name.as_str() {
             "prefix" => options.prefix = value,
             "cursor" => options.cursor = Some(value),
-            "limit" => {
-                options.limit = value.parse().map_err(|_| Error::InvalidArgument {
-                    reason: format!("limit {value:?} is not a number"),
-                })?
-            }
+            "limit" => options.limit = list_limit(&value)?,
             other => {
                 return Err(Error::InvalidArgument {
                     reason: format!("unknown list parameter {other:?}"),
@@ -621,20 +624,45 @@ async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<Res
     ))
 }
 
-/// Decodes `a=b&c=d` (percent-encoding and `+` for space).
-fn form_pairs(query: &str) -> Vec<(String, String)> {
+/// The `limit` of a listing: a page size of at least 1 (leaving it out gives the default).
+fn list_limit(value: &str) -> Result<usize> {
+    let invalid = |why: &str| Error::InvalidArgument {
+        reason: format!("limit {value:?} {why}"),
+    };
+    match parse_decimal(value) {
+        None => Err(invalid("is not a non-negative integer")),
+        Some(0) => Err(invalid(
+            "asks for an empty page; leave it out for the default",
+        )),
+        Some(n) => usize::try_from(n).map_err(|_| invalid("is too large")),
+    }
+}
+
+/// Decodes `a=b&c=d` (percent-encoding and `+` for space). A parameter given twice, or whose
+/// name or value is not UTF-8 once decoded, is refused: neither is silently read as something
+/// else.
+fn form_pairs(query: &str) -> Result<Vec<(String, String)>> {
     let decode = |s: &str| {
         let spaced = s.replace('+', " ");
-        percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+        percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|text| text.into_owned())
+            .map_err(|_| Error::InvalidArgument {
+                reason: format!("query parameter {s:?} is not UTF-8 once decoded"),
+            })
     };
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(name), decode(value))
-        })
-        .collect()
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = decode(name)?;
+        if pairs.iter().any(|(seen, _)| *seen == name) {
+            return Err(Error::InvalidArgument {
+                reason: format!("query parameter {name:?} is given more than once"),
+            });
+        }
+        pairs.push((name, decode(value)?));
+    }
+    Ok(pairs)
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {

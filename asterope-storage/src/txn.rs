@@ -15,7 +15,7 @@ use asterope_core::{
 use asterope_serialization::validate_metadata;
 
 use crate::blob::BlobLayout;
-use crate::database::{list_query, Database, Intent, Write};
+use crate::database::{list_page, list_query, Database, Intent, Write};
 use crate::mvcc::Snapshot;
 use crate::query::Overlay;
 use crate::record::ObjectRecord;
@@ -209,7 +209,7 @@ impl Transaction for DbTransaction {
         let overlay = self.overlay(&staged)?;
         let page = self
             .db
-            .with_query(self.snapshot.ts, Some(&overlay), |q| q.page(&query))?;
+            .with_query(self.snapshot.ts, Some(&overlay), |q| list_page(q, &query))?;
         Ok(ListPage {
             objects: page
                 .objects
