@@ -888,3 +888,57 @@ async fn list_parameters_are_refused_unless_exact() {
     .await;
     assert_eq!(reply.json()["indexes"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn unsatisfiable_or_malformed_ranges_are_416_with_the_size() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    for (key, size) in [("empty", 0usize), ("ten", 10)] {
+        let put = request(Method::PUT, &format!("/v1/objects/{key}"), &[]);
+        let reply = send(&client, put, Some(pattern(3, size)), None).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let get = |key: &str, range: &str| {
+        request(
+            Method::GET,
+            &format!("/v1/objects/{key}"),
+            &[("range", range)],
+        )
+    };
+    let refused = [
+        ("empty", "bytes=-5", "0"),
+        ("empty", "bytes=0-", "0"),
+        ("ten", "bytes=10-", "10"),
+        ("ten", "bytes=-0", "10"),
+        ("ten", "bytes=+5-+9", "10"),
+        ("ten", "bytes=+5-", "10"),
+        ("ten", "bytes=-+5", "10"),
+        ("ten", "bytes= 5-9", "10"),
+        ("ten", "bytes=5 -9", "10"),
+        ("ten", "bytes=0-1,5-6", "10"),
+        ("ten", "items=0-1", "10"),
+    ];
+    for (key, range, size) in refused {
+        let reply = send(&client, get(key, range), None, None).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::RANGE_NOT_SATISFIABLE, "invalid_range"),
+            "{key} {range}"
+        );
+        assert_eq!(
+            reply.headers["content-range"],
+            format!("bytes */{size}").as_str(),
+            "{key} {range}"
+        );
+    }
+    let reply = send(&client, get("ten", "BYTES=-3"), None, None).await;
+    assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(reply.headers["content-range"], "bytes 7-9/10");
+    // A missing object is 404 whatever its range; a HEAD ignores Range.
+    let reply = send(&client, get("missing", "bytes=+1-"), None, None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let head = request(Method::HEAD, "/v1/objects/ten", &[("range", "bytes=50-")]);
+    let reply = send(&client, head, None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["content-length"], "10");
+}

@@ -508,10 +508,7 @@ async fn get_object(
     request: &Request<Incoming>,
     with_body: bool,
 ) -> Result<Response<ResponseBody>> {
-    let range = match header_str(request.headers(), RANGE.as_str())? {
-        Some(value) => Some(parse_range_header(value)?),
-        None => None,
-    };
+    // Range handling is defined for GET only: a HEAD ignores the header (RFC 9110 §14.2).
     if !with_body {
         let info = ops.head(&key).await?;
         let builder = object_headers(Response::builder(), &info)?
@@ -522,14 +519,26 @@ async fn get_object(
     // A client that verifies the download itself says so; everyone else (curl) gets a stream
     // that the server verifies and resets instead of ending cleanly if the bytes are corrupt.
     let client_verifies = header_str(request.headers(), HEADER_VERIFY)? == Some("client");
-    let options = GetOptions {
-        range,
-        verify: !client_verifies,
+    let range = header_str(request.headers(), RANGE.as_str())?
+        .map(parse_range_header)
+        .transpose();
+    let ranged = matches!(range, Ok(Some(_)));
+    let result = match range {
+        Ok(range) => {
+            let verify = !client_verifies;
+            ops.get(&key, GetOptions { range, verify }).await
+        }
+        Err(error) => Err(error),
     };
-    let result = ops.get(&key, options).await?;
+    let result = match result {
+        Err(error @ Error::InvalidRange { .. }) => {
+            return range_not_satisfiable(ops, &key, &error).await
+        }
+        other => other?,
+    };
     let mut builder = object_headers(Response::builder(), &result.info)?
         .header(CONTENT_LENGTH, result.range.end - result.range.start);
-    builder = if range.is_some() {
+    builder = if ranged {
         builder.status(StatusCode::PARTIAL_CONTENT).header(
             CONTENT_RANGE,
             format!(
@@ -565,11 +574,31 @@ fn object_headers(
         .header(HEADER_META, meta))
 }
 
-/// Parses a single `bytes=` range; multiple ranges are refused.
+/// The `416` reply to a range the object cannot satisfy (or a `Range` that cannot be parsed):
+/// it says the object's size in `content-range: bytes */SIZE` (RFC 9110 §14.4). A missing
+/// object is `404` instead.
+async fn range_not_satisfiable(
+    ops: &dyn Ops,
+    key: &Key,
+    error: &Error,
+) -> Result<Response<ResponseBody>> {
+    let info = ops.head(key).await?;
+    let mut response = error_response(error);
+    let content_range = HeaderValue::try_from(format!("bytes */{}", info.size))
+        .map_err(|e| Error::internal(format!("building content-range: {e}")))?;
+    response.headers_mut().insert(CONTENT_RANGE, content_range);
+    Ok(response)
+}
+
+/// Parses a single `bytes=` range (the unit is case-insensitive); multiple ranges, other
+/// units and anything that is not exactly `START-END`, `START-` or `-SUFFIX` in ASCII digits
+/// are refused with `invalid_range` (`416`), never ignored or read loosely.
 fn parse_range_header(value: &str) -> Result<ByteRange> {
+    let value = value.trim();
     let spec = value
-        .trim()
-        .strip_prefix("bytes=")
+        .get(..6)
+        .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
+        .and_then(|_| value.get(6..))
         .ok_or_else(|| Error::InvalidRange {
             reason: format!("unsupported range unit in {value:?}; use bytes="),
         })?;
