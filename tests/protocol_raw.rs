@@ -942,3 +942,69 @@ async fn unsatisfiable_or_malformed_ranges_are_416_with_the_size() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.headers["content-length"], "10");
 }
+
+#[tokio::test]
+async fn duplicate_and_unknown_headers_are_refused() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let data = Bytes::from_static(b"payload");
+    let good = sha256(&data).to_hex();
+    let bad = sha256(b"other").to_hex();
+    let put = |headers: &[(&str, &str)]| request(Method::PUT, "/v1/objects/h", headers);
+    let refused_puts: [&[(&str, &str)]; 8] = [
+        &[("x-asterope-sha256", &good), ("x-asterope-sha256", &bad)],
+        &[("x-asterope-sha256", &good), ("x-asterope-sha256", &good)],
+        &[
+            ("x-asterope-if-version", "0"),
+            ("x-asterope-if-version", "7"),
+        ],
+        &[("x-asterope-meta", "{}"), ("x-asterope-meta", "{\"a\":1}")],
+        &[("x-asterope-if-version", "+0")],
+        &[("x-asterope-if-verison", "7")],
+        &[("content-type", "a/b"), ("content-type", "c/d")],
+        &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+    ];
+    for headers in refused_puts {
+        let reply = send(&client, put(headers), Some(data.clone()), None).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{headers:?}"
+        );
+    }
+    let mut trailers = HeaderMap::new();
+    trailers.append("x-asterope-sha256", good.parse().unwrap());
+    trailers.append("x-asterope-sha256", bad.parse().unwrap());
+    let reply = send(&client, put(&[]), Some(data.clone()), Some(trailers)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/objects/h", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "a refused put stored");
+
+    let reply = send(&client, put(&[]), Some(data.clone()), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let get = |headers: &[(&str, &str)]| request(Method::GET, "/v1/objects/h", headers);
+    let refused_gets: [&[(&str, &str)]; 3] = [
+        &[("range", "bytes=0-1"), ("range", "bytes=2-3")],
+        &[("x-asterope-verify", "yes")],
+        &[
+            ("x-asterope-transaction", "a"),
+            ("x-asterope-transaction", "b"),
+        ],
+    ];
+    for headers in refused_gets {
+        let reply = send(&client, get(headers), None, None).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{headers:?}"
+        );
+    }
+    let reply = send(&client, get(&[("x-asterope-verify", "client")]), None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}

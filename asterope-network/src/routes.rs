@@ -166,6 +166,7 @@ async fn dispatch(
     raw_key: &str,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
+    check_request_headers(request.headers())?;
     let method = request.method().clone();
     let needed = match (route, &method) {
         (_, &Method::GET | &Method::HEAD) => Access::ReadOnly,
@@ -425,6 +426,7 @@ pub fn parse_request_parts(path: &str, query: &str, headers: &HeaderMap) {
     let _ = parse_key(raw_key);
     let _ = decode_segment(raw_key);
     let _ = form_pairs(query);
+    let _ = check_request_headers(headers);
     let _ = condition(headers);
     if let Ok(Some(range)) = header_str(headers, RANGE.as_str()) {
         let _ = parse_range_header(range).map(|r| r.resolve(1 << 20));
@@ -453,11 +455,45 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>>
         .transpose()
 }
 
+/// The `x-asterope-*` headers a request may carry.
+const REQUEST_HEADERS: [&str; 5] = [
+    HEADER_META,
+    HEADER_SHA256,
+    HEADER_IF_VERSION,
+    HEADER_TRANSACTION,
+    HEADER_VERIFY,
+];
+
+/// Refuses the headers that would otherwise be read one way among several, silently: one that
+/// Asterope reads given more than once (the first would win), and an unknown `x-asterope-`
+/// header (a misspelt `x-asterope-if-version` would make a conditional write unconditional).
+fn check_request_headers(headers: &HeaderMap) -> Result<()> {
+    for header in headers.keys() {
+        let name = header.as_str();
+        let ours = name.starts_with("x-asterope-");
+        if ours && !REQUEST_HEADERS.contains(&name) {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "unknown header {name}; requests may carry {}",
+                    REQUEST_HEADERS.join(", ")
+                ),
+            });
+        }
+        let read_once = [RANGE, AUTHORIZATION, CONTENT_TYPE, CONTENT_LENGTH].contains(header);
+        if (ours || read_once) && headers.get_all(name).iter().nth(1).is_some() {
+            return Err(Error::InvalidArgument {
+                reason: format!("header {name} appears more than once"),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn condition(headers: &HeaderMap) -> Result<Condition> {
     let if_version = header_str(headers, HEADER_IF_VERSION)?
         .map(|v| {
-            v.trim().parse::<u64>().map_err(|_| Error::InvalidArgument {
-                reason: format!("{HEADER_IF_VERSION} must be a non-negative integer"),
+            parse_decimal(v.trim()).ok_or_else(|| Error::InvalidArgument {
+                reason: format!("{HEADER_IF_VERSION} must be a non-negative integer, in digits"),
             })
         })
         .transpose()?;
@@ -518,7 +554,15 @@ async fn get_object(
     }
     // A client that verifies the download itself says so; everyone else (curl) gets a stream
     // that the server verifies and resets instead of ending cleanly if the bytes are corrupt.
-    let client_verifies = header_str(request.headers(), HEADER_VERIFY)? == Some("client");
+    let client_verifies = match header_str(request.headers(), HEADER_VERIFY)? {
+        None => false,
+        Some("client") => true,
+        Some(other) => {
+            return Err(Error::InvalidArgument {
+                reason: format!("{HEADER_VERIFY} {other:?} is not `client`"),
+            })
+        }
+    };
     let range = header_str(request.headers(), RANGE.as_str())?
         .map(parse_range_header)
         .transpose();
