@@ -1008,3 +1008,25 @@ async fn duplicate_and_unknown_headers_are_refused() {
     let reply = send(&client, get(&[("x-asterope-verify", "client")]), None, None).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_empty_key_is_an_invalid_key_on_every_object_method() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let object_methods = [Method::PUT, Method::GET, Method::DELETE, Method::HEAD];
+    let metadata_methods = [Method::PUT, Method::GET, Method::HEAD];
+    for (path, methods) in [
+        ("/v1/objects/", &object_methods[..]),
+        ("/v1/metadata/", &metadata_methods[..]),
+    ] {
+        for method in methods {
+            let body = (method == Method::PUT).then(|| Bytes::from_static(b"{}"));
+            let reply = send(&client, request(method.clone(), path, &[]), body, None).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{method} {path}");
+            assert_eq!(
+                reply.headers["x-asterope-error-code"], "invalid_key",
+                "{method} {path}"
+            );
+        }
+    }
+}

@@ -71,7 +71,7 @@ impl Route {
             (Route::Health, "")
         } else if path == METRICS_PATH {
             (Route::Metrics, "")
-        } else if path == OBJECTS_PATH || path == "/v1/objects/" {
+        } else if path == OBJECTS_PATH {
             (Route::List, "")
         } else if let Some(key) = strip(path, OBJECTS_PATH) {
             (Route::Object, key)
