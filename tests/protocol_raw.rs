@@ -1030,3 +1030,37 @@ async fn an_empty_key_is_an_invalid_key_on_every_object_method() {
         }
     }
 }
+
+#[tokio::test]
+async fn integers_beyond_64_bits_are_refused_not_rounded() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let big = r#"{"n":18446744073709551615}"#;
+    let put = request(Method::PUT, "/v1/objects/big", &[("x-asterope-meta", big)]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_metadata")
+    );
+    let put = request(Method::PUT, "/v1/objects/big", &[]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let update = |content_type: &str| {
+        request(
+            Method::PUT,
+            "/v1/metadata/big",
+            &[("content-type", content_type)],
+        )
+    };
+    let reply = send(&client, update("application/json"), Some(big.into()), None).await;
+    assert_eq!(reply.error_code(), "invalid_metadata");
+    let packed = asterope_serialization::encode(&serde_json::json!({ "n": u64::MAX })).unwrap();
+    let reply = send(&client, update("application/msgpack"), Some(packed.into()), None).await;
+    assert_eq!(reply.error_code(), "invalid_metadata");
+    let query = request(Method::POST, "/v1/query", &[]);
+    let filter = r#"{"filter":{"n":99999999999999999999}}"#;
+    let reply = send(&client, query, Some(filter.into()), None).await;
+    assert_eq!(reply.error_code(), "invalid_query");
+    let reply = send(&client, request(Method::GET, "/v1/metadata/big", &[]), None, None).await;
+    assert_eq!(reply.json()["meta"], serde_json::json!({}));
+}

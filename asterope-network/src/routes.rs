@@ -366,7 +366,7 @@ fn decode_body(is_msgpack: bool, body: &[u8]) -> std::result::Result<serde_json:
     if is_msgpack {
         asterope_serialization::decode(body, "request").map_err(|e| e.to_string())
     } else {
-        serde_json::from_slice(body).map_err(|e| format!("the request is not valid JSON: {e}"))
+        asterope_serialization::parse_json(body).map_err(|e| format!("the request body: {e}"))
     }
 }
 

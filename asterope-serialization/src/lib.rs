@@ -13,7 +13,9 @@ mod request;
 
 pub use filter::{filter_from_json, filter_to_json, parse_filter};
 pub use info::{object_info_from_json, object_info_to_json};
-pub use json::{metadata_from_json, metadata_from_json_str, metadata_to_json, value_to_json};
+pub use json::{
+    metadata_from_json, metadata_from_json_str, metadata_to_json, parse_json, value_to_json,
+};
 pub use msgpack::{
     decode, decode_versioned, encode, encode_versioned, validate_metadata, MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
