@@ -1055,12 +1055,72 @@ async fn integers_beyond_64_bits_are_refused_not_rounded() {
     let reply = send(&client, update("application/json"), Some(big.into()), None).await;
     assert_eq!(reply.error_code(), "invalid_metadata");
     let packed = asterope_serialization::encode(&serde_json::json!({ "n": u64::MAX })).unwrap();
-    let reply = send(&client, update("application/msgpack"), Some(packed.into()), None).await;
+    let reply = send(
+        &client,
+        update("application/msgpack"),
+        Some(packed.into()),
+        None,
+    )
+    .await;
     assert_eq!(reply.error_code(), "invalid_metadata");
     let query = request(Method::POST, "/v1/query", &[]);
     let filter = r#"{"filter":{"n":99999999999999999999}}"#;
     let reply = send(&client, query, Some(filter.into()), None).await;
     assert_eq!(reply.error_code(), "invalid_query");
-    let reply = send(&client, request(Method::GET, "/v1/metadata/big", &[]), None, None).await;
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/metadata/big", &[]),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(reply.json()["meta"], serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_401_names_it() {
+    let mut tokens = Tokens::default();
+    tokens.add("reader-secret", Access::ReadOnly);
+    let config = ServerConfig {
+        tokens,
+        ..ServerConfig::default()
+    };
+    let (_dir, server) = start(config).await;
+    let client = connect(&server).await;
+    for accepted in [
+        "Bearer reader-secret",
+        "bearer reader-secret",
+        "BEARER reader-secret",
+        "bEaReR  reader-secret",
+    ] {
+        let list = request(Method::GET, "/v1/objects", &[("authorization", accepted)]);
+        let reply = send(&client, list, None, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{accepted}");
+    }
+    for refused in [
+        None,
+        Some("Bearerreader-secret"),
+        Some("Basic reader-secret"),
+        Some("Bearer nope"),
+    ] {
+        let headers: Vec<(&str, &str)> = refused.iter().map(|h| ("authorization", *h)).collect();
+        for method in [Method::GET, Method::HEAD] {
+            let reply = send(
+                &client,
+                request(method.clone(), "/v1/objects", &headers),
+                None,
+                None,
+            )
+            .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {refused:?}"
+            );
+            assert_eq!(
+                reply.headers["www-authenticate"], "Bearer realm=\"asterope\"",
+                "{method} {refused:?}"
+            );
+        }
+    }
 }

@@ -22,7 +22,7 @@ use hyper::body::{Body, Incoming};
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
-use crate::auth::{Access, Tokens};
+use crate::auth::{Access, Tokens, BEARER_CHALLENGE};
 use crate::body::{empty, full, parse_sha256, request_stream, streaming, ResponseBody};
 use crate::metrics::Metrics;
 use crate::status::http_status;
@@ -754,6 +754,12 @@ pub(crate) fn error_response(error: &Error) -> Response<ResponseBody> {
     let mut response = json_response(http_status(error), &json!({ "error": json }));
     if let Ok(code) = HeaderValue::from_str(error.code()) {
         response.headers_mut().insert(HEADER_ERROR_CODE, code);
+    }
+    if let Error::Unauthorized { .. } = error {
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(BEARER_CHALLENGE),
+        );
     }
     response
 }
