@@ -1124,3 +1124,45 @@ async fn the_bearer_scheme_is_case_insensitive_and_401_names_it() {
         }
     }
 }
+
+/// A request whose header block (`bytes` of header values) goes out at once, in the
+/// 16 KiB frames a client must use before it has seen the server's SETTINGS.
+async fn health_with_large_headers(
+    server: &TestServer,
+    bytes: usize,
+) -> Result<StatusCode, h2::Error> {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await?;
+    let connection = tokio::spawn(connection);
+    let filler = hex::encode(pattern(9, bytes / 2));
+    let mut builder = Request::builder()
+        .method(Method::GET)
+        .uri("http://localhost/v1/health");
+    for (i, piece) in filler.as_bytes().chunks(4000).enumerate() {
+        builder = builder.header(format!("x-filler-{i}"), std::str::from_utf8(piece).unwrap());
+    }
+    let (response, _) = client.send_request(builder.body(()).unwrap(), true)?;
+    let status = response.await?.status();
+    drop(client);
+    let _ = connection.await;
+    Ok(status)
+}
+
+#[tokio::test]
+async fn a_large_header_block_sent_before_settings_is_served() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    for bytes in [100_000, 200_000, 250_000] {
+        let status = health_with_large_headers(&server, bytes).await;
+        assert_eq!(
+            status.ok(),
+            Some(StatusCode::OK),
+            "{bytes} bytes of headers"
+        );
+    }
+    // Past the limit: a clean refusal of the request, not of the connection.
+    let status = health_with_large_headers(&server, 300_000).await;
+    assert_eq!(
+        status.ok(),
+        Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    );
+}
