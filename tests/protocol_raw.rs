@@ -541,10 +541,23 @@ async fn curl_speaks_to_the_server_with_prior_knowledge() {
         "%{http_code}".into(),
         "-o".into(),
         "/dev/null".into(),
-        base,
+        base.clone(),
     ])
     .await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    // `curl -I` reads HEAD replies, errors included, without a protocol error.
+    for (url, code) in [
+        (base, "404"),
+        (format!("{}/v1/health", server.url()), "200"),
+    ] {
+        let out = curl(vec!["-I".into(), "-w".into(), "%{http_code}".into(), url]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).ends_with(code));
+    }
 }
 
 #[tokio::test]
