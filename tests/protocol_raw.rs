@@ -1179,3 +1179,47 @@ async fn a_large_header_block_sent_before_settings_is_served() {
         Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
     );
 }
+
+#[tokio::test]
+async fn a_query_string_on_a_route_without_parameters_is_refused() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let put = request(Method::PUT, "/v1/objects/a?b=c", &[]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_argument")
+    );
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/objects/a", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::NOT_FOUND,
+        "stored under a cut key"
+    );
+    let put = request(Method::PUT, "/v1/objects/a%3Fb=c", &[]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(reply.json()["key"], "a?b=c");
+    for (method, path) in [
+        (Method::GET, "/v1/objects/a%3Fb=c?x"),
+        (Method::GET, "/v1/metadata/a%3Fb=c?x=1"),
+        (Method::GET, "/v1/stats?verbose=1"),
+        (Method::POST, "/v1/query?limit=5"),
+    ] {
+        let reply = send(&client, request(method.clone(), path, &[]), None, None).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{method} {path}");
+    }
+    let reply = send(
+        &client,
+        request(Method::GET, "/v1/health?probe=1", &[]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}

@@ -167,6 +167,7 @@ async fn dispatch(
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
     check_request_headers(request.headers())?;
+    check_query_string(route, request.uri())?;
     let method = request.method().clone();
     let needed = match (route, &method) {
         (_, &Method::GET | &Method::HEAD) => Access::ReadOnly,
@@ -489,6 +490,21 @@ fn check_request_headers(headers: &HeaderMap) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a query string on a route that reads none (all but the listing, health and
+/// metrics): an unescaped `?` in a key would otherwise silently name another object.
+fn check_query_string(route: Route, uri: &http::Uri) -> Result<()> {
+    let reads_parameters = matches!(route, Route::List | Route::Health | Route::Metrics);
+    match uri.query() {
+        Some(query) if !query.is_empty() && !reads_parameters => Err(Error::InvalidArgument {
+            reason: format!(
+                "this route takes no query parameters (got {query:?}); a `?` in a key is \
+                 written %3F"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn condition(headers: &HeaderMap) -> Result<Condition> {
     let if_version = header_str(headers, HEADER_IF_VERSION)?
         .map(|v| {
@@ -518,7 +534,7 @@ async fn put_object(
         options.sha256 = Some(parse_sha256(sha)?);
     }
     if let Some(length) = header_str(headers, CONTENT_LENGTH.as_str())? {
-        options.size = Some(length.parse().map_err(|_| Error::InvalidArgument {
+        options.size = Some(parse_decimal(length).ok_or_else(|| Error::InvalidArgument {
             reason: "content-length is not a number".into(),
         })?);
     }
