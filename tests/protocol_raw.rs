@@ -1223,3 +1223,50 @@ async fn a_query_string_on_a_route_without_parameters_is_refused() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn repeated_json_keys_and_malformed_escapes_are_refused() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let body = || Some(Bytes::from_static(b"x"));
+    let meta = [("x-asterope-meta", r#"{"a":1,"a":2}"#)];
+    let reply = send(
+        &client,
+        request(Method::PUT, "/v1/objects/k", &meta),
+        body(),
+        None,
+    )
+    .await;
+    assert_eq!(reply.error_code(), "invalid_metadata");
+    let query = r#"{"filter":{"a":1},"filter":{"a":2}}"#;
+    let post = request(Method::POST, "/v1/query", &[]);
+    let reply = send(&client, post, Some(query.into()), None).await;
+    assert_eq!(reply.error_code(), "invalid_query");
+    let packed: &[u8] = &[
+        0x81, 0xa6, b'f', b'i', b'l', b't', b'e', b'r', 0x82, 0xa1, b'a', 1, 0xa1, b'a', 2,
+    ];
+    let post = request(
+        Method::POST,
+        "/v1/query/count",
+        &[("content-type", "application/msgpack")],
+    );
+    let reply = send(&client, post, Some(Bytes::copy_from_slice(packed)), None).await;
+    assert_eq!(reply.error_code(), "invalid_query");
+    for (method, path, code) in [
+        (Method::PUT, "/v1/objects/a%ZZ", "invalid_key"),
+        (Method::PUT, "/v1/objects/a%2", "invalid_key"),
+        (Method::GET, "/v1/objects?prefix=%G1", "invalid_argument"),
+        (Method::PUT, "/v1/indexes/a%", "invalid_query"),
+    ] {
+        let reply = send(&client, request(method.clone(), path, &[]), body(), None).await;
+        assert_eq!(reply.error_code(), code, "{method} {path}");
+    }
+    let reply = send(
+        &client,
+        request(Method::PUT, "/v1/objects/a%25ZZ", &[]),
+        body(),
+        None,
+    )
+    .await;
+    assert_eq!(reply.json()["key"], "a%ZZ");
+}

@@ -340,12 +340,9 @@ fn store_wide<'a>(state: &'a AppState, request: &Request<Incoming>) -> Result<&'
 /// A percent-decoded path segment naming an index's field; one that is not UTF-8 is refused
 /// rather than altered.
 fn decode_segment(raw: &str) -> Result<String> {
-    percent_decode_str(raw)
-        .decode_utf8()
-        .map(|text| text.into_owned())
-        .map_err(|_| Error::InvalidQuery {
-            reason: format!("index field {raw:?} is not UTF-8 once decoded"),
-        })
+    percent_decode_text(raw).ok_or_else(|| Error::InvalidQuery {
+        reason: format!("index field {raw:?} is not percent-encoded UTF-8"),
+    })
 }
 
 /// Reads a JSON query request body (at most 1 MiB).
@@ -365,7 +362,7 @@ async fn read_query(request: Request<Incoming>) -> Result<asterope_core::Query> 
 /// A JSON or MessagePack request body as a JSON value.
 fn decode_body(is_msgpack: bool, body: &[u8]) -> std::result::Result<serde_json::Value, String> {
     if is_msgpack {
-        asterope_serialization::decode(body, "request").map_err(|e| e.to_string())
+        asterope_serialization::parse_msgpack_as_json(body)
     } else {
         asterope_serialization::parse_json(body).map_err(|e| format!("the request body: {e}"))
     }
@@ -441,8 +438,27 @@ pub fn parse_request_parts(path: &str, query: &str, headers: &HeaderMap) {
 }
 
 fn parse_key(raw: &str) -> Result<Key> {
-    let bytes: Vec<u8> = percent_decode_str(raw).collect();
+    let bytes = percent_decode_exact(raw).ok_or_else(|| Error::InvalidKey {
+        reason: format!("{raw:?} has a `%` not followed by two hex digits (`%` is written %25)"),
+    })?;
     Key::from_bytes(&bytes)
+}
+
+/// Percent-decodes, refusing a `%` that is not followed by two hex digits (which a lenient
+/// decoder would keep as a literal `%`, reading the text one way among several).
+fn percent_decode_exact(raw: &str) -> Option<Vec<u8>> {
+    let bytes = raw.as_bytes();
+    let hex_at = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+    let well_formed = bytes
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b != b'%' || (hex_at(i + 1) && hex_at(i + 2)));
+    well_formed.then(|| percent_decode_str(raw).collect())
+}
+
+/// Percent-decoded UTF-8 text, or `None`.
+fn percent_decode_text(raw: &str) -> Option<String> {
+    String::from_utf8(percent_decode_exact(raw)?).ok()
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
@@ -728,17 +744,13 @@ fn list_limit(value: &str) -> Result<usize> {
 }
 
 /// Decodes `a=b&c=d` (percent-encoding and `+` for space). A parameter given twice, or whose
-/// name or value is not UTF-8 once decoded, is refused: neither is silently read as something
-/// else.
+/// name or value is not percent-encoded UTF-8, is refused: neither is silently read as
+/// something else.
 fn form_pairs(query: &str) -> Result<Vec<(String, String)>> {
     let decode = |s: &str| {
-        let spaced = s.replace('+', " ");
-        percent_decode_str(&spaced)
-            .decode_utf8()
-            .map(|text| text.into_owned())
-            .map_err(|_| Error::InvalidArgument {
-                reason: format!("query parameter {s:?} is not UTF-8 once decoded"),
-            })
+        percent_decode_text(&s.replace('+', " ")).ok_or_else(|| Error::InvalidArgument {
+            reason: format!("query parameter {s:?} is not percent-encoded UTF-8"),
+        })
     };
     let mut pairs: Vec<(String, String)> = Vec::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {

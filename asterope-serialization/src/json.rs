@@ -13,70 +13,12 @@ use base64::Engine;
 use serde_json::Value as Json;
 
 use crate::msgpack::MAX_METADATA_DEPTH;
+use crate::strict_json::{integer_out_of_range, parse_json};
 
 /// Parses a JSON object text into a metadata document.
 pub fn metadata_from_json_str(text: &str) -> Result<Metadata> {
     let json = parse_json(text.as_bytes()).map_err(|reason| Error::InvalidMetadata { reason })?;
     metadata_from_json(json)
-}
-
-/// Parses JSON text like `serde_json`, except that an integer literal outside the signed 64-bit
-/// range is refused: `serde_json` would read it as a float, silently changing the number.
-pub fn parse_json(text: &[u8]) -> std::result::Result<Json, String> {
-    let json = serde_json::from_slice(text).map_err(|e| format!("not valid JSON: {e}"))?;
-    refuse_oversized_integers(text)?;
-    Ok(json)
-}
-
-/// Refuses valid JSON text holding an integer literal outside the signed 64-bit range.
-pub(crate) fn refuse_oversized_integers(text: &[u8]) -> std::result::Result<(), String> {
-    match oversized_integer(text) {
-        Some(literal) => Err(integer_out_of_range(literal)),
-        None => Ok(()),
-    }
-}
-
-fn integer_out_of_range(literal: impl std::fmt::Display) -> String {
-    format!(
-        "integer {literal} is outside the signed 64-bit range of metadata integers; write it \
-         as a string, or as a float with a decimal point or an exponent"
-    )
-}
-
-/// The first integer literal (no `.`, `e` or `E`) of valid JSON text that does not fit an
-/// `i64`. Outside strings, only numbers hold `-` or digits.
-fn oversized_integer(text: &[u8]) -> Option<String> {
-    let (mut in_string, mut escaped) = (false, false);
-    let mut number_start = None;
-    let end = std::iter::once((text.len(), &b' '));
-    for (i, &byte) in text.iter().enumerate().chain(end) {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        if let Some(start) = number_start {
-            if byte.is_ascii_digit() || matches!(byte, b'-' | b'+' | b'.' | b'e' | b'E') {
-                continue;
-            }
-            number_start = None;
-            let literal = std::str::from_utf8(text.get(start..i)?).ok()?;
-            let is_integer = !literal.contains(['.', 'e', 'E']);
-            if is_integer && literal.parse::<i64>().is_err() {
-                return Some(literal.to_string());
-            }
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'-' | b'0'..=b'9' => number_start = Some(i),
-            _ => {}
-        }
-    }
-    None
 }
 
 /// Converts a JSON object into a metadata document.

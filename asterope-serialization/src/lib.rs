@@ -10,12 +10,11 @@ mod msgpack;
 mod msgpack_reader;
 mod ordered;
 mod request;
+mod strict_json;
 
 pub use filter::{filter_from_json, filter_to_json, parse_filter};
 pub use info::{object_info_from_json, object_info_to_json};
-pub use json::{
-    metadata_from_json, metadata_from_json_str, metadata_to_json, parse_json, value_to_json,
-};
+pub use json::{metadata_from_json, metadata_from_json_str, metadata_to_json, value_to_json};
 pub use msgpack::{
     decode, decode_versioned, encode, encode_versioned, validate_metadata, MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
@@ -23,3 +22,4 @@ pub use msgpack::{
 pub use msgpack_reader::{MsgpackReader, MAX_READER_DEPTH};
 pub use ordered::{encode_ordered, encode_string_prefix, ordered_len};
 pub use request::{query_from_json, query_to_json};
+pub use strict_json::{parse_json, parse_msgpack_as_json};
