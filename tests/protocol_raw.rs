@@ -739,6 +739,27 @@ async fn shutdown_drains_then_aborts_unfinished_uploads() {
     );
 }
 
+/// A server that accepts one read-only token, `reader-secret`.
+async fn start_with_reader_token() -> (tempfile::TempDir, TestServer) {
+    let mut tokens = Tokens::default();
+    tokens.add("reader-secret", Access::ReadOnly);
+    start(ServerConfig {
+        tokens,
+        ..ServerConfig::default()
+    })
+    .await
+}
+
+/// Sends a request without a body.
+async fn ask(
+    client: &SendRequest<Bytes>,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    send(client, request(method, path, headers), None, None).await
+}
+
 /// Sends a HEAD and returns its reply after checking that the HEADERS frame ended the stream:
 /// no DATA frame follows, on success and on error replies alike.
 async fn head_only(client: &SendRequest<Bytes>, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -764,20 +785,14 @@ async fn head_only(client: &SendRequest<Bytes>, path: &str, headers: &[(&str, &s
 
 #[tokio::test]
 async fn head_replies_carry_headers_only_on_every_route() {
-    let mut tokens = Tokens::default();
-    tokens.add("reader-secret", Access::ReadOnly);
-    let config = ServerConfig {
-        tokens,
-        ..ServerConfig::default()
-    };
-    let (_dir, server) = start(config).await;
+    let (_dir, server) = start_with_reader_token().await;
     let client = connect(&server).await;
     let reader = ("authorization", "Bearer reader-secret");
 
     let reply = head_only(&client, "/v1/health", &[]).await;
     assert_eq!(reply.status, StatusCode::OK);
     // The length a GET would carry.
-    let get = send(&client, request(Method::GET, "/v1/health", &[]), None, None).await;
+    let get = ask(&client, Method::GET, "/v1/health", &[]).await;
     assert_eq!(
         reply.headers["content-length"],
         get.body.len().to_string().as_str()
@@ -821,7 +836,7 @@ async fn store_wide_routes_refuse_a_transaction_header() {
         (Method::DELETE, "/v1/indexes/kind"),
         (Method::POST, "/v1/transactions"),
     ] {
-        let reply = send(&client, request(method.clone(), path, &inside), None, None).await;
+        let reply = ask(&client, method.clone(), path, &inside).await;
         assert_eq!(
             (reply.status, reply.error_code().as_str()),
             (StatusCode::BAD_REQUEST, "invalid_argument"),
@@ -829,13 +844,7 @@ async fn store_wide_routes_refuse_a_transaction_header() {
         );
     }
     // Nothing was created by the refused requests.
-    let reply = send(
-        &client,
-        request(Method::GET, "/v1/indexes", &[]),
-        None,
-        None,
-    )
-    .await;
+    let reply = ask(&client, Method::GET, "/v1/indexes", &[]).await;
     assert_eq!(reply.json()["indexes"], serde_json::json!([]));
     let count = request(Method::POST, "/v1/query/count", &inside);
     let reply = send(&client, count, Some(Bytes::from_static(b"{}")), None).await;
@@ -884,21 +893,9 @@ async fn list_parameters_are_refused_unless_exact() {
             reply.json()
         );
     }
-    let reply = send(
-        &client,
-        request(Method::PUT, "/v1/indexes/a%FFb", &[]),
-        None,
-        None,
-    )
-    .await;
+    let reply = ask(&client, Method::PUT, "/v1/indexes/a%FFb", &[]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let reply = send(
-        &client,
-        request(Method::GET, "/v1/indexes", &[]),
-        None,
-        None,
-    )
-    .await;
+    let reply = ask(&client, Method::GET, "/v1/indexes", &[]).await;
     assert_eq!(reply.json()["indexes"], serde_json::json!([]));
 }
 
@@ -990,13 +987,7 @@ async fn duplicate_and_unknown_headers_are_refused() {
     trailers.append("x-asterope-sha256", bad.parse().unwrap());
     let reply = send(&client, put(&[]), Some(data.clone()), Some(trailers)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let reply = send(
-        &client,
-        request(Method::GET, "/v1/objects/h", &[]),
-        None,
-        None,
-    )
-    .await;
+    let reply = ask(&client, Method::GET, "/v1/objects/h", &[]).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "a refused put stored");
 
     let reply = send(&client, put(&[]), Some(data.clone()), None).await;
@@ -1080,25 +1071,13 @@ async fn integers_beyond_64_bits_are_refused_not_rounded() {
     let filter = r#"{"filter":{"n":99999999999999999999}}"#;
     let reply = send(&client, query, Some(filter.into()), None).await;
     assert_eq!(reply.error_code(), "invalid_query");
-    let reply = send(
-        &client,
-        request(Method::GET, "/v1/metadata/big", &[]),
-        None,
-        None,
-    )
-    .await;
+    let reply = ask(&client, Method::GET, "/v1/metadata/big", &[]).await;
     assert_eq!(reply.json()["meta"], serde_json::json!({}));
 }
 
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive_and_401_names_it() {
-    let mut tokens = Tokens::default();
-    tokens.add("reader-secret", Access::ReadOnly);
-    let config = ServerConfig {
-        tokens,
-        ..ServerConfig::default()
-    };
-    let (_dir, server) = start(config).await;
+    let (_dir, server) = start_with_reader_token().await;
     let client = connect(&server).await;
     for accepted in [
         "Bearer reader-secret",
@@ -1118,13 +1097,7 @@ async fn the_bearer_scheme_is_case_insensitive_and_401_names_it() {
     ] {
         let headers: Vec<(&str, &str)> = refused.iter().map(|h| ("authorization", *h)).collect();
         for method in [Method::GET, Method::HEAD] {
-            let reply = send(
-                &client,
-                request(method.clone(), "/v1/objects", &headers),
-                None,
-                None,
-            )
-            .await;
+            let reply = ask(&client, method.clone(), "/v1/objects", &headers).await;
             assert_eq!(
                 reply.status,
                 StatusCode::UNAUTHORIZED,
@@ -1190,13 +1163,7 @@ async fn a_query_string_on_a_route_without_parameters_is_refused() {
         (reply.status, reply.error_code().as_str()),
         (StatusCode::BAD_REQUEST, "invalid_argument")
     );
-    let reply = send(
-        &client,
-        request(Method::GET, "/v1/objects/a", &[]),
-        None,
-        None,
-    )
-    .await;
+    let reply = ask(&client, Method::GET, "/v1/objects/a", &[]).await;
     assert_eq!(
         reply.status,
         StatusCode::NOT_FOUND,
@@ -1211,16 +1178,10 @@ async fn a_query_string_on_a_route_without_parameters_is_refused() {
         (Method::GET, "/v1/stats?verbose=1"),
         (Method::POST, "/v1/query?limit=5"),
     ] {
-        let reply = send(&client, request(method.clone(), path, &[]), None, None).await;
+        let reply = ask(&client, method.clone(), path, &[]).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{method} {path}");
     }
-    let reply = send(
-        &client,
-        request(Method::GET, "/v1/health?probe=1", &[]),
-        None,
-        None,
-    )
-    .await;
+    let reply = ask(&client, Method::GET, "/v1/health?probe=1", &[]).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
 
