@@ -1,6 +1,7 @@
 //! Page cursors are opaque tokens bound to the query that issued them: garbage, a key
 //! spelled as a cursor, or a cursor reused with another sort, filter or prefix is refused with
-//! a clear error, never read as some other position; a page size of 0 is refused too.
+//! a clear error, never read as some other position; a page size of 0 is refused too; a key
+//! prefix that no key can have selects nothing.
 
 mod common;
 
@@ -116,4 +117,20 @@ async fn a_page_of_zero_rows_is_refused() {
     // The library's list options keep 0 as "the default page size", as documented.
     let page = db.list(ListOptions::default()).await.unwrap();
     assert_eq!(page.objects.len(), 20);
+}
+
+#[tokio::test]
+async fn a_prefix_below_every_key_selects_nothing_instead_of_failing() {
+    let (_dir, db) = filled().await;
+    for prefix in ["\0", "\0oracle", "k/\0", "\u{1}"] {
+        let listed = db.list(ListOptions::default().with_prefix(prefix)).await;
+        assert_eq!(listed.unwrap().objects.len(), 0, "{prefix:?}");
+        let query = Query::new(Filter::True).with_key_prefix(prefix);
+        assert_eq!(
+            db.query(&query).await.unwrap().objects.len(),
+            0,
+            "{prefix:?}"
+        );
+        assert_eq!(db.count(&query).await.unwrap(), 0, "{prefix:?}");
+    }
 }
