@@ -1231,3 +1231,66 @@ async fn repeated_json_keys_and_malformed_escapes_are_refused() {
     .await;
     assert_eq!(reply.json()["key"], "a%ZZ");
 }
+
+#[tokio::test]
+async fn asterope_headers_where_they_mean_nothing_are_refused() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let put = request(Method::PUT, "/v1/objects/k", &[]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let digest = sha256(b"x").to_hex();
+    for (method, path, header) in [
+        (Method::GET, "/v1/objects/k", ("x-asterope-if-version", "1")),
+        (
+            Method::GET,
+            "/v1/metadata/k",
+            ("x-asterope-if-version", "1"),
+        ),
+        (Method::GET, "/v1/objects/k", ("x-asterope-meta", "{}")),
+        (
+            Method::DELETE,
+            "/v1/objects/k",
+            ("x-asterope-sha256", digest.as_str()),
+        ),
+        (
+            Method::PUT,
+            "/v1/metadata/k",
+            ("x-asterope-sha256", digest.as_str()),
+        ),
+        (
+            Method::PUT,
+            "/v1/objects/k",
+            ("x-asterope-verify", "client"),
+        ),
+        (Method::GET, "/v1/objects", ("x-asterope-if-version", "1")),
+        (Method::POST, "/v1/query", ("x-asterope-meta", "{}")),
+    ] {
+        let body = matches!(method, Method::PUT | Method::POST).then(|| Bytes::from_static(b"{}"));
+        let reply = send(
+            &client,
+            request(method.clone(), path, &[header]),
+            body,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{method} {path} {header:?}"
+        );
+    }
+    // Where they apply, they work.
+    let conditional = [("x-asterope-if-version", "1")];
+    let update = request(Method::PUT, "/v1/metadata/k", &conditional);
+    let reply = send(&client, update, Some(Bytes::from_static(b"{}")), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = ask(
+        &client,
+        Method::HEAD,
+        "/v1/objects/k",
+        &[("x-asterope-verify", "client")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}

@@ -168,6 +168,7 @@ async fn dispatch(
 ) -> Result<Response<ResponseBody>> {
     check_request_headers(request.headers())?;
     check_query_string(route, request.uri())?;
+    check_headers_apply(route, request.method(), request.headers())?;
     let method = request.method().clone();
     let needed = match (route, &method) {
         (_, &Method::GET | &Method::HEAD) => Access::ReadOnly,
@@ -504,6 +505,37 @@ fn check_request_headers(headers: &HeaderMap) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses an `x-asterope-` header sent where it means nothing, rather than ignoring it: a
+/// digest or metadata on anything but an upload, a version condition on anything but a write,
+/// a verification choice on anything but a download.
+fn check_headers_apply(route: Route, method: &Method, headers: &HeaderMap) -> Result<()> {
+    let upload = matches!((route, method), (Route::Object, &Method::PUT));
+    let conditional = upload
+        || matches!(
+            (route, method),
+            (Route::Object, &Method::DELETE) | (Route::Metadata, &Method::PUT)
+        );
+    let download = matches!(
+        (route, method),
+        (Route::Object, &Method::GET | &Method::HEAD)
+    );
+    let rules = [
+        (HEADER_META, upload),
+        (HEADER_SHA256, upload),
+        (HEADER_IF_VERSION, conditional),
+        (HEADER_VERIFY, download),
+    ];
+    match rules
+        .iter()
+        .find(|(name, applies)| !applies && headers.contains_key(*name))
+    {
+        Some((name, _)) => Err(Error::InvalidArgument {
+            reason: format!("{name} means nothing on {method} of this route"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a query string on a route that reads none (all but the listing, health and
