@@ -123,7 +123,7 @@ async fn oversized_frames_end_that_connection_only() {
     let mut tcp = handshake(&server).await;
     assert!(read_until(&mut tcp, |kind, _| kind == 0x4).await);
     tcp.write_all(&open_upload(1)).await.unwrap();
-    // A DATA frame announcing 16 MiB - 1 bytes, far above the 1 MiB the server allows.
+    // A DATA frame announcing 16 MiB - 1 bytes, far above the 16 KiB the server allows.
     let mut head = frame(0x0, 0, 1, &[]);
     head[..3].copy_from_slice(&[0xff, 0xff, 0xff]);
     tcp.write_all(&head).await.unwrap();

@@ -541,10 +541,23 @@ async fn curl_speaks_to_the_server_with_prior_knowledge() {
         "%{http_code}".into(),
         "-o".into(),
         "/dev/null".into(),
-        base,
+        base.clone(),
     ])
     .await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    // `curl -I` reads HEAD replies, errors included, without a protocol error.
+    for (url, code) in [
+        (base, "404"),
+        (format!("{}/v1/health", server.url()), "200"),
+    ] {
+        let out = curl(vec!["-I".into(), "-w".into(), "%{http_code}".into(), url]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).ends_with(code));
+    }
 }
 
 #[tokio::test]
@@ -724,4 +737,560 @@ async fn shutdown_drains_then_aborts_unfinished_uploads() {
             .code(),
         "not_found"
     );
+}
+
+/// A server that accepts one read-only token, `reader-secret`.
+async fn start_with_reader_token() -> (tempfile::TempDir, TestServer) {
+    let mut tokens = Tokens::default();
+    tokens.add("reader-secret", Access::ReadOnly);
+    start(ServerConfig {
+        tokens,
+        ..ServerConfig::default()
+    })
+    .await
+}
+
+/// Sends a request without a body.
+async fn ask(
+    client: &SendRequest<Bytes>,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    send(client, request(method, path, headers), None, None).await
+}
+
+/// Sends a HEAD and returns its reply after checking that the HEADERS frame ended the stream:
+/// no DATA frame follows, on success and on error replies alike.
+async fn head_only(client: &SendRequest<Bytes>, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut client = client.clone().ready().await.unwrap();
+    let (response, _) = client
+        .send_request(request(Method::HEAD, path, headers), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    let (parts, mut body) = response.into_parts();
+    assert!(
+        body.is_end_stream(),
+        "HEAD {path} ({}): the HEADERS frame did not end the stream",
+        parts.status
+    );
+    let data = body.data().await;
+    assert!(data.is_none(), "HEAD {path} ({}): {data:?}", parts.status);
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn head_replies_carry_headers_only_on_every_route() {
+    let (_dir, server) = start_with_reader_token().await;
+    let client = connect(&server).await;
+    let reader = ("authorization", "Bearer reader-secret");
+
+    let reply = head_only(&client, "/v1/health", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // The length a GET would carry.
+    let get = ask(&client, Method::GET, "/v1/health", &[]).await;
+    assert_eq!(
+        reply.headers["content-length"],
+        get.body.len().to_string().as_str()
+    );
+
+    let reply = head_only(&client, "/v1/objects/missing", &[]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.headers["x-asterope-error-code"], "unauthorized");
+
+    let reply = head_only(&client, "/v1/objects/missing", &[reader]).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.headers["x-asterope-error-code"], "not_found");
+
+    let reply = head_only(&client, "/v1/objects?limit=many", &[reader]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = head_only(&client, "/v1/no-such-route", &[reader]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let msgpack = ("accept", "application/msgpack");
+    for path in ["/v1/objects", "/v1/stats", "/v1/indexes", "/metrics"] {
+        let reply = head_only(&client, path, &[reader]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        let reply = head_only(&client, path, &[reader, msgpack]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn store_wide_routes_refuse_a_transaction_header() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let begin = request(Method::POST, "/v1/transactions", &[]);
+    let reply = send(&client, begin, None, None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let id = reply.json()["id"].as_str().unwrap().to_string();
+    let inside = [("x-asterope-transaction", id.as_str())];
+    for (method, path) in [
+        (Method::GET, "/v1/stats"),
+        (Method::POST, "/v1/compact"),
+        (Method::GET, "/v1/indexes"),
+        (Method::PUT, "/v1/indexes/kind"),
+        (Method::DELETE, "/v1/indexes/kind"),
+        (Method::POST, "/v1/transactions"),
+    ] {
+        let reply = ask(&client, method.clone(), path, &inside).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{method} {path}"
+        );
+    }
+    // Nothing was created by the refused requests.
+    let reply = ask(&client, Method::GET, "/v1/indexes", &[]).await;
+    assert_eq!(reply.json()["indexes"], serde_json::json!([]));
+    let count = request(Method::POST, "/v1/query/count", &inside);
+    let reply = send(&client, count, Some(Bytes::from_static(b"{}")), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn list_parameters_are_refused_unless_exact() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    for i in 0..3 {
+        let put = request(Method::PUT, &format!("/v1/objects/k{i}"), &[]);
+        let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let list = |query: &str| request(Method::GET, &format!("/v1/objects?{query}"), &[]);
+    let reply = send(&client, list("limit=1"), None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let next = reply.json()["next"].as_str().unwrap().to_string();
+    let reply = send(&client, list(&format!("limit=1&cursor={next}")), None, None).await;
+    assert_eq!(reply.json()["items"][0]["key"], "k1");
+    for query in [
+        "cursor=%00",
+        "cursor=k0",
+        "cursor=zz",
+        "cursor=",
+        &format!("prefix=k1&cursor={next}"),
+        &format!("cursor={next}&cursor={next}"),
+        "limit=0",
+        "limit=-1",
+        "limit=+2",
+        "limit=%202",
+        "limit=2.0",
+        "limit=99999999999999999999999",
+        "limit=10001",
+        "limit=2&limit=3",
+        "prefix=a&prefix=b",
+        "prefix=%FF",
+        "order=desc",
+    ] {
+        let reply = send(&client, list(query), None, None).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{query}: {:?}",
+            reply.json()
+        );
+    }
+    let reply = ask(&client, Method::PUT, "/v1/indexes/a%FFb", &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = ask(&client, Method::GET, "/v1/indexes", &[]).await;
+    assert_eq!(reply.json()["indexes"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn unsatisfiable_or_malformed_ranges_are_416_with_the_size() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    for (key, size) in [("empty", 0usize), ("ten", 10)] {
+        let put = request(Method::PUT, &format!("/v1/objects/{key}"), &[]);
+        let reply = send(&client, put, Some(pattern(3, size)), None).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let get = |key: &str, range: &str| {
+        request(
+            Method::GET,
+            &format!("/v1/objects/{key}"),
+            &[("range", range)],
+        )
+    };
+    let refused = [
+        ("empty", "bytes=-5", "0"),
+        ("empty", "bytes=0-", "0"),
+        ("ten", "bytes=10-", "10"),
+        ("ten", "bytes=-0", "10"),
+        ("ten", "bytes=+5-+9", "10"),
+        ("ten", "bytes=+5-", "10"),
+        ("ten", "bytes=-+5", "10"),
+        ("ten", "bytes= 5-9", "10"),
+        ("ten", "bytes=5 -9", "10"),
+        ("ten", "bytes=0-1,5-6", "10"),
+        ("ten", "items=0-1", "10"),
+    ];
+    for (key, range, size) in refused {
+        let reply = send(&client, get(key, range), None, None).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::RANGE_NOT_SATISFIABLE, "invalid_range"),
+            "{key} {range}"
+        );
+        assert_eq!(
+            reply.headers["content-range"],
+            format!("bytes */{size}").as_str(),
+            "{key} {range}"
+        );
+    }
+    let reply = send(&client, get("ten", "BYTES=-3"), None, None).await;
+    assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(reply.headers["content-range"], "bytes 7-9/10");
+    // A missing object is 404 whatever its range; a HEAD ignores Range.
+    let reply = send(&client, get("missing", "bytes=+1-"), None, None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let head = request(Method::HEAD, "/v1/objects/ten", &[("range", "bytes=50-")]);
+    let reply = send(&client, head, None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["content-length"], "10");
+}
+
+#[tokio::test]
+async fn duplicate_and_unknown_headers_are_refused() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let data = Bytes::from_static(b"payload");
+    let good = sha256(&data).to_hex();
+    let bad = sha256(b"other").to_hex();
+    let put = |headers: &[(&str, &str)]| request(Method::PUT, "/v1/objects/h", headers);
+    let refused_puts: [&[(&str, &str)]; 8] = [
+        &[("x-asterope-sha256", &good), ("x-asterope-sha256", &bad)],
+        &[("x-asterope-sha256", &good), ("x-asterope-sha256", &good)],
+        &[
+            ("x-asterope-if-version", "0"),
+            ("x-asterope-if-version", "7"),
+        ],
+        &[("x-asterope-meta", "{}"), ("x-asterope-meta", "{\"a\":1}")],
+        &[("x-asterope-if-version", "+0")],
+        &[("x-asterope-if-verison", "7")],
+        &[("content-type", "a/b"), ("content-type", "c/d")],
+        &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+    ];
+    for headers in refused_puts {
+        let reply = send(&client, put(headers), Some(data.clone()), None).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{headers:?}"
+        );
+    }
+    let mut trailers = HeaderMap::new();
+    trailers.append("x-asterope-sha256", good.parse().unwrap());
+    trailers.append("x-asterope-sha256", bad.parse().unwrap());
+    let reply = send(&client, put(&[]), Some(data.clone()), Some(trailers)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = ask(&client, Method::GET, "/v1/objects/h", &[]).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "a refused put stored");
+
+    let reply = send(&client, put(&[]), Some(data.clone()), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let get = |headers: &[(&str, &str)]| request(Method::GET, "/v1/objects/h", headers);
+    let refused_gets: [&[(&str, &str)]; 3] = [
+        &[("range", "bytes=0-1"), ("range", "bytes=2-3")],
+        &[("x-asterope-verify", "yes")],
+        &[
+            ("x-asterope-transaction", "a"),
+            ("x-asterope-transaction", "b"),
+        ],
+    ];
+    for headers in refused_gets {
+        let reply = send(&client, get(headers), None, None).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{headers:?}"
+        );
+    }
+    let reply = send(&client, get(&[("x-asterope-verify", "client")]), None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_empty_key_is_an_invalid_key_on_every_object_method() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let object_methods = [Method::PUT, Method::GET, Method::DELETE, Method::HEAD];
+    let metadata_methods = [Method::PUT, Method::GET, Method::HEAD];
+    for (path, methods) in [
+        ("/v1/objects/", &object_methods[..]),
+        ("/v1/metadata/", &metadata_methods[..]),
+    ] {
+        for method in methods {
+            let body = (method == Method::PUT).then(|| Bytes::from_static(b"{}"));
+            let reply = send(&client, request(method.clone(), path, &[]), body, None).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{method} {path}");
+            assert_eq!(
+                reply.headers["x-asterope-error-code"], "invalid_key",
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn integers_beyond_64_bits_are_refused_not_rounded() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let big = r#"{"n":18446744073709551615}"#;
+    let put = request(Method::PUT, "/v1/objects/big", &[("x-asterope-meta", big)]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_metadata")
+    );
+    let put = request(Method::PUT, "/v1/objects/big", &[]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let update = |content_type: &str| {
+        request(
+            Method::PUT,
+            "/v1/metadata/big",
+            &[("content-type", content_type)],
+        )
+    };
+    let reply = send(&client, update("application/json"), Some(big.into()), None).await;
+    assert_eq!(reply.error_code(), "invalid_metadata");
+    let packed = asterope_serialization::encode(&serde_json::json!({ "n": u64::MAX })).unwrap();
+    let reply = send(
+        &client,
+        update("application/msgpack"),
+        Some(packed.into()),
+        None,
+    )
+    .await;
+    assert_eq!(reply.error_code(), "invalid_metadata");
+    let query = request(Method::POST, "/v1/query", &[]);
+    let filter = r#"{"filter":{"n":99999999999999999999}}"#;
+    let reply = send(&client, query, Some(filter.into()), None).await;
+    assert_eq!(reply.error_code(), "invalid_query");
+    let reply = ask(&client, Method::GET, "/v1/metadata/big", &[]).await;
+    assert_eq!(reply.json()["meta"], serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_401_names_it() {
+    let (_dir, server) = start_with_reader_token().await;
+    let client = connect(&server).await;
+    for accepted in [
+        "Bearer reader-secret",
+        "bearer reader-secret",
+        "BEARER reader-secret",
+        "bEaReR  reader-secret",
+    ] {
+        let list = request(Method::GET, "/v1/objects", &[("authorization", accepted)]);
+        let reply = send(&client, list, None, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{accepted}");
+    }
+    for refused in [
+        None,
+        Some("Bearerreader-secret"),
+        Some("Basic reader-secret"),
+        Some("Bearer nope"),
+    ] {
+        let headers: Vec<(&str, &str)> = refused.iter().map(|h| ("authorization", *h)).collect();
+        for method in [Method::GET, Method::HEAD] {
+            let reply = ask(&client, method.clone(), "/v1/objects", &headers).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {refused:?}"
+            );
+            assert_eq!(
+                reply.headers["www-authenticate"], "Bearer realm=\"asterope\"",
+                "{method} {refused:?}"
+            );
+        }
+    }
+}
+
+/// A request whose header block (`bytes` of header values) goes out at once, in the
+/// 16 KiB frames a client must use before it has seen the server's SETTINGS.
+async fn health_with_large_headers(
+    server: &TestServer,
+    bytes: usize,
+) -> Result<StatusCode, h2::Error> {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await?;
+    let connection = tokio::spawn(connection);
+    let filler = hex::encode(pattern(9, bytes / 2));
+    let mut builder = Request::builder()
+        .method(Method::GET)
+        .uri("http://localhost/v1/health");
+    for (i, piece) in filler.as_bytes().chunks(4000).enumerate() {
+        builder = builder.header(format!("x-filler-{i}"), std::str::from_utf8(piece).unwrap());
+    }
+    let (response, _) = client.send_request(builder.body(()).unwrap(), true)?;
+    let status = response.await?.status();
+    drop(client);
+    let _ = connection.await;
+    Ok(status)
+}
+
+#[tokio::test]
+async fn a_large_header_block_sent_before_settings_is_served() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    for bytes in [100_000, 200_000, 250_000] {
+        let status = health_with_large_headers(&server, bytes).await;
+        assert_eq!(
+            status.ok(),
+            Some(StatusCode::OK),
+            "{bytes} bytes of headers"
+        );
+    }
+    // Past the limit: a clean refusal of the request, not of the connection.
+    let status = health_with_large_headers(&server, 300_000).await;
+    assert_eq!(
+        status.ok(),
+        Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    );
+}
+
+#[tokio::test]
+async fn a_query_string_on_a_route_without_parameters_is_refused() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let put = request(Method::PUT, "/v1/objects/a?b=c", &[]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_argument")
+    );
+    let reply = ask(&client, Method::GET, "/v1/objects/a", &[]).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::NOT_FOUND,
+        "stored under a cut key"
+    );
+    let put = request(Method::PUT, "/v1/objects/a%3Fb=c", &[]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(reply.json()["key"], "a?b=c");
+    for (method, path) in [
+        (Method::GET, "/v1/objects/a%3Fb=c?x"),
+        (Method::GET, "/v1/metadata/a%3Fb=c?x=1"),
+        (Method::GET, "/v1/stats?verbose=1"),
+        (Method::POST, "/v1/query?limit=5"),
+    ] {
+        let reply = ask(&client, method.clone(), path, &[]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{method} {path}");
+    }
+    let reply = ask(&client, Method::GET, "/v1/health?probe=1", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn repeated_json_keys_and_malformed_escapes_are_refused() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let body = || Some(Bytes::from_static(b"x"));
+    let meta = [("x-asterope-meta", r#"{"a":1,"a":2}"#)];
+    let reply = send(
+        &client,
+        request(Method::PUT, "/v1/objects/k", &meta),
+        body(),
+        None,
+    )
+    .await;
+    assert_eq!(reply.error_code(), "invalid_metadata");
+    let query = r#"{"filter":{"a":1},"filter":{"a":2}}"#;
+    let post = request(Method::POST, "/v1/query", &[]);
+    let reply = send(&client, post, Some(query.into()), None).await;
+    assert_eq!(reply.error_code(), "invalid_query");
+    let packed: &[u8] = &[
+        0x81, 0xa6, b'f', b'i', b'l', b't', b'e', b'r', 0x82, 0xa1, b'a', 1, 0xa1, b'a', 2,
+    ];
+    let post = request(
+        Method::POST,
+        "/v1/query/count",
+        &[("content-type", "application/msgpack")],
+    );
+    let reply = send(&client, post, Some(Bytes::copy_from_slice(packed)), None).await;
+    assert_eq!(reply.error_code(), "invalid_query");
+    for (method, path, code) in [
+        (Method::PUT, "/v1/objects/a%ZZ", "invalid_key"),
+        (Method::PUT, "/v1/objects/a%2", "invalid_key"),
+        (Method::GET, "/v1/objects?prefix=%G1", "invalid_argument"),
+        (Method::PUT, "/v1/indexes/a%", "invalid_query"),
+    ] {
+        let reply = send(&client, request(method.clone(), path, &[]), body(), None).await;
+        assert_eq!(reply.error_code(), code, "{method} {path}");
+    }
+    let reply = send(
+        &client,
+        request(Method::PUT, "/v1/objects/a%25ZZ", &[]),
+        body(),
+        None,
+    )
+    .await;
+    assert_eq!(reply.json()["key"], "a%ZZ");
+}
+
+#[tokio::test]
+async fn asterope_headers_where_they_mean_nothing_are_refused() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = connect(&server).await;
+    let put = request(Method::PUT, "/v1/objects/k", &[]);
+    let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let digest = sha256(b"x").to_hex();
+    for (method, path, header) in [
+        (Method::GET, "/v1/objects/k", ("x-asterope-if-version", "1")),
+        (
+            Method::GET,
+            "/v1/metadata/k",
+            ("x-asterope-if-version", "1"),
+        ),
+        (Method::GET, "/v1/objects/k", ("x-asterope-meta", "{}")),
+        (
+            Method::DELETE,
+            "/v1/objects/k",
+            ("x-asterope-sha256", digest.as_str()),
+        ),
+        (
+            Method::PUT,
+            "/v1/metadata/k",
+            ("x-asterope-sha256", digest.as_str()),
+        ),
+        (
+            Method::PUT,
+            "/v1/objects/k",
+            ("x-asterope-verify", "client"),
+        ),
+        (Method::GET, "/v1/objects", ("x-asterope-if-version", "1")),
+        (Method::POST, "/v1/query", ("x-asterope-meta", "{}")),
+    ] {
+        let body = matches!(method, Method::PUT | Method::POST).then(|| Bytes::from_static(b"{}"));
+        let reply = send(
+            &client,
+            request(method.clone(), path, &[header]),
+            body,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_argument"),
+            "{method} {path} {header:?}"
+        );
+    }
+    // Where they apply, they work.
+    let conditional = [("x-asterope-if-version", "1")];
+    let update = request(Method::PUT, "/v1/metadata/k", &conditional);
+    let reply = send(&client, update, Some(Bytes::from_static(b"{}")), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = ask(
+        &client,
+        Method::HEAD,
+        "/v1/objects/k",
+        &[("x-asterope-verify", "client")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
 }

@@ -620,11 +620,14 @@ impl Store for Client {
         let encode =
             |s: &str| utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
         let mut uri = format!(
-            "{}{OBJECTS_PATH}?prefix={}&limit={}",
+            "{}{OBJECTS_PATH}?prefix={}",
             self.inner.base,
-            encode(&options.prefix),
-            options.limit
+            encode(&options.prefix)
         );
+        // 0 is the library's "default page size", which the protocol says by leaving it out.
+        if options.limit > 0 {
+            uri.push_str(&format!("&limit={}", options.limit));
+        }
         if let Some(cursor) = &options.cursor {
             uri.push_str(&format!("&cursor={}", encode(cursor)));
         }
@@ -696,6 +699,12 @@ impl Transaction for ClientTransaction {
     }
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         self.client.query(query).await
+    }
+    async fn count(&self, query: &Query) -> Result<u64> {
+        self.client.count(query).await
+    }
+    async fn explain(&self, query: &Query) -> Result<QueryPlan> {
+        self.client.explain(query).await
     }
     async fn commit(mut self: Box<Self>) -> Result<u64> {
         self.finished = true;

@@ -44,7 +44,8 @@ pub enum ByteRange {
 
 impl ByteRange {
     /// Resolves against an object size into a half-open range, or [`Error::InvalidRange`] if it
-    /// selects no byte of the object.
+    /// selects no byte of the object. An empty object has no satisfiable range, not even a
+    /// suffix: no byte range can describe what such a reply would carry.
     pub fn resolve(self, size: u64) -> Result<Range<u64>> {
         let unsatisfiable = |what: String| Error::InvalidRange {
             reason: format!("{what} for an object of {size} bytes"),
@@ -59,17 +60,21 @@ impl ByteRange {
             ByteRange::Inclusive { first, last } => Ok(first..last.saturating_add(1).min(size)),
             ByteRange::From(first) => Ok(first..size),
             ByteRange::Suffix(0) => Err(unsatisfiable("empty suffix range".into())),
+            ByteRange::Suffix(n) if size == 0 => {
+                Err(unsatisfiable(format!("suffix range of {n} bytes")))
+            }
             ByteRange::Suffix(n) => Ok(size.saturating_sub(n)..size),
         }
     }
 
     /// Parses `START-END` (inclusive), `START-` or `-SUFFIX`, the forms of an HTTP byte range.
+    /// Positions are ASCII digits only: a sign or a space makes the range unparseable.
     pub fn parse(text: &str) -> Result<ByteRange> {
         let invalid = || Error::InvalidRange {
             reason: format!("cannot parse range {text:?}; expected START-END, START- or -SUFFIX"),
         };
-        let (first, last) = text.trim().split_once('-').ok_or_else(invalid)?;
-        let number = |s: &str| s.parse::<u64>().map_err(|_| invalid());
+        let (first, last) = text.split_once('-').ok_or_else(invalid)?;
+        let number = |s: &str| crate::protocol::parse_decimal(s).ok_or_else(invalid);
         match (first.is_empty(), last.is_empty()) {
             (false, false) => Ok(ByteRange::Inclusive {
                 first: number(first)?,
@@ -252,7 +257,12 @@ mod tests {
         assert_eq!(r("100-").resolve(100).unwrap_err().code(), "invalid_range");
         assert_eq!(r("5-4").resolve(100).unwrap_err().code(), "invalid_range");
         assert_eq!(r("0-0").resolve(0).unwrap_err().code(), "invalid_range");
-        for bad in ["", "-", "a-b", "1", "1-2-3"] {
+        assert_eq!(r("-5").resolve(0).unwrap_err().code(), "invalid_range");
+        assert_eq!(r("0-").resolve(0).unwrap_err().code(), "invalid_range");
+        for bad in [
+            "", "-", "a-b", "1", "1-2-3", "+5-+9", "+5-", "-+5", " 5-9", "5 -9", "5-9 ", "--5",
+            "0x5-9",
+        ] {
             assert!(ByteRange::parse(bad).is_err(), "{bad}");
         }
     }

@@ -49,3 +49,13 @@ pub const KEY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPH
     .remove(b'.')
     .remove(b'~')
     .remove(b'/');
+
+/// Parses a number of the protocol (a query parameter, a header, a byte position): ASCII
+/// digits only. A sign, a space or anything else makes it `None`, so `+5` or ` 5` is never
+/// read as 5.
+pub fn parse_decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}

@@ -109,6 +109,11 @@ pub trait Transaction: Send + Sync {
     async fn list(&self, options: ListOptions) -> Result<ListPage>;
     /// Queries at the snapshot, with staged writes applied.
     async fn query(&self, query: &Query) -> Result<QueryPage>;
+    /// Counts at the snapshot, with staged writes applied (sort, limit and cursor ignored).
+    async fn count(&self, query: &Query) -> Result<u64>;
+    /// Tells how a query would run at the snapshot (an index declared or finished after it
+    /// began is not used).
+    async fn explain(&self, query: &Query) -> Result<QueryPlan>;
     /// Applies every staged write atomically and durably; returns the commit version.
     async fn commit(self: Box<Self>) -> Result<u64>;
     /// Discards every staged write.

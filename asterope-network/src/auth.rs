@@ -68,7 +68,7 @@ impl Tokens {
             return Ok(());
         }
         let presented = header
-            .and_then(|h| h.strip_prefix(b"Bearer "))
+            .and_then(bearer_token)
             .ok_or_else(|| Error::Unauthorized {
                 reason: "missing `Authorization: Bearer <token>` header".into(),
             })?;
@@ -95,6 +95,21 @@ impl Tokens {
     }
 }
 
+/// The `WWW-Authenticate` challenge of a `401` reply (RFC 7235 §4.1, RFC 6750 §3).
+pub(crate) const BEARER_CHALLENGE: &str = "Bearer realm=\"asterope\"";
+
+/// The token of `Bearer <token>`: the scheme is case-insensitive and may be followed by several
+/// spaces (RFC 7235 §2.1); any other scheme gives `None`.
+fn bearer_token(header: &[u8]) -> Option<&[u8]> {
+    let space = header.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = header.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.trim_ascii_start();
+    (!token.is_empty()).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +126,11 @@ mod tests {
                 .map_err(|e| e.code())
         };
         assert_eq!(check("Bearer secret", Access::ReadWrite), Ok(()));
+        assert_eq!(check("bearer secret", Access::ReadWrite), Ok(()));
+        assert_eq!(check("BEARER  secret", Access::ReadWrite), Ok(()));
+        assert_eq!(check("Bearersecret", Access::ReadOnly), Err("unauthorized"));
+        assert_eq!(check("Bearer ", Access::ReadOnly), Err("unauthorized"));
+        assert_eq!(check("Basic secret", Access::ReadOnly), Err("unauthorized"));
         assert_eq!(check("Bearer reader", Access::ReadOnly), Ok(()));
         assert_eq!(check("Bearer reader", Access::ReadWrite), Err("forbidden"));
         assert_eq!(check("Bearer wrong", Access::ReadOnly), Err("unauthorized"));

@@ -76,6 +76,16 @@ pub(crate) fn request_stream(
                             let Ok(trailers) = frame.into_trailers() else {
                                 continue;
                             };
+                            if trailers.get_all(HEADER_SHA256).iter().nth(1).is_some() {
+                                return Some((
+                                    Err(Error::InvalidArgument {
+                                        reason: format!(
+                                            "trailer {HEADER_SHA256} appears more than once"
+                                        ),
+                                    }),
+                                    None,
+                                ));
+                            }
                             match trailers.get(HEADER_SHA256).map(parse_sha256) {
                                 Some(Ok(digest)) => {
                                     let _ = trailer_sha256.set(digest);

@@ -15,6 +15,7 @@
 mod auth;
 mod body;
 mod metrics;
+mod request;
 mod routes;
 mod server;
 mod status;

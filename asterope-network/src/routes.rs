@@ -1,4 +1,5 @@
-//! Requests to store calls: routing, header parsing, and the JSON replies.
+//! Requests to store calls: routing, dispatch and the JSON replies (reading a request's target
+//! and headers exactly is [`crate::request`]'s job).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -6,8 +7,7 @@ use std::time::Duration;
 
 use asterope_core::protocol::*;
 use asterope_core::{
-    ByteRange, Condition, Error, ErrorBody, GetOptions, Key, ListOptions, ObjectInfo, PutOptions,
-    Result, Store,
+    Error, ErrorBody, GetOptions, Key, ListOptions, ObjectInfo, PutOptions, Result, Store,
 };
 use asterope_serialization::{
     metadata_from_header_json, metadata_to_header_json, object_info_to_json, query_from_json,
@@ -18,13 +18,16 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use percent_encoding::percent_decode_str;
+use hyper::body::{Body, Incoming};
 use serde_json::json;
 
-use crate::auth::{Access, Tokens};
+use crate::auth::{Access, Tokens, BEARER_CHALLENGE};
 use crate::body::{empty, full, parse_sha256, request_stream, streaming, ResponseBody};
 use crate::metrics::Metrics;
+use crate::request::{
+    check_headers_apply, check_query_string, check_request_headers, condition, decode_segment,
+    form_pairs, header_str, list_limit, parse_key, parse_range_header,
+};
 use crate::status::http_status;
 use crate::transactions::{Ops, Transactions};
 
@@ -46,7 +49,7 @@ pub(crate) struct AppState {
 
 /// The routes, for metrics labels.
 #[derive(Clone, Copy)]
-enum Route {
+pub(crate) enum Route {
     Health,
     Metrics,
     List,
@@ -71,7 +74,7 @@ impl Route {
             (Route::Health, "")
         } else if path == METRICS_PATH {
             (Route::Metrics, "")
-        } else if path == OBJECTS_PATH || path == "/v1/objects/" {
+        } else if path == OBJECTS_PATH {
             (Route::List, "")
         } else if let Some(key) = strip(path, OBJECTS_PATH) {
             (Route::Object, key)
@@ -137,6 +140,7 @@ pub(crate) async fn handle(
     let metrics = Arc::clone(&state.metrics);
     metrics.requests_in_flight.fetch_add(1, Ordering::Relaxed);
     let method = method_label(request.method());
+    let is_head = request.method() == Method::HEAD;
     let path = request.uri().path().to_string();
     let (route, raw_key) = Route::of(&path);
     let wants_msgpack = request
@@ -151,6 +155,9 @@ pub(crate) async fn handle(
     if wants_msgpack {
         response = to_msgpack(response).await;
     }
+    if is_head {
+        response = head_reply(response);
+    }
     metrics.record(route.label(), method, response.status().as_u16());
     metrics.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
     Ok(response)
@@ -162,6 +169,9 @@ async fn dispatch(
     raw_key: &str,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
+    check_request_headers(request.headers())?;
+    check_query_string(route, request.uri())?;
+    check_headers_apply(route, request.method(), request.headers())?;
     let method = request.method().clone();
     let needed = match (route, &method) {
         (_, &Method::GET | &Method::HEAD) => Access::ReadOnly,
@@ -191,7 +201,7 @@ async fn dispatch(
     };
     match (route, method) {
         (Route::Begin, Method::POST) => {
-            let tx = state.db.begin().await?;
+            let tx = store_wide(state, &request)?.begin().await?;
             let snapshot = tx.snapshot_version();
             let id = state.transactions.insert(tx);
             Ok(json_response(
@@ -226,22 +236,22 @@ async fn dispatch(
                 .body(empty())
                 .map_err(internal)?)
         }
-        (Route::Stats, Method::GET) => {
-            let stats = state.db.stats().await?;
+        (Route::Stats, Method::GET | Method::HEAD) => {
+            let stats = store_wide(state, &request)?.stats().await?;
             Ok(json_response(StatusCode::OK, &json!(stats)))
         }
         (Route::Compact, Method::POST) => {
-            let report = state.db.compact().await?;
+            let report = store_wide(state, &request)?.compact().await?;
             Ok(json_response(StatusCode::OK, &json!(report)))
         }
         (Route::Health, Method::GET | Method::HEAD) => {
             Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
         }
-        (Route::Metrics, Method::GET) => Ok(Response::builder()
+        (Route::Metrics, Method::GET | Method::HEAD) => Ok(Response::builder()
             .header(CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(full(state.metrics.render()))
             .map_err(internal)?),
-        (Route::List, Method::GET) => list(ops, &request).await,
+        (Route::List, Method::GET | Method::HEAD) => list(ops, &request).await,
         (Route::Object, Method::PUT) => put_object(state, ops, parse_key(raw_key)?, request).await,
         (Route::Object, Method::GET) => {
             get_object(state, ops, parse_key(raw_key)?, &request, true).await
@@ -257,7 +267,7 @@ async fn dispatch(
                 .body(empty())
                 .map_err(internal)?)
         }
-        (Route::Metadata, Method::GET) => {
+        (Route::Metadata, Method::GET | Method::HEAD) => {
             let info = ops.head(&parse_key(raw_key)?).await?;
             Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
         }
@@ -272,18 +282,18 @@ async fn dispatch(
             ))
         }
         (Route::Count, Method::POST) => {
-            let count = state.db.count(&read_query(request).await?).await?;
+            let count = ops.count(&read_query(request).await?).await?;
             Ok(json_response(StatusCode::OK, &json!({ "count": count })))
         }
         (Route::Explain, Method::POST) => {
-            let plan = state.db.explain(&read_query(request).await?).await?;
+            let plan = ops.explain(&read_query(request).await?).await?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"access": plan.access, "index": plan.index, "detail": plan.detail}),
             ))
         }
-        (Route::Indexes, Method::GET) => {
-            let indexes = state.db.list_indexes().await?;
+        (Route::Indexes, Method::GET | Method::HEAD) => {
+            let indexes = store_wide(state, &request)?.list_indexes().await?;
             let items: Vec<_> = indexes
                 .iter()
                 .map(|i| json!({"field": i.field, "state": i.state}))
@@ -291,14 +301,18 @@ async fn dispatch(
             Ok(json_response(StatusCode::OK, &json!({ "indexes": items })))
         }
         (Route::Index, Method::PUT) => {
-            let info = state.db.create_index(&decode_segment(raw_key)).await?;
+            let info = store_wide(state, &request)?
+                .create_index(&decode_segment(raw_key)?)
+                .await?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"field": info.field, "state": info.state}),
             ))
         }
         (Route::Index, Method::DELETE) => {
-            state.db.drop_index(&decode_segment(raw_key)).await?;
+            store_wide(state, &request)?
+                .drop_index(&decode_segment(raw_key)?)
+                .await?;
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
                 .body(empty())
@@ -313,8 +327,18 @@ async fn dispatch(
     }
 }
 
-fn decode_segment(raw: &str) -> String {
-    percent_decode_str(raw).decode_utf8_lossy().into_owned()
+/// The database, for the routes that act on the whole store (begin, stats, compaction,
+/// indexes): they cannot run inside a transaction, so naming one there is refused rather than
+/// silently ignored.
+fn store_wide<'a>(state: &'a AppState, request: &Request<Incoming>) -> Result<&'a Database> {
+    if request.headers().contains_key(HEADER_TRANSACTION) {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "{HEADER_TRANSACTION} is not accepted here: this route acts on the whole store"
+            ),
+        });
+    }
+    Ok(&state.db)
 }
 
 /// Reads a JSON query request body (at most 1 MiB).
@@ -334,9 +358,9 @@ async fn read_query(request: Request<Incoming>) -> Result<asterope_core::Query> 
 /// A JSON or MessagePack request body as a JSON value.
 fn decode_body(is_msgpack: bool, body: &[u8]) -> std::result::Result<serde_json::Value, String> {
     if is_msgpack {
-        asterope_serialization::decode(body, "request").map_err(|e| e.to_string())
+        asterope_serialization::parse_msgpack_as_json(body)
     } else {
-        serde_json::from_slice(body).map_err(|e| format!("the request is not valid JSON: {e}"))
+        asterope_serialization::parse_json(body).map_err(|e| format!("the request body: {e}"))
     }
 }
 
@@ -375,6 +399,19 @@ async fn to_msgpack(response: Response<ResponseBody>) -> Response<ResponseBody> 
     }
 }
 
+/// The reply to a HEAD: the headers the GET would carry, its `content-length` included, and no
+/// body, on every route and for errors too (a body after a HEAD is an HTTP/2 protocol error).
+fn head_reply(response: Response<ResponseBody>) -> Response<ResponseBody> {
+    let (mut parts, body) = response.into_parts();
+    if let Some(length) = body.size_hint().exact() {
+        parts
+            .headers
+            .entry(CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from(length));
+    }
+    Response::from_parts(parts, empty())
+}
+
 /// Runs every parser a request's target and headers go through (route, key, range, version
 /// condition, digest, metadata, list parameters), for the fuzzer: none may panic.
 #[doc(hidden)]
@@ -383,6 +420,7 @@ pub fn parse_request_parts(path: &str, query: &str, headers: &HeaderMap) {
     let _ = parse_key(raw_key);
     let _ = decode_segment(raw_key);
     let _ = form_pairs(query);
+    let _ = check_request_headers(headers);
     let _ = condition(headers);
     if let Ok(Some(range)) = header_str(headers, RANGE.as_str()) {
         let _ = parse_range_header(range).map(|r| r.resolve(1 << 20));
@@ -393,33 +431,6 @@ pub fn parse_request_parts(path: &str, query: &str, headers: &HeaderMap) {
     if let Some(meta) = headers.get(HEADER_META) {
         let _ = metadata_from_header_json(meta.as_bytes());
     }
-}
-
-fn parse_key(raw: &str) -> Result<Key> {
-    let bytes: Vec<u8> = percent_decode_str(raw).collect();
-    Key::from_bytes(&bytes)
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
-    headers
-        .get(name)
-        .map(|v| {
-            v.to_str().map_err(|_| Error::InvalidArgument {
-                reason: format!("header {name} is not visible ASCII"),
-            })
-        })
-        .transpose()
-}
-
-fn condition(headers: &HeaderMap) -> Result<Condition> {
-    let if_version = header_str(headers, HEADER_IF_VERSION)?
-        .map(|v| {
-            v.trim().parse::<u64>().map_err(|_| Error::InvalidArgument {
-                reason: format!("{HEADER_IF_VERSION} must be a non-negative integer"),
-            })
-        })
-        .transpose()?;
-    Ok(Condition { if_version })
 }
 
 async fn put_object(
@@ -440,7 +451,7 @@ async fn put_object(
         options.sha256 = Some(parse_sha256(sha)?);
     }
     if let Some(length) = header_str(headers, CONTENT_LENGTH.as_str())? {
-        options.size = Some(length.parse().map_err(|_| Error::InvalidArgument {
+        options.size = Some(parse_decimal(length).ok_or_else(|| Error::InvalidArgument {
             reason: "content-length is not a number".into(),
         })?);
     }
@@ -466,10 +477,7 @@ async fn get_object(
     request: &Request<Incoming>,
     with_body: bool,
 ) -> Result<Response<ResponseBody>> {
-    let range = match header_str(request.headers(), RANGE.as_str())? {
-        Some(value) => Some(parse_range_header(value)?),
-        None => None,
-    };
+    // Range handling is defined for GET only: a HEAD ignores the header (RFC 9110 §14.2).
     if !with_body {
         let info = ops.head(&key).await?;
         let builder = object_headers(Response::builder(), &info)?
@@ -479,15 +487,35 @@ async fn get_object(
     }
     // A client that verifies the download itself says so; everyone else (curl) gets a stream
     // that the server verifies and resets instead of ending cleanly if the bytes are corrupt.
-    let client_verifies = header_str(request.headers(), HEADER_VERIFY)? == Some("client");
-    let options = GetOptions {
-        range,
-        verify: !client_verifies,
+    let client_verifies = match header_str(request.headers(), HEADER_VERIFY)? {
+        None => false,
+        Some("client") => true,
+        Some(other) => {
+            return Err(Error::InvalidArgument {
+                reason: format!("{HEADER_VERIFY} {other:?} is not `client`"),
+            })
+        }
     };
-    let result = ops.get(&key, options).await?;
+    let range = header_str(request.headers(), RANGE.as_str())?
+        .map(parse_range_header)
+        .transpose();
+    let ranged = matches!(range, Ok(Some(_)));
+    let result = match range {
+        Ok(range) => {
+            let verify = !client_verifies;
+            ops.get(&key, GetOptions { range, verify }).await
+        }
+        Err(error) => Err(error),
+    };
+    let result = match result {
+        Err(error @ Error::InvalidRange { .. }) => {
+            return range_not_satisfiable(ops, &key, &error).await
+        }
+        other => other?,
+    };
     let mut builder = object_headers(Response::builder(), &result.info)?
         .header(CONTENT_LENGTH, result.range.end - result.range.start);
-    builder = if range.is_some() {
+    builder = if ranged {
         builder.status(StatusCode::PARTIAL_CONTENT).header(
             CONTENT_RANGE,
             format!(
@@ -522,20 +550,20 @@ fn object_headers(
         .header(HEADER_META, meta))
 }
 
-/// Parses a single `bytes=` range; multiple ranges are refused.
-fn parse_range_header(value: &str) -> Result<ByteRange> {
-    let spec = value
-        .trim()
-        .strip_prefix("bytes=")
-        .ok_or_else(|| Error::InvalidRange {
-            reason: format!("unsupported range unit in {value:?}; use bytes="),
-        })?;
-    if spec.contains(',') {
-        return Err(Error::InvalidRange {
-            reason: "multiple ranges are not supported".into(),
-        });
-    }
-    ByteRange::parse(spec)
+/// The `416` reply to a range the object cannot satisfy (or a `Range` that cannot be parsed):
+/// it says the object's size in `content-range: bytes */SIZE` (RFC 9110 §14.4). A missing
+/// object is `404` instead.
+async fn range_not_satisfiable(
+    ops: &dyn Ops,
+    key: &Key,
+    error: &Error,
+) -> Result<Response<ResponseBody>> {
+    let info = ops.head(key).await?;
+    let mut response = error_response(error);
+    let content_range = HeaderValue::try_from(format!("bytes */{}", info.size))
+        .map_err(|e| Error::internal(format!("building content-range: {e}")))?;
+    response.headers_mut().insert(CONTENT_RANGE, content_range);
+    Ok(response)
 }
 
 async fn update_metadata(
@@ -561,15 +589,11 @@ async fn update_metadata(
 
 async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<ResponseBody>> {
     let mut options = ListOptions::default();
-    for (name, value) in form_pairs(request.uri().query().unwrap_or("")) {
+    for (name, value) in form_pairs(request.uri().query().unwrap_or(""))? {
         match name.as_str() {
             "prefix" => options.prefix = value,
             "cursor" => options.cursor = Some(value),
-            "limit" => {
-                options.limit = value.parse().map_err(|_| Error::InvalidArgument {
-                    reason: format!("limit {value:?} is not a number"),
-                })?
-            }
+            "limit" => options.limit = list_limit(&value)?,
             other => {
                 return Err(Error::InvalidArgument {
                     reason: format!("unknown list parameter {other:?}"),
@@ -583,22 +607,6 @@ async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<Res
         StatusCode::OK,
         &json!({"items": items, "next": page.next}),
     ))
-}
-
-/// Decodes `a=b&c=d` (percent-encoding and `+` for space).
-fn form_pairs(query: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let spaced = s.replace('+', " ");
-        percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
-    };
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(name), decode(value))
-        })
-        .collect()
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
@@ -617,6 +625,12 @@ pub(crate) fn error_response(error: &Error) -> Response<ResponseBody> {
     let mut response = json_response(http_status(error), &json!({ "error": json }));
     if let Ok(code) = HeaderValue::from_str(error.code()) {
         response.headers_mut().insert(HEADER_ERROR_CODE, code);
+    }
+    if let Error::Unauthorized { .. } = error {
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(BEARER_CHALLENGE),
+        );
     }
     response
 }

@@ -21,6 +21,14 @@ use crate::metrics::Metrics;
 use crate::routes::{handle, AppState};
 use crate::transactions::Transactions;
 
+/// Largest frame a client may send: the protocol's minimum, 16 KiB. The CONTINUATION-flood
+/// guard of the h2 crate allows a header block about `max_header_list_size / this` frames
+/// (plus a quarter); clients send 16 KiB frames until they see the server's SETTINGS (curl
+/// always does), so a larger value here would kill the connection of any client sending a
+/// header block within the limit but over a few frames. Uploads then arrive in 16 KiB
+/// frames, which the blob writer coalesces into its larger writes.
+const MAX_RECEIVED_FRAME_SIZE: u32 = 16 << 10;
+
 /// Server settings. `Default` gives the production defaults without authentication or TLS.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -179,7 +187,7 @@ where
         .timer(TokioTimer::new())
         .initial_stream_window_size(config.stream_window)
         .initial_connection_window_size(config.connection_window)
-        .max_frame_size(1 << 20)
+        .max_frame_size(MAX_RECEIVED_FRAME_SIZE)
         .max_send_buf_size(1 << 20)
         .max_concurrent_streams(config.max_concurrent_streams)
         .max_header_list_size(config.max_header_list_size)

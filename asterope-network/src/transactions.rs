@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use asterope_core::{
     ByteStream, Condition, Error, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata,
-    ObjectInfo, PutOptions, Query, QueryPage, Result, Store, Transaction,
+    ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result, Store, Transaction,
 };
 use asterope_storage::Database;
 
@@ -106,6 +106,8 @@ pub(crate) trait Ops: Send + Sync {
     ) -> Result<ObjectInfo>;
     async fn list(&self, options: ListOptions) -> Result<ListPage>;
     async fn query(&self, query: &Query) -> Result<QueryPage>;
+    async fn count(&self, query: &Query) -> Result<u64>;
+    async fn explain(&self, query: &Query) -> Result<QueryPlan>;
 }
 
 #[async_trait::async_trait]
@@ -135,6 +137,12 @@ impl Ops for Database {
     }
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         Store::query(self, query).await
+    }
+    async fn count(&self, query: &Query) -> Result<u64> {
+        Store::count(self, query).await
+    }
+    async fn explain(&self, query: &Query) -> Result<QueryPlan> {
+        Store::explain(self, query).await
     }
 }
 
@@ -168,5 +176,11 @@ impl Ops for Box<dyn Transaction> {
     }
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         Transaction::query(self.as_ref(), query).await
+    }
+    async fn count(&self, query: &Query) -> Result<u64> {
+        Transaction::count(self.as_ref(), query).await
+    }
+    async fn explain(&self, query: &Query) -> Result<QueryPlan> {
+        Transaction::explain(self.as_ref(), query).await
     }
 }

@@ -32,6 +32,8 @@ const FIELD_OPERATORS: [&str; 10] = [
 /// the JSON parser itself, so no input can exhaust the stack.
 pub fn parse_filter(text: &str) -> Result<Filter> {
     let json: Json = serde_json::from_str(text).map_err(|e| syntax_error(&e))?;
+    crate::strict_json::parse_json(text.as_bytes())
+        .map_err(|reason| Error::InvalidQuery { reason })?;
     filter_from_json(json)
 }
 

@@ -2,7 +2,9 @@
 //!
 //! JSON has no timestamp or binary type, so they use tagged objects in the style of MongoDB's
 //! extended JSON: `{"$date": "2024-01-31T12:00:00Z"}` and `{"$base64": "AAEC"}`. Every other JSON
-//! value maps to the obvious [`Value`]. Integers above `i64::MAX` become floats.
+//! value maps to the obvious [`Value`]. Integers are signed 64-bit: an integer outside that
+//! range is refused (never read as a nearby float); a number written with a decimal point or
+//! an exponent is a float.
 
 use std::collections::BTreeMap;
 
@@ -11,12 +13,11 @@ use base64::Engine;
 use serde_json::Value as Json;
 
 use crate::msgpack::MAX_METADATA_DEPTH;
+use crate::strict_json::{integer_out_of_range, parse_json};
 
 /// Parses a JSON object text into a metadata document.
 pub fn metadata_from_json_str(text: &str) -> Result<Metadata> {
-    let json: Json = serde_json::from_str(text).map_err(|e| Error::InvalidMetadata {
-        reason: format!("not valid JSON: {e}"),
-    })?;
+    let json = parse_json(text.as_bytes()).map_err(|reason| Error::InvalidMetadata { reason })?;
     metadata_from_json(json)
 }
 
@@ -90,9 +91,14 @@ fn value_from_json(json: Json, depth: usize) -> Result<Value> {
     Ok(match json {
         Json::Null => Value::Nil,
         Json::Bool(b) => Value::Bool(b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => {
+                return Err(Error::InvalidMetadata {
+                    reason: integer_out_of_range(u),
+                })
+            }
+            (None, None) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
         Json::String(s) => Value::String(s.into()),
         Json::Array(items) => Value::Array(
@@ -171,5 +177,39 @@ mod tests {
         let bomb = format!("{}1{}", "[".repeat(100), "]".repeat(100));
         let err = metadata_from_json_str(&format!("{{\"a\":{bomb}}}")).unwrap_err();
         assert_eq!(err.code(), "invalid_metadata");
+    }
+
+    #[test]
+    fn integers_outside_i64_are_refused_never_rounded() {
+        for text in [
+            r#"{"n":18446744073709551615}"#,
+            r#"{"n":9223372036854775808}"#,
+            r#"{"n":-9223372036854775809}"#,
+            r#"{"a":[1,{"b":99999999999999999999999}]}"#,
+        ] {
+            let err = metadata_from_json_str(text).unwrap_err();
+            assert_eq!(err.code(), "invalid_metadata", "{text}");
+            assert!(err.to_string().contains("64-bit"), "{err}");
+        }
+        // The same value built as JSON (e.g. decoded from MessagePack) is refused too.
+        let json = serde_json::json!({ "n": u64::MAX });
+        assert_eq!(
+            metadata_from_json(json).unwrap_err().code(),
+            "invalid_metadata"
+        );
+        // The edges of the range stay exact; floats, and digits inside strings, are untouched.
+        let m = metadata_from_json_str(
+            r#"{"max":9223372036854775807,"min":-9223372036854775808,"f":1.8446744073709552e19,
+                "g":-0.5E3,"s":"18446744073709551615 \" 99999999999999999999","k\"1e99999999999999999999":1}"#,
+        )
+        .unwrap();
+        assert_eq!(m["max"], Value::Int(i64::MAX));
+        assert_eq!(m["min"], Value::Int(i64::MIN));
+        assert_eq!(m["f"], Value::Float(1.8446744073709552e19));
+        assert_eq!(m["g"], Value::Float(-500.0));
+        assert_eq!(
+            m["s"],
+            Value::from("18446744073709551615 \" 99999999999999999999")
+        );
     }
 }

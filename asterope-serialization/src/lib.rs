@@ -11,6 +11,7 @@ mod msgpack;
 mod msgpack_reader;
 mod ordered;
 mod request;
+mod strict_json;
 
 pub use filter::{filter_from_json, filter_to_json, parse_filter};
 pub use header::{
@@ -26,3 +27,4 @@ pub use msgpack::{
 pub use msgpack_reader::{MsgpackReader, MAX_READER_DEPTH};
 pub use ordered::{encode_ordered, encode_string_prefix, ordered_len};
 pub use request::{query_from_json, query_to_json};
+pub use strict_json::{parse_json, parse_msgpack_as_json};

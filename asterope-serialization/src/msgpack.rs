@@ -54,10 +54,8 @@ pub fn validate_metadata(metadata: &Metadata) -> Result<Vec<u8>> {
             reason: format!("nested {depth} levels deep; the limit is {MAX_METADATA_DEPTH}"),
         });
     }
-    if let Some(name) = metadata.keys().find(|name| name.is_empty()) {
-        return Err(Error::InvalidMetadata {
-            reason: format!("field name {name:?} is empty"),
-        });
+    if let Some(reason) = unaddressable_field(metadata) {
+        return Err(Error::InvalidMetadata { reason });
     }
     let encoded = encode(metadata)?;
     if encoded.len() > MAX_METADATA_BYTES {
@@ -69,6 +67,64 @@ pub fn validate_metadata(metadata: &Metadata) -> Result<Vec<u8>> {
         });
     }
     Ok(encoded)
+}
+
+/// Why a field of the document could not be queried, or would not read back as itself, if one
+/// cannot: a name, at any depth, that is empty or holds `.` (the path separator) or NUL; a
+/// top-level name starting with `$` (filters read it as an operator); a map whose one entry is
+/// `$date` or `$base64` with a string (JSON reads it back as a timestamp or binary).
+fn unaddressable_field(metadata: &Metadata) -> Option<String> {
+    if let Some(name) = metadata.keys().find(|name| name.starts_with('$')) {
+        return Some(format!(
+            "field name {name:?} starts with `$`, which filters read as an operator"
+        ));
+    }
+    unaddressable_name(metadata, "")
+}
+
+fn unaddressable_name(map: &Metadata, parent: &str) -> Option<String> {
+    let mut entries = map.iter();
+    if let (Some((tag, Value::String(_))), None) = (entries.next(), entries.next()) {
+        if tag == "$date" || tag == "$base64" {
+            return Some(format!(
+                "the map at {parent:?} has the one entry {tag:?}, which JSON reads back as a \
+                 tagged {tag} value"
+            ));
+        }
+    }
+    for (name, value) in map {
+        let path = if parent.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent}.{name}")
+        };
+        let why = if name.is_empty() {
+            Some("is empty")
+        } else if name.contains('.') {
+            Some("contains `.`, the separator of field paths")
+        } else if name.contains('\0') {
+            Some("contains NUL")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Some(format!("field name {name:?} at {path:?} {why}"));
+        }
+        if let Some(reason) = unaddressable_value(value, &path) {
+            return Some(reason);
+        }
+    }
+    None
+}
+
+fn unaddressable_value(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::Map(map) => unaddressable_name(map, path),
+        Value::Array(items) => items
+            .iter()
+            .find_map(|item| unaddressable_value(item, path)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +196,41 @@ mod tests {
             validate_metadata(&big).unwrap_err().code(),
             "invalid_metadata"
         );
+    }
+
+    #[test]
+    fn field_names_a_query_cannot_address_are_refused() {
+        let doc = |name: &str, value: Value| Metadata::from([(name.into(), value)]);
+        let nested = |name: &str| Value::Map(Metadata::from([(name.into(), Value::Int(1))]));
+        let refused = [
+            doc("a.b", Value::Int(1)),
+            doc("a\0b", Value::Int(1)),
+            doc("", Value::Int(1)),
+            doc("$gt", Value::Int(1)),
+            doc("study", nested("series.n")),
+            doc("study", nested("x\0")),
+            doc("study", nested("")),
+            doc("list", Value::Array(vec![Value::Int(1), nested("a.b")])),
+            doc(
+                "d",
+                Value::Map(Metadata::from([("$date".into(), "x".into())])),
+            ),
+        ];
+        for metadata in refused {
+            let err = validate_metadata(&metadata).unwrap_err();
+            assert_eq!(err.code(), "invalid_metadata", "{metadata:?}");
+        }
+        let accepted = [
+            doc("a-b c/é", Value::Int(1)),
+            doc("study", nested("$schema")),
+            doc(
+                "d",
+                Value::Map(Metadata::from([("$date".into(), Value::Int(1))])),
+            ),
+        ];
+        for metadata in accepted {
+            assert!(validate_metadata(&metadata).is_ok(), "{metadata:?}");
+        }
     }
 
     #[test]

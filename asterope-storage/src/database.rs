@@ -31,7 +31,7 @@ use crate::mvcc::{
     Snapshot, Snapshots,
 };
 use crate::posting::PostingEdits;
-use crate::query::{Overlay, QueryContext};
+use crate::query::{Overlay, Page, QueryContext};
 use crate::reader::BlobReader;
 use crate::record::{ObjectRecord, VersionRecord};
 use crate::space::{Reservation, Space};
@@ -440,6 +440,15 @@ impl Database {
     }
 }
 
+/// A page of a listing: its only argument a query could refuse is the cursor, which is a list
+/// argument (`invalid_argument`), not a query.
+pub(crate) fn list_page(q: &QueryContext<'_>, query: &Query) -> Result<Page> {
+    q.page(query).map_err(|e| match e {
+        Error::InvalidQuery { reason } => Error::InvalidArgument { reason },
+        other => other,
+    })
+}
+
 pub(crate) fn list_query(options: &ListOptions) -> Result<Query> {
     let limit = options.effective_limit()?;
     Ok(Query {
@@ -712,7 +721,7 @@ impl Store for Database {
     async fn list(&self, options: ListOptions) -> Result<ListPage> {
         let query = list_query(&options)?;
         let snapshot = self.snapshot();
-        let page = self.with_query(snapshot.ts, None, |q| q.page(&query))?;
+        let page = self.with_query(snapshot.ts, None, |q| list_page(q, &query))?;
         Ok(ListPage {
             objects: page
                 .objects

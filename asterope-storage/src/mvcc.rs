@@ -190,10 +190,13 @@ pub(crate) fn scan_at<'a>(
     ts: u64,
 ) -> impl Iterator<Item = Result<(Key, u64, MetaBytes)>> + 'a {
     let start = match start {
-        Bound::Included(key) => Bound::Included(key.to_vec()),
-        Bound::Excluded(key) => Bound::Included(after_all_versions(key)),
-        Bound::Unbounded => Bound::Included(USER_REGION_START.to_vec()),
+        Bound::Included(key) => key.to_vec(),
+        Bound::Excluded(key) => after_all_versions(key),
+        Bound::Unbounded => USER_REGION_START.to_vec(),
     };
+    // Below the user region lie the store's own records, which no user key (nor a bound
+    // starting with NUL, such as a prefix or cursor of "\0") may reach.
+    let start = Bound::Included(start.max(USER_REGION_START.to_vec()));
     let mut entries = meta.range(start, Bound::Unbounded);
     let mut settled: Option<Vec<u8>> = None;
     std::iter::from_fn(move || loop {

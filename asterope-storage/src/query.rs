@@ -15,7 +15,8 @@ use asterope_core::{
     Error, Filter, Key, Query, QueryPlan, Result, SortSpec, Value, DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
 };
-use asterope_serialization::{decode, encode};
+use asterope_serialization::{decode, encode, query_to_json};
+use sha2::{Digest, Sha256};
 
 use crate::index::{
     entry_visible, parse_entry_value, plan, successor, Index, IndexPlan, ENTRY_STAMP_LEN,
@@ -107,7 +108,12 @@ impl QueryContext<'_> {
     pub(crate) fn page(&self, query: &Query) -> Result<Page> {
         query.filter.check_limits()?;
         let limit = match query.limit {
-            None | Some(0) => DEFAULT_LIST_LIMIT,
+            None => DEFAULT_LIST_LIMIT,
+            Some(0) => {
+                return Err(Error::InvalidQuery {
+                    reason: "limit 0 asks for an empty page; leave it out for the default".into(),
+                })
+            }
             Some(n) if n > MAX_LIST_LIMIT => {
                 return Err(Error::InvalidQuery {
                     reason: format!("limit {n} is above the maximum {MAX_LIST_LIMIT}"),
@@ -115,9 +121,10 @@ impl QueryContext<'_> {
             }
             Some(n) => n,
         };
+        let position = decode_cursor(query)?;
         match &query.sort {
             None => {
-                let after = query.cursor.as_deref();
+                let after = position.as_ref().map(|p| p.key.as_str());
                 let mut matches = self.matches(query, after)?;
                 // Index candidates say how many they are at most: no regrowth of a large page.
                 let expected = matches.size_hint().1.unwrap_or(32).min(limit + 1);
@@ -138,13 +145,16 @@ impl QueryContext<'_> {
                 }
                 let next = if objects.len() > limit {
                     objects.truncate(limit);
-                    objects.last().map(|(k, _)| k.to_string())
+                    objects
+                        .last()
+                        .map(|(k, _)| encode_cursor(query, k, None))
+                        .transpose()?
                 } else {
                     None
                 };
                 Ok(Page { objects, next })
             }
-            Some(sort) => self.sorted_page(query, sort, limit),
+            Some(sort) => self.sorted_page(query, sort, limit, position),
         }
     }
 
@@ -252,8 +262,14 @@ impl QueryContext<'_> {
 
     /// Sorted results: every match is collected and ordered by (field, key); the cursor is the
     /// position of the last item returned.
-    fn sorted_page(&self, query: &Query, sort: &SortSpec, limit: usize) -> Result<Page> {
-        let position = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    fn sorted_page(
+        &self,
+        query: &Query,
+        sort: &SortSpec,
+        limit: usize,
+        position: Option<CursorPosition>,
+    ) -> Result<Page> {
+        let position = position.map(|p| (p.sort_value.unwrap_or(Value::Nil), p.key));
         let sort_value = |record: &ObjectRecord| {
             sort.path
                 .lookup(&record.metadata)
@@ -290,7 +306,7 @@ impl QueryContext<'_> {
         all.truncate(limit);
         let next = if more {
             all.last()
-                .map(|(value, key, _)| encode_cursor(value, key))
+                .map(|(value, key, _)| encode_cursor(query, key, Some(value)))
                 .transpose()?
         } else {
             None
@@ -565,17 +581,35 @@ fn decode_rows(rows: &mut Vec<(Key, Row)>, objects: &mut Vec<(Key, ObjectRecord)
     Ok(())
 }
 
-fn encode_cursor(value: &Value, key: &Key) -> Result<String> {
-    let bytes = encode(&(value, key.as_str()))?;
+/// Where a page resumes: after the last row of the previous page.
+struct CursorPosition {
+    key: Key,
+    /// That row's sort value, for a sorted query.
+    sort_value: Option<Value>,
+}
+
+/// A cursor: hex of the MessagePack array `[shape, key]` (`[shape, key, sort value]` for a
+/// sorted query), where `shape` binds it to the query that issued it ([`query_shape`]).
+fn encode_cursor(query: &Query, key: &Key, sort_value: Option<&Value>) -> Result<String> {
+    let mut fields = vec![Value::Int(query_shape(query)), Value::from(key.as_str())];
+    fields.extend(sort_value.cloned());
+    let bytes = encode(&Value::Array(fields))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn decode_cursor(text: &str) -> Result<(Value, Key)> {
-    let invalid = || Error::InvalidQuery {
-        reason: "the cursor is not one this store issued for a sorted query".into(),
+/// The position named by `query.cursor`, which must be one this store issued for a query of
+/// the same shape (filter, key prefix and sort): anything else is refused, never read as some
+/// other position.
+fn decode_cursor(query: &Query) -> Result<Option<CursorPosition>> {
+    let Some(text) = query.cursor.as_deref() else {
+        return Ok(None);
     };
-    if text.len() % 2 != 0 {
-        return Err(invalid());
+    let invalid = |why: &str| Error::InvalidQuery {
+        reason: format!("the cursor {why}; pass back the `next` of the previous page unchanged"),
+    };
+    let not_issued = || invalid("is not one this store issued");
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return Err(not_issued());
     }
     let bytes = (0..text.len())
         .step_by(2)
@@ -584,9 +618,45 @@ fn decode_cursor(text: &str) -> Result<(Value, Key)> {
                 .and_then(|pair| u8::from_str_radix(pair, 16).ok())
         })
         .collect::<Option<Vec<u8>>>()
-        .ok_or_else(invalid)?;
-    let (value, key): (Value, String) = decode(&bytes, "cursor").map_err(|_| invalid())?;
-    Ok((value, Key::new(key).map_err(|_| invalid())?))
+        .ok_or_else(not_issued)?;
+    let Ok(Value::Array(fields)) = decode::<Value>(&bytes, "cursor") else {
+        return Err(not_issued());
+    };
+    let mut fields = fields.into_iter();
+    let (Some(Value::Int(shape)), Some(Value::String(key))) = (fields.next(), fields.next()) else {
+        return Err(not_issued());
+    };
+    let sort_value = fields.next();
+    if fields.next().is_some() || sort_value.is_some() != query.sort.is_some() {
+        return Err(not_issued());
+    }
+    if shape != query_shape(query) {
+        return Err(invalid(
+            "belongs to a query with another filter, key prefix or sort",
+        ));
+    }
+    let key = Key::new(key).map_err(|_| not_issued())?;
+    // Only the exact text issued: no trailing bytes, no other spelling of the same position.
+    if encode_cursor(query, &key, sort_value.as_ref())? != text {
+        return Err(not_issued());
+    }
+    Ok(Some(CursorPosition { key, sort_value }))
+}
+
+/// A fingerprint of what a cursor's position means: the query's filter, key prefix and sort
+/// (not its page size), as the first 8 bytes of the SHA-256 of their JSON form.
+fn query_shape(query: &Query) -> i64 {
+    let shape = Query {
+        filter: query.filter.clone(),
+        key_prefix: query.key_prefix.clone().filter(|p| !p.is_empty()),
+        sort: query.sort.clone(),
+        limit: None,
+        cursor: None,
+    };
+    let digest = Sha256::digest(query_to_json(&shape).to_string().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    i64::from_le_bytes(first)
 }
 
 #[cfg(test)]

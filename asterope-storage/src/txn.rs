@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 
 use asterope_core::{
     ByteStream, Condition, Error, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata,
-    ObjectInfo, PutOptions, Query, QueryPage, Result, Timestamp, Transaction,
+    ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result, Timestamp, Transaction,
 };
 use asterope_serialization::validate_metadata;
 
 use crate::blob::BlobLayout;
-use crate::database::{list_query, Database, Intent, Write};
+use crate::database::{list_page, list_query, Database, Intent, Write};
 use crate::mvcc::Snapshot;
 use crate::query::Overlay;
 use crate::record::ObjectRecord;
@@ -212,7 +212,7 @@ impl Transaction for DbTransaction {
         let overlay = self.overlay(&staged)?;
         let page = self
             .db
-            .with_query(self.snapshot.ts, Some(&overlay), |q| q.page(&query))?;
+            .with_query(self.snapshot.ts, Some(&overlay), |q| list_page(q, &query))?;
         Ok(ListPage {
             objects: page
                 .objects
@@ -237,6 +237,18 @@ impl Transaction for DbTransaction {
                 .collect(),
             next: page.next,
         })
+    }
+
+    async fn count(&self, query: &Query) -> Result<u64> {
+        let staged = self.staged.lock().await;
+        let overlay = self.overlay(&staged)?;
+        self.db
+            .with_query(self.snapshot.ts, Some(&overlay), |q| q.count(query))
+    }
+
+    async fn explain(&self, query: &Query) -> Result<QueryPlan> {
+        self.db
+            .with_query(self.snapshot.ts, None, |q| Ok(q.explain(query)))
     }
 
     async fn commit(self: Box<Self>) -> Result<u64> {
