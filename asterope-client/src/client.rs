@@ -215,7 +215,7 @@ async fn read_error(response: Response<Incoming>, key: Option<&Key>) -> Error {
         .ok()
         .and_then(|json| serde_json::from_value::<ErrorBody>(json.get("error")?.clone()).ok());
     let body = parsed.unwrap_or_else(|| ErrorBody {
-        code: code_header.unwrap_or_else(|| "internal".into()),
+        code: code_header.unwrap_or_else(|| ErrorBody::code_of_status(status.as_u16()).to_string()),
         message: format!("server replied {status}"),
         key: key.map(|k| k.to_string()),
         reason: Some(format!("server replied {status}")),
