@@ -26,7 +26,7 @@ use crate::auth::{Access, Tokens};
 use crate::body::{empty, full, parse_sha256, request_stream, streaming, ResponseBody};
 use crate::metrics::Metrics;
 use crate::status::http_status;
-use crate::transactions::{Ops, Transactions};
+use crate::transactions::{Ops, Owner, Transactions};
 
 /// Media type of MessagePack bodies (`Content-Type` of requests, `Accept` for replies).
 const MSGPACK: &str = "application/msgpack";
@@ -168,16 +168,25 @@ async fn dispatch(
         (Route::Query | Route::Explain | Route::Count, _) => Access::ReadOnly,
         _ => Access::ReadWrite,
     };
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
     if !matches!(route, Route::Health) {
-        let auth = request
-            .headers()
-            .get(AUTHORIZATION)
-            .map(HeaderValue::as_bytes);
-        state.tokens.authorize(auth, needed)?;
+        state.tokens.authorize(authorization, needed)?;
+    }
+    let owner = Owner::of(state.tokens.is_enabled(), authorization);
+    let named = header_str(request.headers(), HEADER_TRANSACTION)?;
+    // Beginning, committing and rolling back address transactions by path; running them inside
+    // another (or the same) transaction would hold its lock while waiting for it.
+    if named.is_some() && matches!(route, Route::Begin | Route::Commit | Route::Transaction) {
+        return Err(Error::InvalidArgument {
+            reason: format!("{HEADER_TRANSACTION} is not allowed on a transaction's own routes"),
+        });
     }
     // Requests naming a transaction run inside it, holding it for their duration.
-    let entry = header_str(request.headers(), HEADER_TRANSACTION)?
-        .map(|id| state.transactions.get(id))
+    let entry = named
+        .map(|id| state.transactions.get(id, owner))
         .transpose()?;
     let guard = match &entry {
         Some(entry) => Some(entry.tx.lock().await),
@@ -193,15 +202,16 @@ async fn dispatch(
         (Route::Begin, Method::POST) => {
             let tx = state.db.begin().await?;
             let snapshot = tx.snapshot_version();
-            let id = state.transactions.insert(tx);
+            let id = state.transactions.insert(tx, owner)?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &json!({"id": id, "snapshot": snapshot,
-                        "lease_seconds": state.transactions.lease().as_secs()}),
+                        "lease_seconds": state.transactions.lease().as_secs(),
+                        "max_lifetime_seconds": state.transactions.max_lifetime().as_secs()}),
             ))
         }
         (Route::Commit, Method::POST) => {
-            let entry = state.transactions.remove(raw_key)?;
+            let entry = state.transactions.remove(raw_key, owner)?;
             let tx = entry
                 .tx
                 .lock()
@@ -217,7 +227,7 @@ async fn dispatch(
             ))
         }
         (Route::Transaction, Method::DELETE) => {
-            let entry = state.transactions.remove(raw_key)?;
+            let entry = state.transactions.remove(raw_key, owner)?;
             if let Some(tx) = entry.tx.lock().await.take() {
                 tx.rollback().await?;
             }

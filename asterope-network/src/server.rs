@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::auth::Tokens;
 use crate::metrics::Metrics;
 use crate::routes::{handle, AppState};
-use crate::transactions::Transactions;
+use crate::transactions::{Limits, Transactions};
 
 /// Server settings. `Default` gives the production defaults without authentication or TLS.
 #[derive(Debug, Clone)]
@@ -45,6 +45,12 @@ pub struct ServerConfig {
     pub connection_window: u32,
     /// An open transaction unused for this long is rolled back.
     pub transaction_lease: Duration,
+    /// A transaction is rolled back this long after it began, however often its lease was
+    /// renewed, so no client pins a snapshot (and the versions it keeps) forever.
+    pub transaction_max_lifetime: Duration,
+    /// Open transactions one token may hold (one shared count when authentication is off);
+    /// beyond it, beginning one fails with `too_many_transactions`.
+    pub max_transactions_per_token: usize,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +69,8 @@ impl Default for ServerConfig {
             stream_window: 4 << 20,
             connection_window: 16 << 20,
             transaction_lease: Duration::from_secs(30),
+            transaction_max_lifetime: Duration::from_secs(600),
+            max_transactions_per_token: 64,
         }
     }
 }
@@ -82,11 +90,19 @@ pub async fn serve(
         tokens: config.tokens.clone(),
         metrics: Arc::clone(&metrics),
         body_idle_timeout: config.body_idle_timeout,
-        transactions: Transactions::new(config.transaction_lease),
+        transactions: Transactions::new(Limits {
+            lease: config.transaction_lease,
+            max_lifetime: config.transaction_max_lifetime,
+            per_owner: config.max_transactions_per_token,
+        }),
     });
     let reaper = {
         let state = Arc::clone(&state);
-        let period = (config.transaction_lease / 4).max(Duration::from_millis(10));
+        let period = (config
+            .transaction_lease
+            .min(config.transaction_max_lifetime)
+            / 4)
+        .max(Duration::from_millis(10));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
