@@ -76,7 +76,9 @@ async fn send(
             .send_request(builder.body(()).unwrap(), body.is_none())
             .unwrap();
         if let Some(body) = body {
-            stream.send_data(body, true).unwrap();
+            // A server that refuses the request early (unknown transaction) may reset the
+            // stream before the body goes out; its reply is what the test looks at.
+            let _ = stream.send_data(body, true);
         }
         let (parts, mut body) = response.await.unwrap().into_parts();
         let mut bytes = Vec::new();

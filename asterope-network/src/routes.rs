@@ -42,6 +42,7 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_idle_timeout: Duration,
     pub(crate) transactions: Transactions,
+    pub(crate) blocking: BlockingPool,
 }
 
 /// The routes, for metrics labels.
@@ -103,6 +104,19 @@ impl Route {
         }
     }
 
+    /// Whether the route's work grows with the data, so it runs on the blocking pool.
+    fn is_heavy(self) -> bool {
+        matches!(
+            self,
+            Route::List
+                | Route::Query
+                | Route::Count
+                | Route::Explain
+                | Route::Indexes
+                | Route::Index
+        )
+    }
+
     fn label(self) -> &'static str {
         match self {
             Route::Health => "health",
@@ -130,6 +144,11 @@ fn strip<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// Serves one request; never fails (errors become error replies).
+///
+/// Requests whose work is CPU- or disk-bound and proportional to the data (listings, queries,
+/// counts, plans, index changes) run on the blocking pool, at most
+/// [`ServerConfig::max_blocking_requests`](crate::ServerConfig) at once, so that the async
+/// workers stay free for everyone else (`/v1/health` answers while a big page is built).
 pub(crate) async fn handle(
     state: Arc<AppState>,
     request: Request<Incoming>,
@@ -138,22 +157,74 @@ pub(crate) async fn handle(
     metrics.requests_in_flight.fetch_add(1, Ordering::Relaxed);
     let method = method_label(request.method());
     let path = request.uri().path().to_string();
-    let (route, raw_key) = Route::of(&path);
+    let (route, _) = Route::of(&path);
     let wants_msgpack = request
         .headers()
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains(MSGPACK));
-    let mut response = match dispatch(&state, route, raw_key, request).await {
-        Ok(response) => response,
-        Err(error) => error_response(&error),
+    let heavy = route.is_heavy();
+    let respond = {
+        let state = Arc::clone(&state);
+        async move {
+            let (route, raw_key) = Route::of(&path);
+            let response = match dispatch(&state, route, raw_key, request).await {
+                Ok(response) => response,
+                Err(error) => error_response(&error),
+            };
+            if wants_msgpack {
+                to_msgpack(response).await
+            } else {
+                response
+            }
+        }
     };
-    if wants_msgpack {
-        response = to_msgpack(response).await;
-    }
+    let response = if heavy {
+        state
+            .blocking
+            .run(respond)
+            .await
+            .unwrap_or_else(|error| error_response(&error))
+    } else {
+        respond.await
+    };
     metrics.record(route.label(), method, response.status().as_u16());
     metrics.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
     Ok(response)
+}
+
+/// A bounded share of the blocking thread pool for request handlers.
+#[derive(Debug)]
+pub(crate) struct BlockingPool {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl BlockingPool {
+    pub(crate) fn new(size: usize) -> BlockingPool {
+        BlockingPool {
+            permits: Arc::new(tokio::sync::Semaphore::new(size.max(1))),
+        }
+    }
+
+    /// Runs `work` to completion on a blocking thread once a place is free (waiting for one
+    /// does not occupy an async worker). A request abandoned by its client still holds its
+    /// place until its work is done, so the bound holds.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::internal("the request pool is closed"))?;
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            runtime.block_on(work)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("a request handler failed: {e}")))
+    }
 }
 
 async fn dispatch(
@@ -275,11 +346,7 @@ async fn dispatch(
         (Route::Query, Method::POST) => {
             let query = read_query(request).await?;
             let page = ops.query(&query).await?;
-            let items: Vec<_> = page.objects.iter().map(object_info_to_json).collect();
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"items": items, "next": page.next}),
-            ))
+            Ok(page_response(page.objects, page.next))
         }
         (Route::Count, Method::POST) => {
             let count = state.db.count(&read_query(request).await?).await?;
@@ -589,11 +656,24 @@ async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<Res
         }
     }
     let page = ops.list(options).await?;
-    let items: Vec<_> = page.objects.iter().map(object_info_to_json).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"items": items, "next": page.next}),
-    ))
+    Ok(page_response(page.objects, page.next))
+}
+
+/// `{"items": [...], "next": cursor|null}`, written item by item: each item's JSON tree exists
+/// only while it is written, and its object is dropped once written (a page held as one JSON
+/// tree, then copied into a second, costs many times its text).
+fn page_response(objects: Vec<ObjectInfo>, next: Option<String>) -> Response<ResponseBody> {
+    let mut text = String::from("{\"items\":[");
+    for (i, info) in objects.into_iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&object_info_to_json(&info).to_string());
+    }
+    text.push_str("],\"next\":");
+    text.push_str(&serde_json::Value::from(next).to_string());
+    text.push('}');
+    json_text_response(StatusCode::OK, text)
 }
 
 /// Decodes `a=b&c=d` (percent-encoding and `+` for space).
@@ -613,7 +693,11 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
-    let mut response = Response::new(full(value.to_string()));
+    json_text_response(status, value.to_string())
+}
+
+fn json_text_response(status: StatusCode, text: String) -> Response<ResponseBody> {
+    let mut response = Response::new(full(text));
     *response.status_mut() = status;
     response
         .headers_mut()

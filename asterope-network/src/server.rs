@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use crate::admission::{read_preface, Activity, Established, Pending};
 use crate::auth::Tokens;
 use crate::metrics::Metrics;
-use crate::routes::{handle, AppState};
+use crate::routes::{handle, AppState, BlockingPool};
 use crate::transactions::{Limits, Transactions};
 
 /// Server settings. `Default` gives the production defaults without authentication or TLS.
@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub stream_window: u32,
     /// HTTP/2 flow-control window per connection, in bytes.
     pub connection_window: u32,
+    /// Listings, queries, counts, plans and index changes run on blocking threads, at most
+    /// this many at once (each holds at most a page of objects); further ones wait their turn
+    /// without occupying the async workers that serve everything else.
+    pub max_blocking_requests: usize,
     /// An open transaction unused for this long is rolled back.
     pub transaction_lease: Duration,
     /// A transaction is rolled back this long after it began, however often its lease was
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             // one connection can make the server buffer.
             stream_window: 4 << 20,
             connection_window: 16 << 20,
+            max_blocking_requests: 4,
             transaction_lease: Duration::from_secs(30),
             transaction_max_lifetime: Duration::from_secs(600),
             max_transactions_per_token: 64,
@@ -108,6 +113,7 @@ pub async fn serve(
             max_lifetime: config.transaction_max_lifetime,
             per_owner: config.max_transactions_per_token,
         }),
+        blocking: BlockingPool::new(config.max_blocking_requests),
     });
     let reaper = {
         let state = Arc::clone(&state);

@@ -5,9 +5,14 @@
 //! looks at, and only rows that are returned are decoded in full (a count decodes none).
 //!
 //! A transaction passes its staged writes as an overlay, so its queries see its own writes.
+//!
+//! A page is bounded twice: by its row limit and by [`PAGE_BYTES`] of stored metadata, so that
+//! a page of objects with large metadata does not become hundreds of megabytes of decoded value
+//! trees and reply text; a page cut short by bytes carries a cursor like any other. A sorted
+//! page keeps only the best rows seen so far (a bounded top-k, still encoded), never every match.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 
@@ -47,6 +52,34 @@ impl Row {
             Row::Encoded { bytes, offset } => {
                 let encoded = bytes.get(offset..).unwrap_or_default();
                 Ok(decode_version(key.as_bytes(), encoded)?.into_object())
+            }
+        }
+    }
+
+    /// The size of the row's stored metadata and record, in bytes: what a page's byte budget
+    /// counts.
+    fn stored_len(&self) -> usize {
+        match self {
+            Row::Encoded { bytes, offset } => bytes.len().saturating_sub(*offset),
+            // Staged rows only (a transaction's own writes): measured by encoding them.
+            Row::Decoded(record) => encode(&record.metadata).map_or(0, |bytes| bytes.len()),
+        }
+    }
+
+    /// The row's sort value (a missing field sorts as null), decoding only the field sorted on;
+    /// `None` if the row holds no object.
+    fn sort_value(&self, key: &Key, sort: &SortSpec) -> Result<Option<Value>> {
+        let lookup = |metadata: &asterope_core::Metadata| {
+            sort.path.lookup(metadata).cloned().unwrap_or(Value::Nil)
+        };
+        match self {
+            Row::Decoded(record) => Ok(Some(lookup(&record.metadata))),
+            Row::Encoded { bytes, offset } => {
+                let encoded = bytes.get(*offset..).unwrap_or_default();
+                let top = sort.path.segments().first().map(String::as_bytes);
+                let wanted = |name: &[u8]| Some(name) == top;
+                let metadata = decode_version_fields(key.as_bytes(), encoded, wanted)?;
+                Ok(metadata.as_ref().map(lookup))
             }
         }
     }
@@ -115,30 +148,27 @@ impl QueryContext<'_> {
         match &query.sort {
             None => {
                 let after = query.cursor.as_deref();
-                let mut matches = self.matches(query, after)?;
+                let mut matches = self.matches(query, after)?.peekable();
                 // Index candidates say how many they are at most: no regrowth of a large page.
-                let expected = matches.size_hint().1.unwrap_or(32).min(limit + 1);
-                let mut objects = Vec::with_capacity(expected);
+                let expected = matches.size_hint().1.unwrap_or(32).min(limit);
                 let mut rows = Vec::with_capacity(expected);
-                // The page's rows and one more (which tells whether there is a next page),
-                // taken in batches: a batch decodes on several cores when it is large.
-                while objects.len() <= limit {
-                    let wanted = limit + 1 - objects.len();
-                    for item in matches.by_ref().take(wanted) {
-                        rows.push(item?);
-                    }
-                    let exhausted = rows.len() < wanted;
-                    decode_rows(&mut rows, &mut objects)?;
-                    if exhausted {
+                let mut bytes = 0;
+                // Rows stay encoded until the page is complete: up to the limit, or until
+                // their stored size reaches the byte budget (at least one row).
+                while rows.len() < limit && bytes < PAGE_BYTES {
+                    let Some(item) = matches.next() else {
                         break;
-                    }
+                    };
+                    let (key, row) = item?;
+                    bytes += row.stored_len();
+                    rows.push((key, row));
                 }
-                let next = if objects.len() > limit {
-                    objects.truncate(limit);
-                    objects.last().map(|(k, _)| k.to_string())
-                } else {
-                    None
+                let next = match matches.peek() {
+                    Some(_) => rows.last().map(|(key, _)| key.to_string()),
+                    None => None,
                 };
+                let mut objects = Vec::with_capacity(rows.len());
+                decode_rows(&mut rows, &mut objects)?;
                 Ok(Page { objects, next })
             }
             Some(sort) => self.sorted_page(query, sort, limit),
@@ -247,55 +277,65 @@ impl QueryContext<'_> {
         }
     }
 
-    /// Sorted results: every match is collected and ordered by (field, key); the cursor is the
-    /// position of the last item returned.
+    /// Sorted results, ordered by (field, key); the cursor is the position of the last item
+    /// returned. Only the rows that can still make the page are kept while the matches are
+    /// walked (at most `limit`, and no more than the byte budget needs), still encoded; only
+    /// the page's rows are decoded in full.
     fn sorted_page(&self, query: &Query, sort: &SortSpec, limit: usize) -> Result<Page> {
-        let position = query.cursor.as_deref().map(decode_cursor).transpose()?;
-        let sort_value = |record: &ObjectRecord| {
-            sort.path
-                .lookup(&record.metadata)
-                .cloned()
-                .unwrap_or(Value::Nil)
-        };
-        let order = |a: &(Value, &Key), b: &(Value, &Key)| {
-            let by_value = asterope_core::compare_values(&a.0, &b.0);
-            let by_value = if sort.descending {
-                by_value.reverse()
-            } else {
-                by_value
-            };
-            by_value.then_with(|| a.1.cmp(b.1))
-        };
-        let mut all = Vec::new();
+        let position = query
+            .cursor
+            .as_deref()
+            .map(decode_cursor)
+            .transpose()?
+            .map(|(value, key)| Ranked::new(value, key, sort.descending));
+        // A max-heap by position: the worst row kept is on top, the first to give way.
+        let mut best: BinaryHeap<(Ranked, Measured<Row>)> = BinaryHeap::new();
+        let mut bytes = 0usize;
+        let mut more = false;
         for item in self.matches(query, None)? {
             let (key, row) = item?;
-            let Some(record) = row.into_record(&key)? else {
+            let Some(value) = row.sort_value(&key, sort)? else {
                 continue;
             };
-            let value = sort_value(&record);
-            if let Some((cursor_value, cursor_key)) = &position {
-                if order(&(value.clone(), &key), &(cursor_value.clone(), cursor_key))
-                    != Ordering::Greater
-                {
-                    continue;
-                }
+            let ranked = Ranked::new(value, key, sort.descending);
+            if position.as_ref().is_some_and(|p| ranked <= *p) {
+                continue;
             }
-            all.push((value, key, record));
+            let row = Measured::new(row);
+            bytes += row.len;
+            best.push((ranked, row));
+            // The worst row gives way when the page is over its limit, or when the better rows
+            // alone already fill the byte budget (then it could never be returned).
+            while let Some((_, worst)) = best.peek() {
+                let over_limit = best.len() > limit;
+                let over_budget = bytes.saturating_sub(worst.len) >= PAGE_BYTES;
+                if !(over_limit || over_budget) {
+                    break;
+                }
+                if let Some((_, worst)) = best.pop() {
+                    bytes -= worst.len;
+                }
+                more = true;
+            }
         }
-        all.sort_by(|a, b| order(&(a.0.clone(), &a.1), &(b.0.clone(), &b.1)));
-        let more = all.len() > limit;
-        all.truncate(limit);
-        let next = if more {
-            all.last()
-                .map(|(value, key, _)| encode_cursor(value, key))
-                .transpose()?
-        } else {
-            None
+        let mut taken = Vec::with_capacity(best.len());
+        let mut page_bytes = 0;
+        for (ranked, row) in best.into_sorted_vec() {
+            if page_bytes >= PAGE_BYTES {
+                more = true;
+                break;
+            }
+            page_bytes += row.len;
+            taken.push((ranked, row.inner));
+        }
+        let next = match taken.last() {
+            Some((last, _)) if more => Some(encode_cursor(&last.value, &last.key)?),
+            _ => None,
         };
-        Ok(Page {
-            objects: all.into_iter().map(|(_, k, r)| (k, r)).collect(),
-            next,
-        })
+        let mut rows: Vec<(Key, Row)> = taken.into_iter().map(|(r, row)| (r.key, row)).collect();
+        let mut objects = Vec::with_capacity(rows.len());
+        decode_rows(&mut rows, &mut objects)?;
+        Ok(Page { objects, next })
     }
 
     /// Matching objects in key order, after the key `after` if given.
@@ -454,6 +494,86 @@ impl QueryContext<'_> {
             }
             return base.next();
         })
+    }
+}
+
+/// Stored bytes (metadata and record) after which a page ends, whatever its row limit: 1 MiB
+/// of metadata can decode to tens of MiB of value tree (a dense array of small numbers costs
+/// ~32 bytes a number decoded, and more as JSON), so this is what bounds a page's memory.
+pub(crate) const PAGE_BYTES: usize = 1 << 20;
+
+/// A row's position in a sorted result: its sort value, then its key.
+#[derive(Debug)]
+struct Ranked {
+    value: Value,
+    key: Key,
+    descending: bool,
+}
+
+impl Ranked {
+    fn new(value: Value, key: Key, descending: bool) -> Ranked {
+        Ranked {
+            value,
+            key,
+            descending,
+        }
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let by_value = asterope_core::compare_values(&self.value, &other.value);
+        let by_value = if self.descending {
+            by_value.reverse()
+        } else {
+            by_value
+        };
+        by_value.then_with(|| self.key.cmp(&other.key))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
+
+/// A row with its stored size; compares equal to every other, so that a heap of
+/// `(Ranked, Measured<Row>)` orders by position alone.
+struct Measured<T> {
+    inner: T,
+    len: usize,
+}
+
+impl Measured<Row> {
+    fn new(row: Row) -> Measured<Row> {
+        let len = row.stored_len();
+        Measured { inner: row, len }
+    }
+}
+
+impl<T> PartialEq for Measured<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl<T> Eq for Measured<T> {}
+impl<T> PartialOrd for Measured<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Measured<T> {
+    fn cmp(&self, _: &Self) -> Ordering {
+        Ordering::Equal
     }
 }
 
