@@ -188,3 +188,39 @@ async fn a_connection_idle_past_its_timeout_is_shut_down() {
         .unwrap();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_query_bodies_hold_no_place_in_the_request_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        max_blocking_requests: 1,
+        ..ServerConfig::default()
+    };
+    let server = start(dir.path(), config).await;
+    let (sender, _connection) = idle_h2_connection(server.addr).await;
+    // Queries whose bodies never finish arriving.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("http://localhost/v1/query")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let mut sender = sender.clone().ready().await.unwrap();
+        let (response, mut body) = sender.send_request(request, false).unwrap();
+        body.send_data(bytes::Bytes::from_static(b"{\"filter\":"), false)
+            .unwrap();
+        stalled.push((response, body));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let listing = client.list(asterope::ListOptions::default());
+    let page = tokio::time::timeout(ANSWER_WITHIN, listing)
+        .await
+        .expect("a listing waited behind stalled query bodies")
+        .unwrap();
+    assert!(page.objects.is_empty());
+    drop(stalled);
+    server.stop().await;
+}

@@ -104,7 +104,7 @@ impl Route {
         }
     }
 
-    /// Whether the route's work grows with the data, so it runs on the blocking pool.
+    /// Whether the route's work grows with the data (see [`handle`]).
     fn is_heavy(self) -> bool {
         matches!(
             self,
@@ -145,10 +145,11 @@ fn strip<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// Serves one request; never fails (errors become error replies).
 ///
-/// Requests whose work is CPU- or disk-bound and proportional to the data (listings, queries,
-/// counts, plans, index changes) run on the blocking pool, at most
-/// [`ServerConfig::max_blocking_requests`](crate::ServerConfig) at once, so that the async
-/// workers stay free for everyone else (`/v1/health` answers while a big page is built).
+/// Work that is CPU- or disk-bound and grows with the data (listings, queries, counts, plans,
+/// index changes, and encoding their replies) runs through [`BlockingPool::call`], at most
+/// [`ServerConfig::max_blocking_requests`](crate::ServerConfig) at once and off the async
+/// workers, so that they stay free for everyone else (`/v1/health` answers while a big page is
+/// built). Request bodies are read before a place is taken: a slow client holds no place.
 pub(crate) async fn handle(
     state: Arc<AppState>,
     request: Request<Incoming>,
@@ -157,73 +158,62 @@ pub(crate) async fn handle(
     metrics.requests_in_flight.fetch_add(1, Ordering::Relaxed);
     let method = method_label(request.method());
     let path = request.uri().path().to_string();
-    let (route, _) = Route::of(&path);
+    let (route, raw_key) = Route::of(&path);
     let wants_msgpack = request
         .headers()
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains(MSGPACK));
-    let heavy = route.is_heavy();
-    let respond = {
-        let state = Arc::clone(&state);
-        async move {
-            let (route, raw_key) = Route::of(&path);
-            let response = match dispatch(&state, route, raw_key, request).await {
-                Ok(response) => response,
-                Err(error) => error_response(&error),
-            };
-            if wants_msgpack {
-                to_msgpack(response).await
-            } else {
-                response
-            }
-        }
+    let mut response = match dispatch(&state, route, raw_key, request).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
     };
-    let response = if heavy {
-        state
-            .blocking
-            .run(respond)
-            .await
-            .unwrap_or_else(|error| error_response(&error))
-    } else {
-        respond.await
-    };
+    if wants_msgpack {
+        // Re-encoding a page is work in proportion to its size too.
+        response = if route.is_heavy() {
+            state
+                .blocking
+                .call(to_msgpack(response))
+                .await
+                .unwrap_or_else(|error| error_response(&error))
+        } else {
+            to_msgpack(response).await
+        };
+    }
     metrics.record(route.label(), method, response.status().as_u16());
     metrics.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
     Ok(response)
 }
 
-/// A bounded share of the blocking thread pool for request handlers.
+/// A bound on request work that blocks (see [`handle`]).
 #[derive(Debug)]
 pub(crate) struct BlockingPool {
-    permits: Arc<tokio::sync::Semaphore>,
+    permits: tokio::sync::Semaphore,
 }
 
 impl BlockingPool {
     pub(crate) fn new(size: usize) -> BlockingPool {
         BlockingPool {
-            permits: Arc::new(tokio::sync::Semaphore::new(size.max(1))),
+            permits: tokio::sync::Semaphore::new(size.max(1)),
         }
     }
 
-    /// Runs `work` to completion on a blocking thread once a place is free (waiting for one
-    /// does not occupy an async worker). A request abandoned by its client still holds its
-    /// place until its work is done, so the bound holds.
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl std::future::Future<Output = T> + Send + 'static,
-    ) -> Result<T> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
+    /// Runs `work` once a place is free (waiting for one does not occupy an async worker). On
+    /// the multi-threaded runtime the worker thread hands its other tasks over and blocks in
+    /// `work`; on a single-threaded runtime (tests) `work` simply runs.
+    pub(crate) async fn call<F: std::future::Future>(&self, work: F) -> Result<F::Output> {
+        let _place = self
+            .permits
+            .acquire()
             .await
             .map_err(|_| Error::internal("the request pool is closed"))?;
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            runtime.block_on(work)
+        Ok(match runtime.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| runtime.block_on(work))
+            }
+            _ => work.await,
         })
-        .await
-        .map_err(|e| Error::internal(format!("a request handler failed: {e}")))
     }
 }
 
@@ -322,7 +312,7 @@ async fn dispatch(
             .header(CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(full(state.metrics.render()))
             .map_err(internal)?),
-        (Route::List, Method::GET) => list(ops, &request).await,
+        (Route::List, Method::GET) => list(state, ops, &request).await,
         (Route::Object, Method::PUT) => put_object(state, ops, parse_key(raw_key)?, request).await,
         (Route::Object, Method::GET) => {
             get_object(state, ops, parse_key(raw_key)?, &request, true).await
@@ -345,15 +335,20 @@ async fn dispatch(
         (Route::Metadata, Method::PUT) => update_metadata(ops, parse_key(raw_key)?, request).await,
         (Route::Query, Method::POST) => {
             let query = read_query(request).await?;
-            let page = ops.query(&query).await?;
-            Ok(page_response(page.objects, page.next))
+            let reply = async {
+                let page = ops.query(&query).await?;
+                Ok(page_response(page.objects, page.next))
+            };
+            state.blocking.call(reply).await?
         }
         (Route::Count, Method::POST) => {
-            let count = state.db.count(&read_query(request).await?).await?;
+            let query = read_query(request).await?;
+            let count = state.blocking.call(state.db.count(&query)).await??;
             Ok(json_response(StatusCode::OK, &json!({ "count": count })))
         }
         (Route::Explain, Method::POST) => {
-            let plan = state.db.explain(&read_query(request).await?).await?;
+            let query = read_query(request).await?;
+            let plan = state.blocking.call(state.db.explain(&query)).await??;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"access": plan.access, "index": plan.index, "detail": plan.detail}),
@@ -368,14 +363,16 @@ async fn dispatch(
             Ok(json_response(StatusCode::OK, &json!({ "indexes": items })))
         }
         (Route::Index, Method::PUT) => {
-            let info = state.db.create_index(&decode_segment(raw_key)).await?;
+            let field = decode_segment(raw_key);
+            let info = state.blocking.call(state.db.create_index(&field)).await??;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"field": info.field, "state": info.state}),
             ))
         }
         (Route::Index, Method::DELETE) => {
-            state.db.drop_index(&decode_segment(raw_key)).await?;
+            let field = decode_segment(raw_key);
+            state.blocking.call(state.db.drop_index(&field)).await??;
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
                 .body(empty())
@@ -637,7 +634,11 @@ async fn update_metadata(
     Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
 }
 
-async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<ResponseBody>> {
+async fn list(
+    state: &AppState,
+    ops: &dyn Ops,
+    request: &Request<Incoming>,
+) -> Result<Response<ResponseBody>> {
     let mut options = ListOptions::default();
     for (name, value) in form_pairs(request.uri().query().unwrap_or("")) {
         match name.as_str() {
@@ -655,8 +656,11 @@ async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<Res
             }
         }
     }
-    let page = ops.list(options).await?;
-    Ok(page_response(page.objects, page.next))
+    let reply = async {
+        let page = ops.list(options).await?;
+        Ok(page_response(page.objects, page.next))
+    };
+    state.blocking.call(reply).await?
 }
 
 /// `{"items": [...], "next": cursor|null}`, written item by item: each item's JSON tree exists
