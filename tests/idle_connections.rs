@@ -190,10 +190,11 @@ async fn a_connection_idle_past_its_timeout_is_shut_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_query_bodies_hold_no_place_in_the_request_pool() {
+async fn stalled_query_bodies_hold_no_place_and_are_abandoned() {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         max_blocking_requests: 1,
+        body_idle_timeout: Duration::from_secs(2),
         ..ServerConfig::default()
     };
     let server = start(dir.path(), config).await;
@@ -221,6 +222,14 @@ async fn stalled_query_bodies_hold_no_place_in_the_request_pool() {
         .expect("a listing waited behind stalled query bodies")
         .unwrap();
     assert!(page.objects.is_empty());
-    drop(stalled);
+    // A body that does not arrive in time is given up, with a clear error.
+    for (response, _body) in stalled {
+        let response = tokio::time::timeout(Duration::from_secs(10), response)
+            .await
+            .expect("a stalled query body was waited for forever")
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()["x-asterope-error-code"], "truncated");
+    }
     server.stop().await;
 }

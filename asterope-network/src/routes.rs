@@ -332,9 +332,11 @@ async fn dispatch(
             let info = ops.head(&parse_key(raw_key)?).await?;
             Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
         }
-        (Route::Metadata, Method::PUT) => update_metadata(ops, parse_key(raw_key)?, request).await,
+        (Route::Metadata, Method::PUT) => {
+            update_metadata(state, ops, parse_key(raw_key)?, request).await
+        }
         (Route::Query, Method::POST) => {
-            let query = read_query(request).await?;
+            let query = read_query(request, state.body_idle_timeout).await?;
             let reply = async {
                 let page = ops.query(&query).await?;
                 Ok(page_response(page.objects, page.next))
@@ -342,12 +344,12 @@ async fn dispatch(
             state.blocking.call(reply).await?
         }
         (Route::Count, Method::POST) => {
-            let query = read_query(request).await?;
+            let query = read_query(request, state.body_idle_timeout).await?;
             let count = state.blocking.call(state.db.count(&query)).await??;
             Ok(json_response(StatusCode::OK, &json!({ "count": count })))
         }
         (Route::Explain, Method::POST) => {
-            let query = read_query(request).await?;
+            let query = read_query(request, state.body_idle_timeout).await?;
             let plan = state.blocking.call(state.db.explain(&query)).await??;
             Ok(json_response(
                 StatusCode::OK,
@@ -391,18 +393,34 @@ fn decode_segment(raw: &str) -> String {
     percent_decode_str(raw).decode_utf8_lossy().into_owned()
 }
 
-/// Reads a JSON query request body (at most 1 MiB).
-async fn read_query(request: Request<Incoming>) -> Result<asterope_core::Query> {
-    let msgpack_body = is_msgpack(request.headers());
-    let body = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::InvalidQuery {
-            reason: format!("reading the request body: {e}"),
-        })?
-        .to_bytes();
-    let json = decode_body(msgpack_body, &body).map_err(|reason| Error::InvalidQuery { reason })?;
+/// Reads a JSON query request body (at most 1 MiB, within `deadline`).
+async fn read_query(
+    request: Request<Incoming>,
+    deadline: Duration,
+) -> Result<asterope_core::Query> {
+    let json = read_small_body(request, deadline, |reason| Error::InvalidQuery { reason }).await?;
     query_from_json(json)
+}
+
+/// A small JSON or MessagePack request body (at most 1 MiB) as a JSON value; `invalid` names
+/// what a malformed one is. A body still incomplete after `deadline` is abandoned
+/// (`truncated`), as a stalled upload is, so that a slow client holds nothing for long (the
+/// lock of the transaction it runs in included).
+async fn read_small_body(
+    request: Request<Incoming>,
+    deadline: Duration,
+    invalid: fn(String) -> Error,
+) -> Result<serde_json::Value> {
+    let msgpack_body = is_msgpack(request.headers());
+    let collect = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY).collect();
+    let body = tokio::time::timeout(deadline, collect)
+        .await
+        .map_err(|_| Error::Truncated {
+            reason: format!("the request body did not arrive within {deadline:?}"),
+        })?
+        .map_err(|e| invalid(format!("reading the request body: {e}")))?
+        .to_bytes();
+    decode_body(msgpack_body, &body).map_err(invalid)
 }
 
 /// A JSON or MessagePack request body as a JSON value.
@@ -614,21 +632,14 @@ fn parse_range_header(value: &str) -> Result<ByteRange> {
 }
 
 async fn update_metadata(
+    state: &AppState,
     ops: &dyn Ops,
     key: Key,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
     let condition = condition(request.headers())?;
-    let msgpack_body = is_msgpack(request.headers());
-    let body = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::InvalidMetadata {
-            reason: format!("reading the request body: {e}"),
-        })?
-        .to_bytes();
-    let json =
-        decode_body(msgpack_body, &body).map_err(|reason| Error::InvalidMetadata { reason })?;
+    let invalid = |reason| Error::InvalidMetadata { reason };
+    let json = read_small_body(request, state.body_idle_timeout, invalid).await?;
     let metadata = asterope_serialization::metadata_from_json(json)?;
     let info = ops.update_metadata(&key, metadata, condition).await?;
     Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
