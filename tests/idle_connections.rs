@@ -89,13 +89,17 @@ async fn idle_tls_sockets_do_not_lock_out_a_new_tls_client() {
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
     let config = ServerConfig {
         tls: Some(asterope_network::load_tls_config(&cert, &key).unwrap()),
-        max_connections: 64,
-        max_pending_connections: 32,
         ..ServerConfig::default()
     };
     let server = start(dir.path(), config).await;
-    // Sockets that start a TLS handshake (a ClientHello's first bytes) and stall.
-    let mut sockets = idle_sockets(server.addr, 300).await;
+    // More sockets than connection slots, each starting a TLS handshake (a ClientHello's
+    // first bytes) and stalling.
+    let mut sockets = idle_sockets(server.addr, 1100).await;
+    assert!(
+        sockets.len() > 1030,
+        "only {} sockets connected",
+        sockets.len()
+    );
     for socket in &mut sockets {
         use tokio::io::AsyncWriteExt;
         let _ = socket.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await;
