@@ -140,6 +140,9 @@ async fn a_socket_that_never_sends_the_preface_is_closed_at_the_deadline() {
     server.stop().await;
 }
 
+/// The HTTP/2 client preface and an empty SETTINGS frame.
+const PREFACE_AND_SETTINGS: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
 /// Opens an HTTP/2 connection that completes its handshake, then sends nothing.
 async fn idle_h2_connection(
     addr: std::net::SocketAddr,
@@ -163,8 +166,18 @@ async fn idle_connections_give_their_slots_to_newcomers() {
         ..ServerConfig::default()
     };
     let server = start(dir.path(), config).await;
+    // Half the slots go to peers that complete the preface and then neither read nor answer
+    // anything (not even the GOAWAY's ping), half to well-behaved idle HTTP/2 clients.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, PREFACE_AND_SETTINGS)
+            .await
+            .unwrap();
+        silent.push(tcp);
+    }
     let mut idle = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..4 {
         idle.push(idle_h2_connection(server.addr).await);
     }
     // Every slot is held by a connection that completed its handshake and then went quiet.
@@ -172,7 +185,7 @@ async fn idle_connections_give_their_slots_to_newcomers() {
     for _ in 0..3 {
         newcomer_is_served(&server.url(), None).await;
     }
-    drop(idle);
+    drop((idle, silent));
     server.stop().await;
 }
 
