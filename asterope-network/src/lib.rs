@@ -14,6 +14,7 @@
 
 mod admission;
 mod auth;
+mod blocking;
 mod body;
 mod metrics;
 mod routes;

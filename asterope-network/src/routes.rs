@@ -23,6 +23,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use crate::auth::{Access, Tokens};
+use crate::blocking::BlockingPool;
 use crate::body::{empty, full, parse_sha256, request_stream, streaming, ResponseBody};
 use crate::metrics::Metrics;
 use crate::status::http_status;
@@ -146,7 +147,7 @@ fn strip<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 /// Serves one request; never fails (errors become error replies).
 ///
 /// Work that is CPU- or disk-bound and grows with the data (listings, queries, counts, plans,
-/// index changes, and encoding their replies) runs through [`BlockingPool::call`], at most
+/// index changes, and encoding their replies) runs through `BlockingPool::call`, at most
 /// [`ServerConfig::max_blocking_requests`](crate::ServerConfig) at once and off the async
 /// workers, so that they stay free for everyone else (`/v1/health` answers while a big page is
 /// built). Request bodies are read before a place is taken: a slow client holds no place.
@@ -183,38 +184,6 @@ pub(crate) async fn handle(
     metrics.record(route.label(), method, response.status().as_u16());
     metrics.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
     Ok(response)
-}
-
-/// A bound on request work that blocks (see [`handle`]).
-#[derive(Debug)]
-pub(crate) struct BlockingPool {
-    permits: tokio::sync::Semaphore,
-}
-
-impl BlockingPool {
-    pub(crate) fn new(size: usize) -> BlockingPool {
-        BlockingPool {
-            permits: tokio::sync::Semaphore::new(size.max(1)),
-        }
-    }
-
-    /// Runs `work` once a place is free (waiting for one does not occupy an async worker). On
-    /// the multi-threaded runtime the worker thread hands its other tasks over and blocks in
-    /// `work`; on a single-threaded runtime (tests) `work` simply runs.
-    pub(crate) async fn call<F: std::future::Future>(&self, work: F) -> Result<F::Output> {
-        let _place = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::internal("the request pool is closed"))?;
-        let runtime = tokio::runtime::Handle::current();
-        Ok(match runtime.runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| runtime.block_on(work))
-            }
-            _ => work.await,
-        })
-    }
 }
 
 async fn dispatch(

@@ -18,8 +18,9 @@ use tokio::task::JoinSet;
 
 use crate::admission::{read_preface, Activity, Established, Pending};
 use crate::auth::Tokens;
+use crate::blocking::BlockingPool;
 use crate::metrics::Metrics;
-use crate::routes::{handle, AppState, BlockingPool};
+use crate::routes::{handle, AppState};
 use crate::transactions::{Limits, Transactions};
 
 /// Server settings. `Default` gives the production defaults without authentication or TLS.

@@ -11,8 +11,7 @@
 //! trees and reply text; a page cut short by bytes carries a cursor like any other. A sorted
 //! page keeps only the best rows seen so far (a bounded top-k, still encoded), never every match.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 
@@ -30,6 +29,7 @@ use crate::meta::{MetaBytes, MetaStore};
 use crate::mvcc::{decode_version, decode_version_fields, read_at, scan_at};
 use crate::posting::PostingList;
 use crate::record::ObjectRecord;
+use crate::top_k::{Ranked, TopK};
 
 /// Candidate or matching rows, in key order.
 type Rows<'q> = Box<dyn Iterator<Item = Result<(Key, Row)>> + 'q>;
@@ -288,10 +288,7 @@ impl QueryContext<'_> {
             .map(decode_cursor)
             .transpose()?
             .map(|(value, key)| Ranked::new(value, key, sort.descending));
-        // A max-heap by position: the worst row kept is on top, the first to give way.
-        let mut best: BinaryHeap<(Ranked, Measured<Row>)> = BinaryHeap::new();
-        let mut bytes = 0usize;
-        let mut more = false;
+        let mut best = TopK::new(limit, PAGE_BYTES);
         for item in self.matches(query, None)? {
             let (key, row) = item?;
             let Some(value) = row.sort_value(&key, sort)? else {
@@ -301,33 +298,10 @@ impl QueryContext<'_> {
             if position.as_ref().is_some_and(|p| ranked <= *p) {
                 continue;
             }
-            let row = Measured::new(row);
-            bytes += row.len;
-            best.push((ranked, row));
-            // The worst row gives way when the page is over its limit, or when the better rows
-            // alone already fill the byte budget (then it could never be returned).
-            while let Some((_, worst)) = best.peek() {
-                let over_limit = best.len() > limit;
-                let over_budget = bytes.saturating_sub(worst.len) >= PAGE_BYTES;
-                if !(over_limit || over_budget) {
-                    break;
-                }
-                if let Some((_, worst)) = best.pop() {
-                    bytes -= worst.len;
-                }
-                more = true;
-            }
+            let len = row.stored_len();
+            best.push(ranked, row, len);
         }
-        let mut taken = Vec::with_capacity(best.len());
-        let mut page_bytes = 0;
-        for (ranked, row) in best.into_sorted_vec() {
-            if page_bytes >= PAGE_BYTES {
-                more = true;
-                break;
-            }
-            page_bytes += row.len;
-            taken.push((ranked, row.inner));
-        }
+        let (taken, more) = best.into_page();
         let next = match taken.last() {
             Some((last, _)) if more => Some(encode_cursor(&last.value, &last.key)?),
             _ => None,
@@ -501,81 +475,6 @@ impl QueryContext<'_> {
 /// of metadata can decode to tens of MiB of value tree (a dense array of small numbers costs
 /// ~32 bytes a number decoded, and more as JSON), so this is what bounds a page's memory.
 pub(crate) const PAGE_BYTES: usize = 1 << 20;
-
-/// A row's position in a sorted result: its sort value, then its key.
-#[derive(Debug)]
-struct Ranked {
-    value: Value,
-    key: Key,
-    descending: bool,
-}
-
-impl Ranked {
-    fn new(value: Value, key: Key, descending: bool) -> Ranked {
-        Ranked {
-            value,
-            key,
-            descending,
-        }
-    }
-}
-
-impl Ord for Ranked {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let by_value = asterope_core::compare_values(&self.value, &other.value);
-        let by_value = if self.descending {
-            by_value.reverse()
-        } else {
-            by_value
-        };
-        by_value.then_with(|| self.key.cmp(&other.key))
-    }
-}
-
-impl PartialOrd for Ranked {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Ranked {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Ranked {}
-
-/// A row with its stored size; compares equal to every other, so that a heap of
-/// `(Ranked, Measured<Row>)` orders by position alone.
-struct Measured<T> {
-    inner: T,
-    len: usize,
-}
-
-impl Measured<Row> {
-    fn new(row: Row) -> Measured<Row> {
-        let len = row.stored_len();
-        Measured { inner: row, len }
-    }
-}
-
-impl<T> PartialEq for Measured<T> {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl<T> Eq for Measured<T> {}
-impl<T> PartialOrd for Measured<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for Measured<T> {
-    fn cmp(&self, _: &Self) -> Ordering {
-        Ordering::Equal
-    }
-}
 
 /// Entries of one value a range count walks before it asks the value's posting list or
 /// overflow marker for the rest (one point read and a seek; walking costs ~0.6 µs an entry).
