@@ -215,18 +215,15 @@ async fn read_error(response: Response<Incoming>, key: Option<&Key>) -> Error {
         .await
         .ok()
         .and_then(|json| serde_json::from_value::<ErrorBody>(json.get("error")?.clone()).ok());
-    // HTTP/2 itself answers 431 without our body when the header list (where metadata
-    // travels) exceeds what the server accepts.
-    let (fallback_code, reason) = if status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE {
-        (
-            "invalid_metadata",
-            format!("server replied {status}: the metadata header exceeds the server's limit"),
-        )
+    // A reply without our error body (from the HTTP/2 layer: a 431 when the header list, where
+    // metadata travels, exceeds the server's limit) is mapped from its status.
+    let reason = if status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE {
+        format!("server replied {status}: the metadata header exceeds the server's limit")
     } else {
-        ("internal", format!("server replied {status}"))
+        format!("server replied {status}")
     };
     let body = parsed.unwrap_or_else(|| ErrorBody {
-        code: code_header.unwrap_or_else(|| fallback_code.into()),
+        code: code_header.unwrap_or_else(|| ErrorBody::code_of_status(status.as_u16()).to_string()),
         message: reason.clone(),
         key: key.map(|k| k.to_string()),
         reason: Some(reason),

@@ -106,6 +106,13 @@ pub enum Error {
         /// The contended key.
         key: String,
     },
+    /// The caller already holds as many open transactions as the server allows; commit or roll
+    /// one back first.
+    #[error("too many open transactions: at most {limit} per token")]
+    TooManyTransactions {
+        /// Open transactions allowed per token.
+        limit: u64,
+    },
     /// The data directory is held by another process.
     #[error("data directory {path} is locked by another process")]
     Locked {
@@ -157,10 +164,38 @@ impl Error {
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
             Error::Conflict { .. } => "conflict",
+            Error::TooManyTransactions { .. } => "too_many_transactions",
             Error::Locked { .. } => "locked",
             Error::UnsupportedFormat { .. } => "unsupported_format",
             Error::Io { .. } => "io_error",
             Error::Internal { .. } => "internal",
+        }
+    }
+
+    /// The HTTP status this error kind is answered with: the one table of the protocol
+    /// (documented in `docs/PROTOCOL.md`). Every variant is listed, so a new one cannot fall
+    /// through to a default.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidKey { .. }
+            | Error::InvalidMetadata { .. }
+            | Error::InvalidArgument { .. }
+            | Error::InvalidQuery { .. }
+            | Error::ChecksumMismatch { .. }
+            | Error::Truncated { .. } => 400,
+            Error::Unauthorized { .. } => 401,
+            Error::Forbidden { .. } => 403,
+            Error::NotFound { .. } => 404,
+            Error::Conflict { .. } => 409,
+            Error::PreconditionFailed { .. } => 412,
+            Error::InvalidRange { .. } => 416,
+            Error::TooManyTransactions { .. } => 429,
+            Error::Corrupt { .. }
+            | Error::UnsupportedFormat { .. }
+            | Error::Io { .. }
+            | Error::Internal { .. } => 500,
+            Error::Locked { .. } => 503,
+            Error::StorageFull { .. } => 507,
         }
     }
 
@@ -189,6 +224,13 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflict_is_409_and_transaction_cap_is_429() {
+        let conflict = Error::Conflict { key: "k".into() };
+        assert_eq!(conflict.http_status(), 409);
+        assert_eq!(Error::TooManyTransactions { limit: 4 }.http_status(), 429);
+    }
 
     #[test]
     fn enospc_is_storage_full() {

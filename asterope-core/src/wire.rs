@@ -30,6 +30,42 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[allow(missing_docs)]
     pub current: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub what: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub found: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub supported: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub limit: Option<u64>,
+}
+
+impl ErrorBody {
+    /// The code a reply without a body or error-code header most likely carries, from its status
+    /// alone (the inverse of [`Error::http_status`] where that is one-to-one; 400 and 500 are
+    /// shared by several codes and give their most general one).
+    pub fn code_of_status(status: u16) -> &'static str {
+        match status {
+            400 => "invalid_argument",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            409 => "conflict",
+            412 => "precondition_failed",
+            416 => "invalid_range",
+            429 => "too_many_transactions",
+            // Only the HTTP/2 layer answers 431 without a body: the header list, where
+            // metadata travels, was over the limit.
+            431 => "invalid_metadata",
+            503 => "locked",
+            507 => "storage_full",
+            _ => "internal",
+        }
+    }
 }
 
 impl From<&Error> for ErrorBody {
@@ -69,9 +105,17 @@ impl From<&Error> for ErrorBody {
                 body.current = Some(*current);
             }
             Error::Locked { path } => body.key = Some(path.clone()),
-            Error::UnsupportedFormat { .. } | Error::Io { .. } => {
-                body.reason = Some(error.to_string());
+            Error::TooManyTransactions { limit } => body.limit = Some(*limit),
+            Error::UnsupportedFormat {
+                what,
+                found,
+                supported,
+            } => {
+                body.what = Some(what.clone());
+                body.found = Some(*found);
+                body.supported = Some(*supported);
             }
+            Error::Io { .. } => body.reason = Some(error.to_string()),
         }
         body
     }
@@ -104,6 +148,14 @@ impl From<ErrorBody> for Error {
                 current: body.current.unwrap_or_default(),
             },
             "locked" => Error::Locked { path: key },
+            "too_many_transactions" => Error::TooManyTransactions {
+                limit: body.limit.unwrap_or_default(),
+            },
+            "unsupported_format" => Error::UnsupportedFormat {
+                what: body.what.unwrap_or(reason),
+                found: body.found.unwrap_or_default(),
+                supported: body.supported.unwrap_or_default(),
+            },
             "io_error" => Error::Io {
                 context: "on the server".into(),
                 source: std::io::Error::other(reason),
@@ -119,6 +171,98 @@ impl From<ErrorBody> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One error of every variant: the `match` fails to compile when a variant is added, which
+    /// is the reminder to add it to the list and to the wire mapping.
+    fn one_of_each() -> Vec<Error> {
+        let all = vec![
+            Error::InvalidKey { reason: "r".into() },
+            Error::InvalidMetadata { reason: "r".into() },
+            Error::InvalidRange { reason: "r".into() },
+            Error::InvalidArgument { reason: "r".into() },
+            Error::NotFound { key: "k".into() },
+            Error::ChecksumMismatch {
+                expected: "aa".into(),
+                actual: "bb".into(),
+            },
+            Error::Truncated { reason: "r".into() },
+            Error::Corrupt {
+                key: "k".into(),
+                reason: "r".into(),
+            },
+            Error::StorageFull { reason: "r".into() },
+            Error::PreconditionFailed {
+                key: "k".into(),
+                required: 1,
+                current: 2,
+            },
+            Error::InvalidQuery { reason: "r".into() },
+            Error::Unauthorized { reason: "r".into() },
+            Error::Forbidden { reason: "r".into() },
+            Error::Conflict { key: "k".into() },
+            Error::TooManyTransactions { limit: 8 },
+            Error::Locked { path: "/p".into() },
+            Error::UnsupportedFormat {
+                what: "manifest".into(),
+                found: 9,
+                supported: 2,
+            },
+            Error::Io {
+                context: "c".into(),
+                source: std::io::Error::other("boom"),
+            },
+            Error::Internal { reason: "r".into() },
+        ];
+        for error in &all {
+            match error {
+                Error::InvalidKey { .. }
+                | Error::InvalidMetadata { .. }
+                | Error::InvalidRange { .. }
+                | Error::InvalidArgument { .. }
+                | Error::NotFound { .. }
+                | Error::ChecksumMismatch { .. }
+                | Error::Truncated { .. }
+                | Error::Corrupt { .. }
+                | Error::StorageFull { .. }
+                | Error::PreconditionFailed { .. }
+                | Error::InvalidQuery { .. }
+                | Error::Unauthorized { .. }
+                | Error::Forbidden { .. }
+                | Error::Conflict { .. }
+                | Error::TooManyTransactions { .. }
+                | Error::Locked { .. }
+                | Error::UnsupportedFormat { .. }
+                | Error::Io { .. }
+                | Error::Internal { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_comes_back_as_itself() {
+        for error in one_of_each() {
+            let back = Error::from(ErrorBody::from(&error));
+            assert_eq!(back.code(), error.code(), "{error}");
+            assert_eq!(back.http_status(), error.http_status(), "{error}");
+            if !matches!(error, Error::Io { .. }) {
+                assert_eq!(back.to_string(), error.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn a_status_alone_gives_a_code_with_that_status() {
+        for error in one_of_each() {
+            let status = error.http_status();
+            let code = ErrorBody::code_of_status(status);
+            let guessed = Error::from(ErrorBody {
+                code: code.into(),
+                ..ErrorBody::default()
+            });
+            assert_eq!(guessed.http_status(), status, "{code}");
+        }
+    }
 
     #[test]
     fn variants_survive_the_wire() {

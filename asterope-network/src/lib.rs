@@ -12,7 +12,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admission;
 mod auth;
+mod blocking;
 mod body;
 mod metrics;
 mod request;

@@ -22,6 +22,7 @@ use hyper::body::{Body, Incoming};
 use serde_json::json;
 
 use crate::auth::{Access, Tokens, BEARER_CHALLENGE};
+use crate::blocking::BlockingPool;
 use crate::body::{empty, full, parse_sha256, request_stream, streaming, ResponseBody};
 use crate::metrics::Metrics;
 use crate::request::{
@@ -29,7 +30,7 @@ use crate::request::{
     form_pairs, header_str, list_limit, parse_key, parse_range_header,
 };
 use crate::status::http_status;
-use crate::transactions::{Ops, Transactions};
+use crate::transactions::{Ops, Owner, Transactions};
 
 /// Media type of MessagePack bodies (`Content-Type` of requests, `Accept` for replies).
 const MSGPACK: &str = "application/msgpack";
@@ -45,6 +46,7 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_idle_timeout: Duration,
     pub(crate) transactions: Transactions,
+    pub(crate) blocking: BlockingPool,
 }
 
 /// The routes, for metrics labels.
@@ -106,6 +108,19 @@ impl Route {
         }
     }
 
+    /// Whether the route's work grows with the data (see [`handle`]).
+    fn is_heavy(self) -> bool {
+        matches!(
+            self,
+            Route::List
+                | Route::Query
+                | Route::Count
+                | Route::Explain
+                | Route::Indexes
+                | Route::Index
+        )
+    }
+
     fn label(self) -> &'static str {
         match self {
             Route::Health => "health",
@@ -133,6 +148,12 @@ fn strip<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// Serves one request; never fails (errors become error replies).
+///
+/// Work that is CPU- or disk-bound and grows with the data (listings, queries, counts, plans,
+/// index changes, and encoding their replies) runs through `BlockingPool::call`, at most
+/// [`ServerConfig::max_blocking_requests`](crate::ServerConfig) at once and off the async
+/// workers, so that they stay free for everyone else (`/v1/health` answers while a big page is
+/// built). Request bodies are read before a place is taken: a slow client holds no place.
 pub(crate) async fn handle(
     state: Arc<AppState>,
     request: Request<Incoming>,
@@ -153,7 +174,16 @@ pub(crate) async fn handle(
         Err(error) => error_response(&error),
     };
     if wants_msgpack {
-        response = to_msgpack(response).await;
+        // Re-encoding a page is work in proportion to its size too.
+        response = if route.is_heavy() {
+            state
+                .blocking
+                .call(to_msgpack(response))
+                .await
+                .unwrap_or_else(|error| error_response(&error))
+        } else {
+            to_msgpack(response).await
+        };
     }
     if is_head {
         response = head_reply(response);
@@ -178,16 +208,25 @@ async fn dispatch(
         (Route::Query | Route::Explain | Route::Count, _) => Access::ReadOnly,
         _ => Access::ReadWrite,
     };
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
     if !matches!(route, Route::Health) {
-        let auth = request
-            .headers()
-            .get(AUTHORIZATION)
-            .map(HeaderValue::as_bytes);
-        state.tokens.authorize(auth, needed)?;
+        state.tokens.authorize(authorization, needed)?;
+    }
+    let owner = Owner::of(state.tokens.is_enabled(), authorization);
+    let named = header_str(request.headers(), HEADER_TRANSACTION)?;
+    // Beginning, committing and rolling back address transactions by path; running them inside
+    // another (or the same) transaction would hold its lock while waiting for it.
+    if named.is_some() && matches!(route, Route::Begin | Route::Commit | Route::Transaction) {
+        return Err(Error::InvalidArgument {
+            reason: format!("{HEADER_TRANSACTION} is not allowed on a transaction's own routes"),
+        });
     }
     // Requests naming a transaction run inside it, holding it for their duration.
-    let entry = header_str(request.headers(), HEADER_TRANSACTION)?
-        .map(|id| state.transactions.get(id))
+    let entry = named
+        .map(|id| state.transactions.get(id, owner))
         .transpose()?;
     let guard = match &entry {
         Some(entry) => Some(entry.tx.lock().await),
@@ -203,15 +242,16 @@ async fn dispatch(
         (Route::Begin, Method::POST) => {
             let tx = store_wide(state, &request)?.begin().await?;
             let snapshot = tx.snapshot_version();
-            let id = state.transactions.insert(tx);
+            let id = state.transactions.insert(tx, owner)?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &json!({"id": id, "snapshot": snapshot,
-                        "lease_seconds": state.transactions.lease().as_secs()}),
+                        "lease_seconds": state.transactions.lease().as_secs(),
+                        "max_lifetime_seconds": state.transactions.max_lifetime().as_secs()}),
             ))
         }
         (Route::Commit, Method::POST) => {
-            let entry = state.transactions.remove(raw_key)?;
+            let entry = state.transactions.remove(raw_key, owner)?;
             let tx = entry
                 .tx
                 .lock()
@@ -227,7 +267,7 @@ async fn dispatch(
             ))
         }
         (Route::Transaction, Method::DELETE) => {
-            let entry = state.transactions.remove(raw_key)?;
+            let entry = state.transactions.remove(raw_key, owner)?;
             if let Some(tx) = entry.tx.lock().await.take() {
                 tx.rollback().await?;
             }
@@ -251,7 +291,7 @@ async fn dispatch(
             .header(CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(full(state.metrics.render()))
             .map_err(internal)?),
-        (Route::List, Method::GET | Method::HEAD) => list(ops, &request).await,
+        (Route::List, Method::GET | Method::HEAD) => list(state, ops, &request).await,
         (Route::Object, Method::PUT) => put_object(state, ops, parse_key(raw_key)?, request).await,
         (Route::Object, Method::GET) => {
             get_object(state, ops, parse_key(raw_key)?, &request, true).await
@@ -271,22 +311,25 @@ async fn dispatch(
             let info = ops.head(&parse_key(raw_key)?).await?;
             Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
         }
-        (Route::Metadata, Method::PUT) => update_metadata(ops, parse_key(raw_key)?, request).await,
+        (Route::Metadata, Method::PUT) => {
+            update_metadata(state, ops, parse_key(raw_key)?, request).await
+        }
         (Route::Query, Method::POST) => {
-            let query = read_query(request).await?;
-            let page = ops.query(&query).await?;
-            let items: Vec<_> = page.objects.iter().map(object_info_to_json).collect();
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"items": items, "next": page.next}),
-            ))
+            let query = read_query(request, state.body_idle_timeout).await?;
+            let reply = async {
+                let page = ops.query(&query).await?;
+                Ok(page_response(page.objects, page.next))
+            };
+            state.blocking.call(reply).await?
         }
         (Route::Count, Method::POST) => {
-            let count = ops.count(&read_query(request).await?).await?;
+            let query = read_query(request, state.body_idle_timeout).await?;
+            let count = state.blocking.call(ops.count(&query)).await??;
             Ok(json_response(StatusCode::OK, &json!({ "count": count })))
         }
         (Route::Explain, Method::POST) => {
-            let plan = ops.explain(&read_query(request).await?).await?;
+            let query = read_query(request, state.body_idle_timeout).await?;
+            let plan = state.blocking.call(ops.explain(&query)).await??;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"access": plan.access, "index": plan.index, "detail": plan.detail}),
@@ -301,18 +344,18 @@ async fn dispatch(
             Ok(json_response(StatusCode::OK, &json!({ "indexes": items })))
         }
         (Route::Index, Method::PUT) => {
-            let info = store_wide(state, &request)?
-                .create_index(&decode_segment(raw_key)?)
-                .await?;
+            let field = decode_segment(raw_key)?;
+            let db = store_wide(state, &request)?;
+            let info = state.blocking.call(db.create_index(&field)).await??;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"field": info.field, "state": info.state}),
             ))
         }
         (Route::Index, Method::DELETE) => {
-            store_wide(state, &request)?
-                .drop_index(&decode_segment(raw_key)?)
-                .await?;
+            let field = decode_segment(raw_key)?;
+            let db = store_wide(state, &request)?;
+            state.blocking.call(db.drop_index(&field)).await??;
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
                 .body(empty())
@@ -341,18 +384,34 @@ fn store_wide<'a>(state: &'a AppState, request: &Request<Incoming>) -> Result<&'
     Ok(&state.db)
 }
 
-/// Reads a JSON query request body (at most 1 MiB).
-async fn read_query(request: Request<Incoming>) -> Result<asterope_core::Query> {
-    let msgpack_body = is_msgpack(request.headers());
-    let body = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::InvalidQuery {
-            reason: format!("reading the request body: {e}"),
-        })?
-        .to_bytes();
-    let json = decode_body(msgpack_body, &body).map_err(|reason| Error::InvalidQuery { reason })?;
+/// Reads a JSON query request body (at most 1 MiB, within `deadline`).
+async fn read_query(
+    request: Request<Incoming>,
+    deadline: Duration,
+) -> Result<asterope_core::Query> {
+    let json = read_small_body(request, deadline, |reason| Error::InvalidQuery { reason }).await?;
     query_from_json(json)
+}
+
+/// A small JSON or MessagePack request body (at most 1 MiB) as a JSON value; `invalid` names
+/// what a malformed one is. A body still incomplete after `deadline` is abandoned
+/// (`truncated`), as a stalled upload is, so that a slow client holds nothing for long (the
+/// lock of the transaction it runs in included).
+async fn read_small_body(
+    request: Request<Incoming>,
+    deadline: Duration,
+    invalid: fn(String) -> Error,
+) -> Result<serde_json::Value> {
+    let msgpack_body = is_msgpack(request.headers());
+    let collect = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY).collect();
+    let body = tokio::time::timeout(deadline, collect)
+        .await
+        .map_err(|_| Error::Truncated {
+            reason: format!("the request body did not arrive within {deadline:?}"),
+        })?
+        .map_err(|e| invalid(format!("reading the request body: {e}")))?
+        .to_bytes();
+    decode_body(msgpack_body, &body).map_err(invalid)
 }
 
 /// A JSON or MessagePack request body as a JSON value.
@@ -567,27 +626,24 @@ async fn range_not_satisfiable(
 }
 
 async fn update_metadata(
+    state: &AppState,
     ops: &dyn Ops,
     key: Key,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
     let condition = condition(request.headers())?;
-    let msgpack_body = is_msgpack(request.headers());
-    let body = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::InvalidMetadata {
-            reason: format!("reading the request body: {e}"),
-        })?
-        .to_bytes();
-    let json =
-        decode_body(msgpack_body, &body).map_err(|reason| Error::InvalidMetadata { reason })?;
+    let invalid = |reason| Error::InvalidMetadata { reason };
+    let json = read_small_body(request, state.body_idle_timeout, invalid).await?;
     let metadata = asterope_serialization::metadata_from_json(json)?;
     let info = ops.update_metadata(&key, metadata, condition).await?;
     Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
 }
 
-async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<ResponseBody>> {
+async fn list(
+    state: &AppState,
+    ops: &dyn Ops,
+    request: &Request<Incoming>,
+) -> Result<Response<ResponseBody>> {
     let mut options = ListOptions::default();
     for (name, value) in form_pairs(request.uri().query().unwrap_or(""))? {
         match name.as_str() {
@@ -601,16 +657,36 @@ async fn list(ops: &dyn Ops, request: &Request<Incoming>) -> Result<Response<Res
             }
         }
     }
-    let page = ops.list(options).await?;
-    let items: Vec<_> = page.objects.iter().map(object_info_to_json).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"items": items, "next": page.next}),
-    ))
+    let reply = async {
+        let page = ops.list(options).await?;
+        Ok(page_response(page.objects, page.next))
+    };
+    state.blocking.call(reply).await?
+}
+
+/// `{"items": [...], "next": cursor|null}`, written item by item: each item's JSON tree exists
+/// only while it is written, and its object is dropped once written (a page held as one JSON
+/// tree, then copied into a second, costs many times its text).
+fn page_response(objects: Vec<ObjectInfo>, next: Option<String>) -> Response<ResponseBody> {
+    let mut text = String::from("{\"items\":[");
+    for (i, info) in objects.into_iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&object_info_to_json(&info).to_string());
+    }
+    text.push_str("],\"next\":");
+    text.push_str(&serde_json::Value::from(next).to_string());
+    text.push('}');
+    json_text_response(StatusCode::OK, text)
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
-    let mut response = Response::new(full(value.to_string()));
+    json_text_response(status, value.to_string())
+}
+
+fn json_text_response(status: StatusCode, text: String) -> Response<ResponseBody> {
+    let mut response = Response::new(full(text));
     *response.status_mut() = status;
     response
         .headers_mut()

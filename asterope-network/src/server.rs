@@ -3,23 +3,26 @@
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use asterope_core::{Error, Result};
+use asterope_core::Result;
 use asterope_serialization::MAX_HEADER_LIST_BYTES;
 use asterope_storage::Database;
+use http_body_util::BodyExt;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::admission::{read_preface, Activity, Established, Pending};
 use crate::auth::Tokens;
+use crate::blocking::BlockingPool;
 use crate::metrics::Metrics;
 use crate::routes::{handle, AppState};
-use crate::transactions::Transactions;
+use crate::transactions::{Limits, Transactions};
 
 /// Largest frame a client may send: the protocol's minimum, 16 KiB. The CONTINUATION-flood
 /// guard of the h2 crate allows a header block about `max_header_list_size / this` frames
@@ -38,8 +41,16 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Concurrent streams per connection.
     pub max_concurrent_streams: u32,
-    /// Concurrent connections; further ones wait in the accept queue.
+    /// Concurrent connections that completed their handshake. When all are taken, a newcomer
+    /// makes the connection idle the longest (no request in progress) shut down, or waits for
+    /// a slot until its handshake deadline.
     pub max_connections: usize,
+    /// A socket must complete its TLS handshake and send the HTTP/2 preface within this time.
+    pub handshake_timeout: Duration,
+    /// Sockets still handshaking at once; a newcomer beyond it closes the oldest of them.
+    pub max_pending_connections: usize,
+    /// A connection with no request in progress for this long is shut down (GOAWAY).
+    pub connection_idle_timeout: Duration,
     /// Largest header block accepted (metadata travels in a header); the default fits the
     /// largest valid metadata document, as the client's limit does.
     pub max_header_list_size: u32,
@@ -53,8 +64,18 @@ pub struct ServerConfig {
     pub stream_window: u32,
     /// HTTP/2 flow-control window per connection, in bytes.
     pub connection_window: u32,
+    /// Listings, queries, counts, plans and index changes run on blocking threads, at most
+    /// this many at once (each holds at most a page of objects); further ones wait their turn
+    /// without occupying the async workers that serve everything else.
+    pub max_blocking_requests: usize,
     /// An open transaction unused for this long is rolled back.
     pub transaction_lease: Duration,
+    /// A transaction is rolled back this long after it began, however often its lease was
+    /// renewed, so no client pins a snapshot (and the versions it keeps) forever.
+    pub transaction_max_lifetime: Duration,
+    /// Open transactions one token may hold (one shared count when authentication is off);
+    /// beyond it, beginning one fails with `too_many_transactions`.
+    pub max_transactions_per_token: usize,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +85,9 @@ impl Default for ServerConfig {
             tls: None,
             max_concurrent_streams: 256,
             max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_connections: 256,
+            connection_idle_timeout: Duration::from_secs(120),
             max_header_list_size: u32::try_from(MAX_HEADER_LIST_BYTES).unwrap_or(u32::MAX),
             body_idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(20),
@@ -72,7 +96,10 @@ impl Default for ServerConfig {
             // one connection can make the server buffer.
             stream_window: 4 << 20,
             connection_window: 16 << 20,
+            max_blocking_requests: 4,
             transaction_lease: Duration::from_secs(30),
+            transaction_max_lifetime: Duration::from_secs(600),
+            max_transactions_per_token: 64,
         }
     }
 }
@@ -92,11 +119,20 @@ pub async fn serve(
         tokens: config.tokens.clone(),
         metrics: Arc::clone(&metrics),
         body_idle_timeout: config.body_idle_timeout,
-        transactions: Transactions::new(config.transaction_lease),
+        transactions: Transactions::new(Limits {
+            lease: config.transaction_lease,
+            max_lifetime: config.transaction_max_lifetime,
+            per_owner: config.max_transactions_per_token,
+        }),
+        blocking: BlockingPool::new(config.max_blocking_requests),
     });
     let reaper = {
         let state = Arc::clone(&state);
-        let period = (config.transaction_lease / 4).max(Duration::from_millis(10));
+        let period = (config
+            .transaction_lease
+            .min(config.transaction_max_lifetime)
+            / 4)
+        .max(Duration::from_millis(10));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
@@ -106,16 +142,16 @@ pub async fn serve(
     };
     let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let admission = Arc::new(Admission {
+        pending: Pending::new(config.max_pending_connections),
+        established: Established::default(),
+        slots: Arc::new(Semaphore::new(config.max_connections)),
+    });
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = Arc::clone(&permits).acquire_owned() => {
-                permit.map_err(|_| Error::internal("connection limiter closed"))?
-            }
-        };
+        // Accept whatever arrives: a socket earns a connection slot only by completing its
+        // handshake (see `admission`), so idle sockets cannot keep others waiting.
         let (socket, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -129,32 +165,18 @@ pub async fn serve(
         };
         let _ = socket.set_nodelay(true);
         metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-        let (state, config, tls, stop_rx) = (
+        let (state, config, tls, stop_rx, admission) = (
             Arc::clone(&state),
             config.clone(),
             tls.clone(),
             stop_rx.clone(),
+            Arc::clone(&admission),
         );
         connections.spawn(async move {
-            let _permit = permit;
-            state
-                .metrics
-                .connections_open
-                .fetch_add(1, Ordering::Relaxed);
-            let outcome = match tls {
-                Some(acceptor) => match acceptor.accept(socket).await {
-                    Ok(stream) => serve_connection(stream, state.clone(), &config, stop_rx).await,
-                    Err(e) => Err(format!("TLS handshake failed: {e}")),
-                },
-                None => serve_connection(socket, state.clone(), &config, stop_rx).await,
-            };
+            let outcome = admit_and_serve(socket, tls, &admission, state, &config, stop_rx).await;
             if let Err(e) = outcome {
                 tracing::debug!("connection from {peer}: {e}");
             }
-            state
-                .metrics
-                .connections_open
-                .fetch_sub(1, Ordering::Relaxed);
         });
         // Reap finished connection tasks as we go.
         while connections.try_join_next().is_some() {}
@@ -173,11 +195,80 @@ pub async fn serve(
     Ok(())
 }
 
+/// What decides which sockets become connections (see the `admission` module).
+#[derive(Debug)]
+struct Admission {
+    pending: Pending,
+    established: Established,
+    slots: Arc<Semaphore>,
+}
+
+/// Takes a socket through its handshake (TLS, HTTP/2 preface, a connection slot) within the
+/// handshake deadline, then serves it.
+async fn admit_and_serve(
+    socket: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    admission: &Admission,
+    state: Arc<AppState>,
+    config: &ServerConfig,
+    stop: watch::Receiver<bool>,
+) -> std::result::Result<(), String> {
+    let ticket = admission.pending.enter();
+    let evicted = Arc::clone(&ticket.evicted);
+    let handshake = async move {
+        let stream: Box<dyn Stream> = match tls {
+            Some(acceptor) => Box::new(
+                acceptor
+                    .accept(socket)
+                    .await
+                    .map_err(|e| format!("TLS handshake failed: {e}"))?,
+            ),
+            None => Box::new(socket),
+        };
+        let stream = read_preface(stream)
+            .await
+            .map_err(|e| format!("reading the HTTP/2 preface: {e}"))?;
+        // The handshake is done: the socket stops counting as pending while it waits for a slot.
+        drop(ticket);
+        let slot = loop {
+            if let Ok(slot) = Arc::clone(&admission.slots).try_acquire_owned() {
+                break slot;
+            }
+            // All slots taken: an idle connection gives its slot up; if all are busy, a slot
+            // frees when some connection ends. Newcomers racing each other each evict one.
+            admission.established.evict_idlest();
+            let wait = Arc::clone(&admission.slots).acquire_owned();
+            if let Ok(slot) = tokio::time::timeout(Duration::from_millis(100), wait).await {
+                break slot.map_err(|_| "connection limiter closed".to_string())?;
+            }
+        };
+        Ok::<_, String>((stream, slot))
+    };
+    let (stream, _slot) = tokio::select! {
+        admitted = tokio::time::timeout(config.handshake_timeout, handshake) => admitted
+            .map_err(|_| format!("no handshake within {:?}", config.handshake_timeout))??,
+        () = evicted.notified() => {
+            return Err("closed while handshaking to make room for a newer socket".into());
+        }
+    };
+    let registration = admission.established.register();
+    let metrics = Arc::clone(&state.metrics);
+    metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    let outcome = serve_connection(stream, state, config, stop, &registration.activity).await;
+    metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    outcome
+}
+
+/// A connection's byte stream, plain or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
 async fn serve_connection<IO>(
     io: IO,
     state: Arc<AppState>,
     config: &ServerConfig,
     mut stop: watch::Receiver<bool>,
+    activity: &Arc<Activity>,
 ) -> std::result::Result<(), String>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -193,13 +284,46 @@ where
         .max_header_list_size(config.max_header_list_size)
         .keep_alive_interval(config.keep_alive)
         .keep_alive_timeout(config.keep_alive);
-    let service = service_fn(move |request| handle(Arc::clone(&state), request));
+    let tracked = Arc::clone(activity);
+    let service = service_fn(move |request| {
+        // The request counts as activity until its response body is done or dropped.
+        let guard = tracked.begin();
+        let state = Arc::clone(&state);
+        async move {
+            let response = handle(state, request).await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _ = &guard;
+                    frame
+                })
+                .boxed_unsync()
+            }))
+        }
+    });
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
+    let idle_timeout = config.connection_idle_timeout;
+    let idle = async {
+        loop {
+            let wake = match activity.idle_since() {
+                Some(since) if since.elapsed() >= idle_timeout => return,
+                Some(since) => since + idle_timeout,
+                None => Instant::now() + idle_timeout,
+            };
+            tokio::time::sleep_until(wake.into()).await;
+        }
+    };
     tokio::select! {
         result = connection.as_mut() => return result.map_err(|e| e.to_string()),
         _ = stop.wait_for(|stop| *stop) => {}
+        () = idle => {}
+        () = activity.evicted.notified() => {}
     }
     connection.as_mut().graceful_shutdown();
-    connection.await.map_err(|e| e.to_string())
+    // A peer that never acknowledges the GOAWAY does not keep the connection: it gets the
+    // shutdown grace for requests in progress, then is closed.
+    tokio::time::timeout(config.shutdown_grace, connection)
+        .await
+        .map_err(|_| "closed after the shutdown grace".to_string())?
+        .map_err(|e| e.to_string())
 }

@@ -61,6 +61,7 @@ mod query;
 mod reader;
 mod record;
 mod space;
+mod top_k;
 mod txn;
 mod upgrade;
 mod writer;

@@ -5,8 +5,12 @@
 //! looks at, and only rows that are returned are decoded in full (a count decodes none).
 //!
 //! A transaction passes its staged writes as an overlay, so its queries see its own writes.
+//!
+//! A page is bounded twice: by its row limit and by [`PAGE_BYTES`] of stored metadata, so that
+//! a page of objects with large metadata does not become hundreds of megabytes of decoded value
+//! trees and reply text; a page cut short by bytes carries a cursor like any other. A sorted
+//! page keeps only the best rows seen so far (a bounded top-k, still encoded), never every match.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
@@ -26,6 +30,7 @@ use crate::meta::{MetaBytes, MetaStore};
 use crate::mvcc::{decode_version, decode_version_fields, read_at, scan_at};
 use crate::posting::PostingList;
 use crate::record::ObjectRecord;
+use crate::top_k::{Ranked, TopK};
 
 /// Candidate or matching rows, in key order.
 type Rows<'q> = Box<dyn Iterator<Item = Result<(Key, Row)>> + 'q>;
@@ -48,6 +53,34 @@ impl Row {
             Row::Encoded { bytes, offset } => {
                 let encoded = bytes.get(offset..).unwrap_or_default();
                 Ok(decode_version(key.as_bytes(), encoded)?.into_object())
+            }
+        }
+    }
+
+    /// The size of the row's stored metadata and record, in bytes: what a page's byte budget
+    /// counts.
+    fn stored_len(&self) -> usize {
+        match self {
+            Row::Encoded { bytes, offset } => bytes.len().saturating_sub(*offset),
+            // Staged rows only (a transaction's own writes): measured by encoding them.
+            Row::Decoded(record) => encode(&record.metadata).map_or(0, |bytes| bytes.len()),
+        }
+    }
+
+    /// The row's sort value (a missing field sorts as null), decoding only the field sorted on;
+    /// `None` if the row holds no object.
+    fn sort_value(&self, key: &Key, sort: &SortSpec) -> Result<Option<Value>> {
+        let lookup = |metadata: &asterope_core::Metadata| {
+            sort.path.lookup(metadata).cloned().unwrap_or(Value::Nil)
+        };
+        match self {
+            Row::Decoded(record) => Ok(Some(lookup(&record.metadata))),
+            Row::Encoded { bytes, offset } => {
+                let encoded = bytes.get(*offset..).unwrap_or_default();
+                let top = sort.path.segments().first().map(String::as_bytes);
+                let wanted = |name: &[u8]| Some(name) == top;
+                let metadata = decode_version_fields(key.as_bytes(), encoded, wanted)?;
+                Ok(metadata.as_ref().map(lookup))
             }
         }
     }
@@ -125,33 +158,30 @@ impl QueryContext<'_> {
         match &query.sort {
             None => {
                 let after = position.as_ref().map(|p| p.key.as_str());
-                let mut matches = self.matches(query, after)?;
+                let mut matches = self.matches(query, after)?.peekable();
                 // Index candidates say how many they are at most: no regrowth of a large page.
-                let expected = matches.size_hint().1.unwrap_or(32).min(limit + 1);
-                let mut objects = Vec::with_capacity(expected);
+                let expected = matches.size_hint().1.unwrap_or(32).min(limit);
                 let mut rows = Vec::with_capacity(expected);
-                // The page's rows and one more (which tells whether there is a next page),
-                // taken in batches: a batch decodes on several cores when it is large.
-                while objects.len() <= limit {
-                    let wanted = limit + 1 - objects.len();
-                    for item in matches.by_ref().take(wanted) {
-                        rows.push(item?);
-                    }
-                    let exhausted = rows.len() < wanted;
-                    decode_rows(&mut rows, &mut objects)?;
-                    if exhausted {
+                let mut bytes = 0;
+                // Rows stay encoded until the page is complete: up to the limit, or until
+                // their stored size reaches the byte budget (at least one row).
+                while rows.len() < limit && bytes < PAGE_BYTES {
+                    let Some(item) = matches.next() else {
                         break;
-                    }
+                    };
+                    let (key, row) = item?;
+                    bytes += row.stored_len();
+                    rows.push((key, row));
                 }
-                let next = if objects.len() > limit {
-                    objects.truncate(limit);
-                    objects
+                let next = match matches.peek() {
+                    Some(_) => rows
                         .last()
-                        .map(|(k, _)| encode_cursor(query, k, None))
-                        .transpose()?
-                } else {
-                    None
+                        .map(|(key, _)| encode_cursor(query, key, None))
+                        .transpose()?,
+                    None => None,
                 };
+                let mut objects = Vec::with_capacity(rows.len());
+                decode_rows(&mut rows, &mut objects)?;
                 Ok(Page { objects, next })
             }
             Some(sort) => self.sorted_page(query, sort, limit, position),
@@ -260,8 +290,10 @@ impl QueryContext<'_> {
         }
     }
 
-    /// Sorted results: every match is collected and ordered by (field, key); the cursor is the
-    /// position of the last item returned.
+    /// Sorted results, ordered by (field, key); the cursor is the position of the last item
+    /// returned. Only the rows that can still make the page are kept while the matches are
+    /// walked (at most `limit`, and no more than the byte budget needs), still encoded; only
+    /// the page's rows are decoded in full.
     fn sorted_page(
         &self,
         query: &Query,
@@ -269,52 +301,30 @@ impl QueryContext<'_> {
         limit: usize,
         position: Option<CursorPosition>,
     ) -> Result<Page> {
-        let position = position.map(|p| (p.sort_value.unwrap_or(Value::Nil), p.key));
-        let sort_value = |record: &ObjectRecord| {
-            sort.path
-                .lookup(&record.metadata)
-                .cloned()
-                .unwrap_or(Value::Nil)
-        };
-        let order = |a: &(Value, &Key), b: &(Value, &Key)| {
-            let by_value = asterope_core::compare_values(&a.0, &b.0);
-            let by_value = if sort.descending {
-                by_value.reverse()
-            } else {
-                by_value
-            };
-            by_value.then_with(|| a.1.cmp(b.1))
-        };
-        let mut all = Vec::new();
+        let position = position
+            .map(|p| Ranked::new(p.sort_value.unwrap_or(Value::Nil), p.key, sort.descending));
+        let mut best = TopK::new(limit, PAGE_BYTES);
         for item in self.matches(query, None)? {
             let (key, row) = item?;
-            let Some(record) = row.into_record(&key)? else {
+            let Some(value) = row.sort_value(&key, sort)? else {
                 continue;
             };
-            let value = sort_value(&record);
-            if let Some((cursor_value, cursor_key)) = &position {
-                if order(&(value.clone(), &key), &(cursor_value.clone(), cursor_key))
-                    != Ordering::Greater
-                {
-                    continue;
-                }
+            let ranked = Ranked::new(value, key, sort.descending);
+            if position.as_ref().is_some_and(|p| ranked <= *p) {
+                continue;
             }
-            all.push((value, key, record));
+            let len = row.stored_len();
+            best.push(ranked, row, len);
         }
-        all.sort_by(|a, b| order(&(a.0.clone(), &a.1), &(b.0.clone(), &b.1)));
-        let more = all.len() > limit;
-        all.truncate(limit);
-        let next = if more {
-            all.last()
-                .map(|(value, key, _)| encode_cursor(query, key, Some(value)))
-                .transpose()?
-        } else {
-            None
+        let (taken, more) = best.into_page();
+        let next = match taken.last() {
+            Some((last, _)) if more => Some(encode_cursor(query, &last.key, Some(&last.value))?),
+            _ => None,
         };
-        Ok(Page {
-            objects: all.into_iter().map(|(_, k, r)| (k, r)).collect(),
-            next,
-        })
+        let mut rows: Vec<(Key, Row)> = taken.into_iter().map(|(r, row)| (r.key, row)).collect();
+        let mut objects = Vec::with_capacity(rows.len());
+        decode_rows(&mut rows, &mut objects)?;
+        Ok(Page { objects, next })
     }
 
     /// Matching objects in key order, after the key `after` if given.
@@ -475,6 +485,11 @@ impl QueryContext<'_> {
         })
     }
 }
+
+/// Stored bytes (metadata and record) after which a page ends, whatever its row limit: 1 MiB
+/// of metadata can decode to tens of MiB of value tree (a dense array of small numbers costs
+/// ~32 bytes a number decoded, and more as JSON), so this is what bounds a page's memory.
+pub(crate) const PAGE_BYTES: usize = 1 << 20;
 
 /// Entries of one value a range count walks before it asks the value's posting list or
 /// overflow marker for the rest (one point read and a seek; walking costs ~0.6 µs an entry).
