@@ -192,6 +192,14 @@ pub async fn serve(
         tracing::warn!("aborting connections still busy after the shutdown grace period");
         connections.shutdown().await;
     }
+    // Request tasks the HTTP/2 layer spawned, and the reaper, may still be dropping their
+    // handles of the state: wait for them, so that the database (and its directory lock) is
+    // released when `serve` returns and the directory can be opened again at once.
+    let _ = reaper.await;
+    let deadline = Instant::now() + config.shutdown_grace;
+    while Arc::strong_count(&state) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     Ok(())
 }
 
