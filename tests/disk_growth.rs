@@ -124,6 +124,39 @@ async fn disk_use_follows_the_stored_bytes() {
 }
 
 #[tokio::test]
+async fn deduplicated_and_deleted_large_blobs_give_their_disk_back_at_once() {
+    const SIZE: usize = 40 * MIB;
+    let dir = tempfile::tempdir().unwrap();
+    // No compaction: short-lived processes (the command line) never get to run one.
+    let db = Database::builder(dir.path())
+        .background_compaction(None)
+        .open()
+        .unwrap();
+    // Each upload is written in full before it turns out to be a copy of the first.
+    for i in 0..5 {
+        put(&db, &format!("copy/{i}"), 7, SIZE).await;
+    }
+    let used = disk_use(dir.path());
+    assert!(
+        used <= (SIZE + 24 * MIB) as u64,
+        "{used} bytes on disk for five copies of one {SIZE}-byte blob"
+    );
+    for i in 0..5 {
+        db.delete(&Key::new(format!("copy/{i}")).unwrap(), Default::default())
+            .await
+            .unwrap();
+    }
+    let used = disk_use(dir.path());
+    assert!(
+        used <= 24 * MIB as u64,
+        "{used} bytes on disk once everything is deleted"
+    );
+    // The space given back is allocated again before it is written.
+    put(&db, "again", 8, SIZE).await;
+    check(&db, "again", 8, SIZE).await;
+}
+
+#[tokio::test]
 async fn grown_extents_reopen_and_grow_to_their_maximum_only() {
     const MAX: u64 = 8 << 20;
     let dir = tempfile::tempdir().unwrap();

@@ -12,7 +12,9 @@
 //! [`FIRST_LENGTH`] up to [`MAX_GROWTH_STEP`]) before any of the new space is handed out, and
 //! only when none can grow is a new extent created at [`FIRST_LENGTH`]. So the disk holds what
 //! is stored plus at most one step, and a full disk or the capacity limit (the total length of
-//! the extent files) fails an allocation, never a write.
+//! the extent files) fails an allocation, never a write. Freed runs of 1 MiB or more give their
+//! disk blocks back at once (a punched hole, allocated again before reuse), so deleted,
+//! overwritten and deduplicated large blobs stop taking disk without waiting for compaction.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +28,8 @@ use crate::lock::DirLock;
 /// Space handed to one writer smaller than this is not worth taking while a new extent can still
 /// be created; fragments are used only when the capacity is exhausted.
 const MIN_USEFUL_RUN: u64 = 1 << 20;
+/// Freed runs at least this large give their disk blocks back at once (see [`Space::free`]).
+const GIVE_BACK_FROM: u64 = 1 << 20;
 /// Length of a new extent file, and the smallest step an extent grows by.
 pub(crate) const FIRST_LENGTH: u64 = 1 << 20;
 /// The largest step an extent grows by: the most disk a data directory holds beyond its blobs
@@ -275,7 +279,7 @@ impl Space {
                     continue; // handed out since the listing
                 }
                 let punched = extent.punch_hole(run.offset, run.len);
-                self.free(&[run]);
+                self.return_to_allocator(&[run]);
                 if !punched? {
                     return Ok(()); // the filesystem cannot punch holes
                 }
@@ -304,14 +308,33 @@ impl Space {
         match extent {
             Ok(extent) => Ok((run, extent)),
             Err(e) => {
-                self.free(&[run]);
+                self.return_to_allocator(&[run]);
                 Err(e)
             }
         }
     }
 
-    /// Returns space immediately (never-committed runs).
+    /// Returns space immediately (never-committed runs, and retired runs once no reader can
+    /// see them). Runs of [`GIVE_BACK_FROM`] bytes or more first give their disk blocks back to
+    /// the filesystem (a punched hole), so that a deleted, overwritten or deduplicated large
+    /// blob stops taking disk at once, without waiting for a compaction that short-lived
+    /// processes never run; the space is allocated again before it is handed out.
     pub(crate) fn free(&self, runs: &[Run]) {
+        for run in runs.iter().filter(|run| run.allocated() >= GIVE_BACK_FROM) {
+            let punched = self
+                .extents
+                .get(run.extent)
+                .and_then(|extent| extent.punch_hole(run.offset, run.allocated()));
+            if let Err(e) = punched {
+                // The space stays allocated on disk; it is free all the same.
+                tracing::warn!("giving back the disk blocks of {run:?}: {e}");
+            }
+        }
+        self.return_to_allocator(runs);
+    }
+
+    /// Makes runs allocatable again.
+    fn return_to_allocator(&self, runs: &[Run]) {
         let mut allocator = self.allocator();
         for run in runs {
             allocator.free(*run);
