@@ -211,3 +211,22 @@ fn growing_extents_fill_a_small_disk_then_refuse_cleanly() {
         CLI get c | sha256sum | grep -q SMALL_SHA || exit 17",
     );
 }
+
+#[test]
+fn a_disk_with_less_room_than_a_growth_step_still_takes_small_puts() {
+    // 768 KiB left on the disk, less than the 1 MiB the extent would grow by: it grows by what
+    // each put needs instead, until even that does not fit.
+    on_a_small_disk(
+        "",
+        "head -c 1000 HUGE > SMALL.part
+        CLI put first SMALL.part >/dev/null || exit 10
+        head -c $(( $(df -k --output=avail MNT | tail -1) - 768 ))K /dev/zero > MNT/filler
+        i=0
+        while head -c $(( (i + 1) * 300000 )) HUGE | tail -c 300000 > SMALL.part &&
+            CLI put part/$i SMALL.part >/dev/null 2>ERR; do
+            i=$((i + 1)); test $i -lt 100 || exit 11
+        done
+        test $(stat -c %s MNT/data/extents/00000000.ext) -gt 1048576 || exit 12
+        CLI get part/0 | cmp -s -n 300000 - HUGE || exit 13",
+    );
+}

@@ -298,6 +298,10 @@ async fn small_objects_take_their_size_rounded_to_512_bytes() {
             "{count} objects of {size} bytes: blob space {blob} B/object, metadata {meta} \
              B/object; du of the directory {all} B"
         );
-        assert_eq!(blob, (size as u64).div_ceil(512) * 512, "objects of {size} bytes");
+        assert_eq!(
+            blob,
+            (size as u64).div_ceil(512) * 512,
+            "objects of {size} bytes"
+        );
     }
 }

@@ -208,7 +208,7 @@ impl Space {
             if by == 0 {
                 continue;
             }
-            extent.grow(len, len + by)?;
+            let by = or_just_the_request(by, want, |by| extent.grow(len, len + by))?.1;
             allocator.grow_extent(id, len + by);
             return Ok(true);
         }
@@ -216,7 +216,7 @@ impl Space {
         if !may_create || first == 0 {
             return Ok(false);
         }
-        let extent = self.extents.create(first)?;
+        let (extent, first) = or_just_the_request(first, want, |len| self.extents.create(len))?;
         allocator.add_extent(extent.id, first);
         Ok(true)
     }
@@ -422,6 +422,23 @@ impl Space {
 fn growth_step(len: u64, want: u64) -> u64 {
     len.clamp(FIRST_LENGTH, MAX_GROWTH_STEP)
         .max(round_up(want).min(MAX_GROWTH_STEP))
+}
+
+/// Runs `attempt` with `len` bytes; if the disk is too full for that many, with only the bytes
+/// `want` needs (a nearly full disk still takes what fits). Returns the outcome and the length
+/// that succeeded.
+fn or_just_the_request<T>(
+    len: u64,
+    want: u64,
+    attempt: impl Fn(u64) -> Result<T>,
+) -> Result<(T, u64)> {
+    match attempt(len) {
+        Err(Error::StorageFull { .. }) if round_up(want.max(1)) < len => {
+            let len = round_up(want.max(1));
+            attempt(len).map(|done| (done, len))
+        }
+        outcome => outcome.map(|done| (done, len)),
+    }
 }
 
 /// Keeps the space visible to one reader from being reused while it lives.
