@@ -31,10 +31,10 @@ const MIN_USEFUL_RUN: u64 = 1 << 20;
 /// Freed runs at least this large give their disk blocks back at once (see [`Space::free`]).
 const GIVE_BACK_FROM: u64 = 1 << 20;
 /// Length of a new extent file, and the smallest step an extent grows by.
-pub(crate) const FIRST_LENGTH: u64 = 1 << 20;
+const FIRST_LENGTH: u64 = 1 << 20;
 /// The largest step an extent grows by: the most disk a data directory holds beyond its blobs
 /// (plus what compaction has not given back yet).
-pub(crate) const MAX_GROWTH_STEP: u64 = 16 << 20;
+const MAX_GROWTH_STEP: u64 = 16 << 20;
 
 #[derive(Debug, Default)]
 struct Pins {
