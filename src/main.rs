@@ -56,7 +56,7 @@ struct Cli {
     /// Live bytes one background compaction pass may move.
     #[arg(long, global = true, env = "ASTEROPE_COMPACTION_BUDGET", default_value_t = 256 << 20)]
     compaction_budget: u64,
-    /// Size of newly created extent files, in bytes.
+    /// Size extent files may grow to, in bytes (they start at 1 MiB).
     #[arg(long, global = true, env = "ASTEROPE_EXTENT_SIZE", hide = true)]
     extent_size: Option<u64>,
     /// Talk to this server (http://HOST:PORT or https://HOST:PORT) instead of a data directory.

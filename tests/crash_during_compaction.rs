@@ -13,7 +13,8 @@ use asterope::{Database, Key, Metadata, Store, StoreExt, Value};
 use common::{pattern, sha256};
 
 const CHILD_ENV: &str = "ASTEROPE_COMPACTION_CHILD";
-const UNIT: u64 = 4096;
+/// The allocation unit: blobs take their size rounded up to it.
+const UNIT: u64 = 512;
 
 fn open(dir: &std::path::Path) -> Database {
     Database::builder(dir)

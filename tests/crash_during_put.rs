@@ -1,6 +1,8 @@
 //! Crash safety: a CLI process killed with SIGKILL at varied moments of a large overwrite leaves
 //! either the old object or the new one, never a partial one; earlier objects stay intact; and
-//! the space of the interrupted writes is reused after reopening.
+//! the space of the interrupted writes is reused after reopening. The extent files grow during
+//! the puts, so kills also land midway through growing one: whatever length that leaves, the
+//! directory opens, and no file grows beyond the maximum extent size.
 
 mod common;
 
@@ -114,6 +116,13 @@ async fn killed_puts_leave_old_or_new_never_partial() {
                 "round {round}: acknowledged put lost (exit {status:?})"
             );
             outcomes.0 += 1;
+        }
+        for entry in std::fs::read_dir(data_dir.join("extents")).unwrap() {
+            let length = entry.unwrap().metadata().unwrap().len();
+            assert!(
+                length <= EXTENT_SIZE,
+                "round {round}: an extent grew to {length}"
+            );
         }
         // Only live blobs hold space: interrupted writes were reclaimed on open.
         let stats = db.space_stats();

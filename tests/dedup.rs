@@ -82,7 +82,8 @@ async fn shared_blobs_follow_overwrites_metadata_updates_and_transactions() {
         tx.put(k, body, Default::default()).await.unwrap();
     }
     tx.commit().await.unwrap();
-    let single = (3 * MIB + 4096) as u64;
+    // Sizes are rounded up to the 512-byte allocation unit.
+    let single = (3 * MIB + 512) as u64;
     assert_eq!(db.stats().await.unwrap().physical_bytes, single);
 
     // A metadata update keeps sharing; an overwrite with other content leaves the rest intact.
@@ -119,12 +120,12 @@ async fn with_dedup_off_every_upload_keeps_its_own_copy() {
             .unwrap();
     }
     let stats = db.stats().await.unwrap();
-    assert_eq!(stats.physical_bytes, 3 * (MIB + 4096) as u64);
+    assert_eq!(stats.physical_bytes, 3 * (MIB + 512) as u64);
     assert_eq!(stats.dedup_saved_bytes, 0);
     db.delete(&key(0), Default::default()).await.unwrap();
     assert!(db.get_bytes(&key(1)).await.unwrap().1 == data);
     assert_eq!(
         db.stats().await.unwrap().physical_bytes,
-        2 * (MIB + 4096) as u64
+        2 * (MIB + 512) as u64
     );
 }

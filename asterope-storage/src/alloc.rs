@@ -1,6 +1,9 @@
 //! The space allocator: which bytes of which extent are free.
 //!
-//! Space is handed out in units of [`UNIT`] bytes. Free space is kept twice: per extent by offset
+//! Space is handed out in units of [`UNIT`] (512) bytes, so small objects pack densely (a
+//! 1000-byte object takes 1024 bytes, not a 4 KiB page); requests of at least [`ALIGN_FROM`]
+//! bytes start on a page boundary, so the writes and mapped reads of large blobs cover whole
+//! pages (the bytes skipped stay free for small objects). Free space is kept twice: per extent by offset
 //! (to merge neighbours on free) and globally by size (best fit in `O(log n)`). Nothing here is
 //! persisted: on open the free map is rebuilt from the committed records, which is also what
 //! reclaims space written by puts that never committed.
@@ -11,8 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::extent::ExtentId;
 
-/// Allocation granularity (one page).
-pub(crate) const UNIT: u64 = 4096;
+/// Allocation granularity (one disk sector). Runs recorded by versions that allocated whole
+/// pages are multiples of it too.
+pub(crate) const UNIT: u64 = 512;
+/// A memory page: where requests of at least [`ALIGN_FROM`] bytes start.
+const PAGE: u64 = 4096;
+/// Requests at least this large start on a page boundary.
+pub(crate) const ALIGN_FROM: u64 = 1 << 20;
 
 /// Rounds a byte count up to whole units.
 pub(crate) fn round_up(len: u64) -> u64 {
@@ -164,28 +172,47 @@ impl Allocator {
     }
 
     /// Hands out up to `want` bytes (rounded up to units): the smallest free run that holds all
-    /// of it, or else the largest free run if that is at least `min_useful` bytes.
+    /// of it, or else the largest free run if that is at least `min_useful` bytes. A request of
+    /// [`ALIGN_FROM`] bytes or more starts on a page boundary when the run allows.
     pub(crate) fn allocate(&mut self, want: u64, min_useful: u64) -> Option<Run> {
         let want = round_up(want.max(1));
-        let fit = self.by_size.range((want, 0, 0)..).next().copied();
+        let align = if want >= ALIGN_FROM { PAGE } else { UNIT };
+        let fit = self
+            .by_size
+            .range((want + (align - UNIT), 0, 0)..)
+            .next()
+            .copied();
+        let needed = if fit.is_some() {
+            want
+        } else {
+            min_useful.max(UNIT)
+        };
         let (len, extent, offset) = match fit {
             Some(found) => found,
             None => {
                 let largest = self.by_size.last().copied()?;
-                if largest.0 < min_useful.max(UNIT) {
+                if largest.0 < needed {
                     return None;
                 }
                 largest
             }
         };
+        let gap = (align - offset % align) % align;
+        // Skip to the page only if the run still holds what it would have served unaligned.
+        let target = if len >= want { want } else { needed };
+        let gap = if len >= gap + target { gap } else { 0 };
         self.remove_free(extent, offset, len);
-        let take = len.min(want);
-        if take < len {
-            self.insert_free(extent, offset + take, len - take);
+        if gap > 0 {
+            self.insert_free(extent, offset, gap);
+        }
+        let (start, available) = (offset + gap, len - gap);
+        let take = available.min(want);
+        if take < available {
+            self.insert_free(extent, start + take, available - take);
         }
         Some(Run {
             extent,
-            offset,
+            offset: start,
             len: take,
         })
     }
@@ -330,6 +357,29 @@ mod tests {
         assert_eq!(
             (a.extent_count(), a.total_bytes(), a.free_bytes()),
             (1, 4 * UNIT, 0)
+        );
+    }
+
+    #[test]
+    fn small_requests_pack_and_large_ones_start_on_a_page() {
+        let mut a = Allocator::default();
+        a.add_extent(0, 4 << 20);
+        assert_eq!(a.allocate(1000, UNIT).unwrap(), run(0, 0, 1024));
+        assert_eq!(a.allocate(100, UNIT).unwrap(), run(0, 1024, UNIT));
+        // The large request skips to the next page; the bytes skipped serve small ones.
+        assert_eq!(
+            a.allocate(ALIGN_FROM, UNIT).unwrap(),
+            run(0, PAGE, ALIGN_FROM)
+        );
+        assert_eq!(a.allocate(2000, UNIT).unwrap(), run(0, 1536, 2048));
+        assert_eq!(a.free_bytes(), (4 << 20) - ALIGN_FROM - 1024 - UNIT - 2048);
+        // A large request that only an unaligned run can hold still gets it.
+        let mut a = Allocator::default();
+        a.add_extent(0, ALIGN_FROM + UNIT);
+        a.allocate(1, UNIT).unwrap();
+        assert_eq!(
+            a.allocate(ALIGN_FROM, UNIT).unwrap(),
+            run(0, UNIT, ALIGN_FROM)
         );
     }
 

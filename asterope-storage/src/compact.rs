@@ -74,7 +74,8 @@ impl Inner {
                 .iter()
                 .filter(|(id, _, _)| *id != extent && !draining.contains(id))
                 .map(|(_, _, free)| free)
-                .sum();
+                .sum::<u64>()
+                + self.space.growth_room_except(extent);
             if used > 0
                 && (used > free_elsewhere || used > budget.saturating_sub(report.moved_bytes))
             {

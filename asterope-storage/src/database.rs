@@ -38,7 +38,7 @@ use crate::space::{Reservation, Space};
 use crate::txn::DbTransaction;
 use crate::writer::write_blob;
 
-/// Default size of a new extent file.
+/// Default maximum size of an extent file (files start at 1 MiB and grow with what is written).
 pub const DEFAULT_EXTENT_SIZE: u64 = 1 << 30;
 /// Default metadata cache budget.
 const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
@@ -88,7 +88,9 @@ impl DatabaseBuilder {
         self
     }
 
-    /// Size of newly created extent files (existing ones keep theirs). Default 1 GiB.
+    /// Maximum size of extent files: they are created small and grow with what is written, in
+    /// steps of at most 16 MiB, up to this size (files already longer keep their length).
+    /// Default 1 GiB.
     pub fn extent_size(mut self, bytes: u64) -> Self {
         self.extent_size = bytes;
         self
@@ -116,7 +118,7 @@ impl DatabaseBuilder {
         fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let lock = DirLock::acquire(&dir)?;
-        let extents = ExtentSet::open(dir.join("extents"))?;
+        let extents = ExtentSet::open(dir.join("extents"), self.extent_size)?;
         let meta = MetaStore::open(&dir.join("meta"), self.cache_bytes)?;
         // The entries of `extents/` and `meta/` themselves, in case this open created them.
         crate::extent::sync_dir(&dir)?;
@@ -125,7 +127,7 @@ impl DatabaseBuilder {
             extents,
             self.extent_size,
             self.capacity_limit,
-        ));
+        )?);
         crate::upgrade::upgrade_format2(&meta, &space)?;
         let mut last_version = meta.get_counter(ORACLE_KEY, "version oracle")?;
         let (indexes, mut garbage) = crate::index_build::load_definitions(&meta)?;

@@ -1,24 +1,32 @@
-//! Extent files: preallocated, fixed-size files that hold blob bytes.
+//! Extent files: files that hold blob bytes, created small and grown as blobs are written.
 //!
-//! An extent is created under a temporary name, preallocated (`fallocate`, so a full disk fails
-//! here with a clear error rather than later on a write), synced, and renamed into place; so an
-//! extent file either exists at its full size or not at all. Extents are never truncated or grown
-//! afterwards. Free ranges may be given back to the
-//! filesystem by punching holes (the size stays; reading a hole gives zeros); space handed out
-//! from an extent with holes is allocated again first, so a full disk still fails at allocation,
-//! never midway through a write. An extent with nothing in use can be deleted whole.
+//! An extent has a maximum size fixed when it is opened ([`Extent::max_size`]) and a file
+//! that starts at a small length and is extended at its end, by `fallocate` in steps, before
+//! any of the new bytes is handed out (see [`crate::space`]); so the disk holds about what is
+//! stored, and a full disk fails at allocation with a clear error, never midway through a
+//! write. A new extent is created under a temporary name at its first length, synced, and
+//! renamed into place. Files are never shortened. Extents made at their full size by earlier
+//! versions simply have no room left to grow. Free ranges may be given back to the filesystem
+//! by punching holes (the length stays; reading a hole gives zeros); space handed out from an
+//! extent with holes is allocated again first. An extent with nothing in use can be deleted
+//! whole.
 //!
-//! Blob reads go through a read-only mapping of the extent (zero-copy chunks, see
-//! [`crate::reader`]); compaction and recovery copy with positioned reads. Before touching a
-//! mapped range a reader checks that the file still holds it ([`Extent::file_len`]): a file
-//! truncated under the store fails the reads of the missing part with an I/O error instead of
-//! killing the process with `SIGBUS`.
+//! The file's length is trusted for one thing only, "these bytes exist": recovery rebuilds
+//! free space from the committed records, so a crash midway through growing a file (whatever
+//! length it left) loses nothing and leaks nothing but the unused tail.
+//!
+//! Blob reads go through a read-only mapping of the extent at its maximum size, made once
+//! (zero-copy chunks, see [`crate::reader`]); the file grows inside the mapping, and only
+//! bytes already written are ever touched. Compaction and recovery copy with positioned reads.
+//! Before touching a mapped range a reader checks that the file holds it
+//! ([`Extent::file_len`]): a file truncated under the store fails the reads of the missing part
+//! with an I/O error instead of killing the process with `SIGBUS`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use asterope_core::{Error, Result};
@@ -34,15 +42,59 @@ pub(crate) type ExtentId = u32;
 #[derive(Debug)]
 pub(crate) struct Extent {
     pub(crate) id: ExtentId,
-    pub(crate) size: u64,
+    /// The length the file may grow to, and the length of its mapping. Only raised, and only
+    /// by recovery before anything is read.
+    max_size: AtomicU64,
     file: File,
-    /// Read-only mapping of the whole extent, made on first read and kept.
+    /// Read-only mapping of the extent at its maximum size, made on first read and kept.
     mapping: OnceLock<Arc<Mmap>>,
     /// Some range of the file may be a hole (punched, or never allocated).
     has_holes: AtomicBool,
 }
 
 impl Extent {
+    /// The length the file may grow to.
+    pub(crate) fn max_size(&self) -> u64 {
+        self.max_size.load(Ordering::SeqCst)
+    }
+
+    /// Lets the file be as long as `len` (recovery: blobs recorded beyond the maximum this
+    /// open assumed, which a smaller configured extent size can cause). A mapping made before
+    /// keeps its length; reads beyond it fail cleanly.
+    pub(crate) fn raise_max_size(&self, len: u64) {
+        self.max_size.fetch_max(len, Ordering::SeqCst);
+    }
+
+    /// Extends the file from `from` to `to` bytes with disk blocks behind them, so that a full
+    /// disk fails here rather than on a later write. Never shortens the file.
+    pub(crate) fn grow(&self, from: u64, to: u64) -> Result<()> {
+        if to <= from {
+            return Ok(());
+        }
+        let grown = match fallocate(&self.file, FallocateFlags::empty(), from, to - from) {
+            Ok(()) => Ok(()),
+            // Without `fallocate` the file is extended sparse; a full disk then surfaces as an
+            // error on the positioned write.
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP => self.extend_sparse(to),
+            Err(e) => Err(e.into()),
+        };
+        grown.map_err(|e| Error::io(format!("growing extent {} to {to} bytes", self.id), e))
+    }
+
+    fn extend_sparse(&self, to: u64) -> std::io::Result<()> {
+        self.has_holes.store(true, Ordering::SeqCst);
+        if self.file.metadata()?.len() < to {
+            self.file.set_len(to)?;
+        }
+        Ok(())
+    }
+
+    /// Notes that part of the space the allocator hands out from this extent may have no disk
+    /// blocks (a file found shorter than its blobs), so they are allocated before use.
+    pub(crate) fn mark_sparse(&self) {
+        self.has_holes.store(true, Ordering::SeqCst);
+    }
+
     /// Writes `data` at `offset` (a positioned write; no shared file cursor).
     pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
         #[cfg(feature = "fault-injection")]
@@ -103,18 +155,19 @@ impl Extent {
             .map_err(|e| Error::io(format!("reading size of extent {}", self.id), e))
     }
 
-    /// The read-only mapping of this extent (its nominal size; see [`Extent::file_len`]).
+    /// The read-only mapping of this extent, at its maximum size: bytes past the end of the
+    /// file must not be touched (see [`Extent::file_len`]).
     pub(crate) fn mapping(&self) -> Result<Arc<Mmap>> {
         if let Some(map) = self.mapping.get() {
             return Ok(Arc::clone(map));
         }
-        let map = map_extent(&self.file, self.size.max(1))
+        let map = map_extent(&self.file, self.max_size().max(1))
             .map_err(|e| Error::io(format!("mapping extent {}", self.id), e))?;
         Ok(Arc::clone(self.mapping.get_or_init(|| Arc::new(map))))
     }
 
-    /// The file's length now, which is less than [`Extent::size`] only if the file was
-    /// truncated under the store.
+    /// The file's length now: the bytes that exist. Written ranges lie inside it unless the file
+    /// was truncated under the store.
     pub(crate) fn file_len(&self) -> Result<u64> {
         self.file
             .metadata()
@@ -145,12 +198,15 @@ impl Extent {
 #[derive(Debug)]
 pub(crate) struct ExtentSet {
     dir: PathBuf,
+    /// Maximum size of extents created from now on, and of those opened shorter.
+    max_size: u64,
     extents: RwLock<BTreeMap<ExtentId, Arc<Extent>>>,
 }
 
 impl ExtentSet {
-    /// Opens `<data>/extents`, removing leftovers of interrupted extent creation.
-    pub(crate) fn open(dir: PathBuf) -> Result<ExtentSet> {
+    /// Opens `<data>/extents`, removing leftovers of interrupted extent creation. Each extent
+    /// may grow to `max_size`, or stays at its length if it is longer already.
+    pub(crate) fn open(dir: PathBuf, max_size: u64) -> Result<ExtentSet> {
         fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let mut extents = BTreeMap::new();
@@ -176,7 +232,7 @@ impl ExtentSet {
             let metadata = file
                 .metadata()
                 .map_err(|e| Error::io(format!("reading size of {}", path.display()), e))?;
-            let extent = new_extent(id, metadata.len(), file);
+            let extent = new_extent(id, metadata.len().max(max_size), file);
             extent
                 .has_holes
                 .store(metadata.blocks() * 512 < metadata.len(), Ordering::SeqCst);
@@ -184,6 +240,7 @@ impl ExtentSet {
         }
         Ok(ExtentSet {
             dir,
+            max_size,
             extents: RwLock::new(extents),
         })
     }
@@ -201,7 +258,8 @@ impl ExtentSet {
             .ok_or_else(|| Error::internal(format!("extent {id} does not exist")))
     }
 
-    /// Creates a new preallocated extent of `size` bytes.
+    /// Creates a new extent file of `size` bytes, preallocated, that may grow to the maximum
+    /// extent size.
     pub(crate) fn create(&self, size: u64) -> Result<Arc<Extent>> {
         let mut extents = self
             .extents
@@ -229,7 +287,7 @@ impl ExtentSet {
         let file = result.inspect_err(|_| {
             let _ = fs::remove_file(&tmp_path);
         })?;
-        let extent = Arc::new(new_extent(id, size, file));
+        let extent = Arc::new(new_extent(id, self.max_size.max(size), file));
         extents.insert(id, Arc::clone(&extent));
         Ok(extent)
     }
@@ -252,7 +310,7 @@ impl ExtentSet {
             .open(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         sync_dir(&self.dir)?;
-        let extent = Arc::new(new_extent(id, 0, file));
+        let extent = Arc::new(new_extent(id, self.max_size, file));
         extents.insert(id, Arc::clone(&extent));
         Ok(extent)
     }
@@ -281,10 +339,10 @@ impl ExtentSet {
     }
 }
 
-fn new_extent(id: ExtentId, size: u64, file: File) -> Extent {
+fn new_extent(id: ExtentId, max_size: u64, file: File) -> Extent {
     Extent {
         id,
-        size,
+        max_size: AtomicU64::new(max_size),
         file,
         mapping: OnceLock::new(),
         has_holes: AtomicBool::new(false),
@@ -299,8 +357,9 @@ fn open_rw(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))
 }
 
-/// Reserves disk blocks for the whole file. Filesystems without `fallocate` get a sparse file of
-/// the right size instead; a full disk then surfaces as an error on the positioned write.
+/// Reserves disk blocks for a new file of `size` bytes. Filesystems without `fallocate` get a
+/// sparse file of the right size instead; a full disk then surfaces as an error on the
+/// positioned write.
 fn preallocate(file: &File, size: u64) -> std::io::Result<()> {
     match fallocate(file, FallocateFlags::empty(), 0, size) {
         Ok(()) => Ok(()),

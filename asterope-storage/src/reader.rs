@@ -155,7 +155,7 @@ impl BlobReader {
         if end > file_len {
             return Err(truncated(run.extent, offset, len, file_len));
         }
-        if end > extent.size {
+        if end > extent.max_size() {
             return Err(out_of_bounds(run.extent, offset));
         }
         let map = extent.mapping()?;

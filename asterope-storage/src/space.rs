@@ -5,19 +5,36 @@
 //! hands out) until it is done. Space retired by a delete or overwrite at epoch `r`, or by a
 //! dropped [`Reservation`] (a staged write rolled back or replaced, an upload that failed), goes
 //! back to the allocator only once no pin taken at an epoch `<= r` is alive.
+//!
+//! Extents grow with what is written: the allocator knows each extent up to the length its
+//! file has been grown to, all of it backed by disk blocks. When no free run is useful, the
+//! newest extent with room is grown at its end (by a step that doubles with the file, from
+//! [`FIRST_LENGTH`] up to [`MAX_GROWTH_STEP`]) before any of the new space is handed out, and
+//! only when none can grow is a new extent created at [`FIRST_LENGTH`]. So the disk holds what
+//! is stored plus at most one step, and a full disk or the capacity limit (the total length of
+//! the extent files) fails an allocation, never a write. Freed runs of 1 MiB or more give their
+//! disk blocks back at once (a punched hole, allocated again before reuse), so deleted,
+//! overwritten and deduplicated large blobs stop taking disk without waiting for compaction.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use asterope_core::{Error, Result};
 
-use crate::alloc::{Allocator, MarkError, Run, UNIT};
+use crate::alloc::{round_up, Allocator, MarkError, Run, UNIT};
 use crate::extent::{Extent, ExtentId, ExtentSet};
 use crate::lock::DirLock;
 
 /// Space handed to one writer smaller than this is not worth taking while a new extent can still
 /// be created; fragments are used only when the capacity is exhausted.
 const MIN_USEFUL_RUN: u64 = 1 << 20;
+/// Freed runs at least this large give their disk blocks back at once (see [`Space::free`]).
+const GIVE_BACK_FROM: u64 = 1 << 20;
+/// Length of a new extent file, and the smallest step an extent grows by.
+const FIRST_LENGTH: u64 = 1 << 20;
+/// The largest step an extent grows by: the most disk a data directory holds beyond its blobs
+/// (plus what compaction has not given back yet).
+const MAX_GROWTH_STEP: u64 = 16 << 20;
 
 #[derive(Debug, Default)]
 struct Pins {
@@ -52,17 +69,19 @@ pub(crate) struct SpaceCounters {
 }
 
 impl Space {
+    /// The space of `extents`, each known to the allocator up to its file's length; new extents
+    /// may grow to `extent_size`.
     pub(crate) fn new(
         lock: DirLock,
         extents: ExtentSet,
         extent_size: u64,
         capacity_limit: Option<u64>,
-    ) -> Space {
+    ) -> Result<Space> {
         let mut allocator = Allocator::default();
         for extent in extents.all() {
-            allocator.add_extent(extent.id, extent.size);
+            allocator.add_extent(extent.id, extent.file_len()?);
         }
-        Space {
+        Ok(Space {
             extents,
             allocator: Mutex::new(allocator),
             pins: Mutex::new(Pins::default()),
@@ -72,7 +91,7 @@ impl Space {
                 crate::writer::WRITE_BUDGET_UNITS as usize,
             )),
             _lock: lock,
-        }
+        })
     }
 
     /// The upload write budget shared by every writer of this directory.
@@ -104,6 +123,11 @@ impl Space {
                     run.extent
                 );
                 allocator.grow_extent(run.extent, end);
+                if let Ok(extent) = self.extents.get(run.extent) {
+                    // The allocator now knows bytes the file lacks: allocate before use.
+                    extent.mark_sparse();
+                    extent.raise_max_size(end);
+                }
                 outcome = allocator.mark_used(*run);
             }
             outcome.map_err(|e| format!("run {run:?} is unusable: {e:?}"))?;
@@ -111,31 +135,113 @@ impl Space {
         Ok(())
     }
 
-    /// Hands out space for up to `want` bytes; may return less. Creates a new extent when no
-    /// free run is useful and the capacity limit allows.
+    /// Hands out space for up to `want` bytes; may return less. Grows an extent, or creates a
+    /// new one, when no free run is useful and the capacity limit allows.
     pub(crate) fn allocate(&self, want: u64) -> Result<(Run, Arc<Extent>)> {
+        self.allocate_with(want, want.min(MIN_USEFUL_RUN), true)
+    }
+
+    /// Hands out up to `want` bytes from existing extents only, growing them if need be
+    /// (compaction never adds an extent).
+    pub(crate) fn allocate_existing(&self, want: u64) -> Result<(Run, Arc<Extent>)> {
+        self.allocate_with(want, UNIT, false)
+    }
+
+    /// Free runs of at least `min_useful` bytes first, then the space of a grown extent, then
+    /// (if `may_create`) a new extent, and last any free fragment.
+    fn allocate_with(
+        &self,
+        want: u64,
+        min_useful: u64,
+        may_create: bool,
+    ) -> Result<(Run, Arc<Extent>)> {
         let mut allocator = self.allocator();
-        let run = match allocator.allocate(want, want.min(MIN_USEFUL_RUN)) {
+        let mut run = allocator.allocate(want, min_useful);
+        let mut failure = None;
+        if run.is_none() {
+            match self.grow_an_extent(&mut allocator, want, may_create) {
+                Ok(true) => run = allocator.allocate(want, UNIT),
+                Ok(false) => {}
+                Err(e) => failure = Some(e),
+            }
+        }
+        let run = match run.or_else(|| allocator.allocate(want, UNIT)) {
             Some(run) => run,
-            None => match self.room_for_extent(&allocator) {
-                Some(size) => {
-                    let extent = self.extents.create(size)?;
-                    allocator.add_extent(extent.id, extent.size);
-                    allocator
-                        .allocate(want, UNIT)
-                        .ok_or_else(|| Error::internal("new extent has no free space"))?
-                }
-                None => allocator.allocate(want, UNIT).ok_or_else(|| {
-                    let reason = match self.capacity_limit {
-                        Some(limit) => format!("the capacity limit of {limit} bytes is reached"),
-                        None => "no space left for a new extent".to_string(),
+            None => {
+                return Err(failure.unwrap_or_else(|| {
+                    let reason = match (self.capacity_limit, may_create) {
+                        (_, false) => "no free space in other extents to compact into".into(),
+                        (Some(limit), true) => {
+                            format!("the capacity limit of {limit} bytes is reached")
+                        }
+                        (None, true) => "no space left for a new extent".to_string(),
                     };
                     Error::StorageFull { reason }
-                })?,
-            },
+                }))
+            }
         };
         drop(allocator);
         self.claim(run)
+    }
+
+    /// Grows the newest extent that has room, or else (if `may_create`) creates one, so that
+    /// the allocator has a free run at least the size of a growth step. Returns `false` when
+    /// the extents are at their maximum and the capacity limit leaves no room.
+    fn grow_an_extent(
+        &self,
+        allocator: &mut Allocator,
+        want: u64,
+        may_create: bool,
+    ) -> Result<bool> {
+        let draining = allocator.draining();
+        let room = self.capacity_room(allocator);
+        for (id, len, _) in allocator.extent_usage().into_iter().rev() {
+            if draining.contains(&id) {
+                continue;
+            }
+            let extent = self.extents.get(id)?;
+            let by = growth_step(len, want)
+                .min(extent.max_size().saturating_sub(len))
+                .min(room)
+                / UNIT
+                * UNIT;
+            if by == 0 {
+                continue;
+            }
+            let by = or_just_the_request(by, want, |by| extent.grow(len, len + by))?.1;
+            allocator.grow_extent(id, len + by);
+            return Ok(true);
+        }
+        let first = growth_step(0, want).min(self.extent_size).min(room) / UNIT * UNIT;
+        if !may_create || first == 0 {
+            return Ok(false);
+        }
+        let (extent, first) = or_just_the_request(first, want, |len| self.extents.create(len))?;
+        allocator.add_extent(extent.id, first);
+        Ok(true)
+    }
+
+    /// Bytes the extent files may still grow by under the capacity limit.
+    fn capacity_room(&self, allocator: &Allocator) -> u64 {
+        self.capacity_limit.map_or(u64::MAX, |limit| {
+            limit.saturating_sub(allocator.total_bytes())
+        })
+    }
+
+    /// Bytes the extents other than `except` (and those being drained) may still grow by.
+    pub(crate) fn growth_room_except(&self, except: ExtentId) -> u64 {
+        let allocator = self.allocator();
+        let draining = allocator.draining();
+        let growable: u64 = allocator
+            .extent_usage()
+            .into_iter()
+            .filter(|(id, _, _)| *id != except && !draining.contains(id))
+            .filter_map(|(id, len, _)| {
+                let extent = self.extents.get(id).ok()?;
+                Some(extent.max_size().saturating_sub(len) / UNIT * UNIT)
+            })
+            .sum();
+        growable.min(self.capacity_room(&allocator))
     }
 
     /// Size and free bytes of each extent.
@@ -173,7 +279,7 @@ impl Space {
                     continue; // handed out since the listing
                 }
                 let punched = extent.punch_hole(run.offset, run.len);
-                self.free(&[run]);
+                self.return_to_allocator(&[run]);
                 if !punched? {
                     return Ok(()); // the filesystem cannot punch holes
                 }
@@ -191,18 +297,6 @@ impl Space {
             .sum()
     }
 
-    /// Hands out up to `want` bytes from existing extents only (compaction never grows the
-    /// store).
-    pub(crate) fn allocate_existing(&self, want: u64) -> Result<(Run, Arc<Extent>)> {
-        let run = self
-            .allocator()
-            .allocate(want, UNIT)
-            .ok_or_else(|| Error::StorageFull {
-                reason: "no free space in other extents to compact into".into(),
-            })?;
-        self.claim(run)
-    }
-
     /// The extent of a freshly allocated run, with disk blocks behind the run; on failure the
     /// run goes back to the allocator.
     fn claim(&self, run: Run) -> Result<(Run, Arc<Extent>)> {
@@ -214,24 +308,33 @@ impl Space {
         match extent {
             Ok(extent) => Ok((run, extent)),
             Err(e) => {
-                self.free(&[run]);
+                self.return_to_allocator(&[run]);
                 Err(e)
             }
         }
     }
 
-    /// Size of the next extent, if the capacity limit leaves room for one.
-    fn room_for_extent(&self, allocator: &Allocator) -> Option<u64> {
-        let room = match self.capacity_limit {
-            Some(limit) => limit.saturating_sub(allocator.total_bytes()) / UNIT * UNIT,
-            None => self.extent_size,
-        };
-        let size = room.min(self.extent_size);
-        (size >= UNIT).then_some(size)
+    /// Returns space immediately (never-committed runs, and retired runs once no reader can
+    /// see them). Runs of [`GIVE_BACK_FROM`] bytes or more first give their disk blocks back to
+    /// the filesystem (a punched hole), so that a deleted, overwritten or deduplicated large
+    /// blob stops taking disk at once, without waiting for a compaction that short-lived
+    /// processes never run; the space is allocated again before it is handed out.
+    pub(crate) fn free(&self, runs: &[Run]) {
+        for run in runs.iter().filter(|run| run.allocated() >= GIVE_BACK_FROM) {
+            let punched = self
+                .extents
+                .get(run.extent)
+                .and_then(|extent| extent.punch_hole(run.offset, run.allocated()));
+            if let Err(e) = punched {
+                // The space stays allocated on disk; it is free all the same.
+                tracing::warn!("giving back the disk blocks of {run:?}: {e}");
+            }
+        }
+        self.return_to_allocator(runs);
     }
 
-    /// Returns space immediately (never-committed runs).
-    pub(crate) fn free(&self, runs: &[Run]) {
+    /// Makes runs allocatable again.
+    fn return_to_allocator(&self, runs: &[Run]) {
         let mut allocator = self.allocator();
         for run in runs {
             allocator.free(*run);
@@ -310,6 +413,31 @@ impl Space {
 
     fn pins(&self) -> MutexGuard<'_, Pins> {
         self.pins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How much an extent of `len` bytes grows by to serve a request for `want` bytes: as much as it
+/// has (doubling it), at least [`FIRST_LENGTH`], at most [`MAX_GROWTH_STEP`], and the request
+/// itself when that is larger and within the step.
+fn growth_step(len: u64, want: u64) -> u64 {
+    len.clamp(FIRST_LENGTH, MAX_GROWTH_STEP)
+        .max(round_up(want).min(MAX_GROWTH_STEP))
+}
+
+/// Runs `attempt` with `len` bytes; if the disk is too full for that many, with only the bytes
+/// `want` needs (a nearly full disk still takes what fits). Returns the outcome and the length
+/// that succeeded.
+fn or_just_the_request<T>(
+    len: u64,
+    want: u64,
+    attempt: impl Fn(u64) -> Result<T>,
+) -> Result<(T, u64)> {
+    match attempt(len) {
+        Err(Error::StorageFull { .. }) if round_up(want.max(1)) < len => {
+            let len = round_up(want.max(1));
+            attempt(len).map(|done| (done, len))
+        }
+        outcome => outcome.map(|done| (done, len)),
     }
 }
 
