@@ -33,16 +33,6 @@ async fn start(config: ServerConfig) -> (tempfile::TempDir, TestServer) {
     (dir, server)
 }
 
-/// A raw HTTP/2 connection, so that tests see statuses and send headers the client never would.
-async fn connect(server: &TestServer) -> SendRequest<Bytes> {
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
 struct Reply {
     status: StatusCode,
     json: serde_json::Value,
@@ -132,7 +122,7 @@ async fn put_in(client: &SendRequest<Bytes>, token: &str, id: &str, key: &str) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflicting_commit_is_409_conflict_and_the_client_returns_conflict() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let raw = connect(&server).await;
+    let raw = server.connect_raw().await;
     let first = begin(&raw, WRITER).await;
     let second = begin(&raw, WRITER).await;
     assert_eq!(put_in(&raw, WRITER, &first, "k").await.status, 201);
@@ -225,7 +215,7 @@ async fn get_plain(client: &SendRequest<Bytes>, key: &str) -> StatusCode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_or_rollback_naming_a_transaction_in_a_header_is_refused_not_deadlocked() {
     let (_dir, server) = start(with_tokens(ServerConfig::default())).await;
-    let raw = connect(&server).await;
+    let raw = server.connect_raw().await;
     let a = begin(&raw, WRITER).await;
     let b = begin(&raw, WRITER).await;
     assert_eq!(put_in(&raw, WRITER, &a, "staged-a").await.status, 201);
@@ -265,7 +255,7 @@ async fn a_transaction_belongs_to_the_token_that_began_it() {
         ..ServerConfig::default()
     };
     let (_dir, server) = start(with_tokens(config)).await;
-    let raw = connect(&server).await;
+    let raw = server.connect_raw().await;
     let id = begin(&raw, WRITER).await;
     assert_eq!(put_in(&raw, WRITER, &id, "secret").await.status, 201);
 
@@ -320,7 +310,7 @@ async fn open_transactions_per_token_are_capped() {
         ..ServerConfig::default()
     };
     let (_dir, server) = start(with_tokens(config)).await;
-    let raw = connect(&server).await;
+    let raw = server.connect_raw().await;
     let mut open = Vec::new();
     for _ in 0..3 {
         open.push(begin(&raw, WRITER).await);
@@ -371,7 +361,7 @@ async fn a_transaction_ends_at_its_maximum_lifetime_however_often_it_is_renewed(
         ..ServerConfig::default()
     };
     let (_dir, server) = start(with_tokens(config)).await;
-    let raw = connect(&server).await;
+    let raw = server.connect_raw().await;
     let id = begin(&raw, WRITER).await;
     assert_eq!(put_in(&raw, WRITER, &id, "kept-busy").await.status, 201);
     // The owner keeps using it, well within its lease, past its lifetime.

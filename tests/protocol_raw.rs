@@ -33,15 +33,6 @@ impl Reply {
     }
 }
 
-async fn connect(server: &TestServer) -> SendRequest<Bytes> {
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
 fn request(method: Method, path: &str, headers: &[(&str, &str)]) -> Request<()> {
     let mut builder = Request::builder()
         .method(method)
@@ -106,7 +97,7 @@ async fn start(config: ServerConfig) -> (tempfile::TempDir, TestServer) {
 #[tokio::test]
 async fn sha256_trailer_is_checked_before_commit() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let data = pattern(1, 300_000);
     let mut good = HeaderMap::new();
     good.insert("x-asterope-sha256", sha256(&data).to_hex().parse().unwrap());
@@ -158,7 +149,7 @@ async fn sha256_trailer_is_checked_before_commit() {
 #[tokio::test]
 async fn ranges_and_object_headers() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let data = pattern(2, 100_000);
     let reply = send(
         &client,
@@ -208,7 +199,7 @@ async fn ranges_and_object_headers() {
 #[tokio::test]
 async fn bad_requests_get_clear_errors() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let cases: Vec<(Request<()>, StatusCode, &str)> = vec![
         (
             request(Method::PUT, "/v1/objects/a%00b", &[]),
@@ -320,7 +311,7 @@ async fn bad_requests_get_clear_errors() {
 #[tokio::test]
 async fn reset_uploads_commit_nothing_and_the_server_keeps_serving() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let mut sender = client.clone().ready().await.unwrap();
     let (response, mut stream) = sender
         .send_request(request(Method::PUT, "/v1/objects/cut", &[]), false)
@@ -363,7 +354,7 @@ async fn stalled_uploads_are_shed() {
         ..ServerConfig::default()
     };
     let (_dir, server) = start(config).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let mut sender = client.clone().ready().await.unwrap();
     let (response, mut stream) = sender
         .send_request(request(Method::PUT, "/v1/objects/slow", &[]), false)
@@ -397,7 +388,7 @@ async fn tokens_guard_every_route_but_health() {
         ..ServerConfig::default()
     };
     let (_dir, server) = start(config).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let writer = [("authorization", "Bearer writer-secret")];
     let reader = [("authorization", "Bearer reader-secret")];
     let wrong = [("authorization", "Bearer nope")];
@@ -465,7 +456,7 @@ async fn tokens_guard_every_route_but_health() {
 #[tokio::test]
 async fn metrics_are_prometheus_text() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     send(
         &client,
         request(Method::PUT, "/v1/objects/m1", &[]),
@@ -567,7 +558,7 @@ async fn idle_transactions_are_rolled_back_when_their_lease_ends() {
         ..ServerConfig::default()
     };
     let (_dir, server) = start(config).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let reply = send(
         &client,
         request(Method::POST, "/v1/transactions", &[]),
@@ -610,7 +601,7 @@ async fn idle_transactions_are_rolled_back_when_their_lease_ends() {
 #[tokio::test]
 async fn query_bodies_speak_json_or_messagepack() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     for (key, patient) in [("a", "1"), ("b", "2"), ("c", "1")] {
         let meta = format!("{{\"patient_id\":\"{patient}\"}}");
         let put = request(
@@ -696,7 +687,7 @@ async fn shutdown_drains_then_aborts_unfinished_uploads() {
         ..ServerConfig::default()
     };
     let server = TestServer::start(db, config).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let done = send(
         &client,
         request(Method::PUT, "/v1/objects/done", &[]),
@@ -786,7 +777,7 @@ async fn head_only(client: &SendRequest<Bytes>, path: &str, headers: &[(&str, &s
 #[tokio::test]
 async fn head_replies_carry_headers_only_on_every_route() {
     let (_dir, server) = start_with_reader_token().await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let reader = ("authorization", "Bearer reader-secret");
 
     let reply = head_only(&client, "/v1/health", &[]).await;
@@ -822,7 +813,7 @@ async fn head_replies_carry_headers_only_on_every_route() {
 #[tokio::test]
 async fn store_wide_routes_refuse_a_transaction_header() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let begin = request(Method::POST, "/v1/transactions", &[]);
     let reply = send(&client, begin, None, None).await;
     assert_eq!(reply.status, StatusCode::CREATED);
@@ -854,7 +845,7 @@ async fn store_wide_routes_refuse_a_transaction_header() {
 #[tokio::test]
 async fn list_parameters_are_refused_unless_exact() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     for i in 0..3 {
         let put = request(Method::PUT, &format!("/v1/objects/k{i}"), &[]);
         let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
@@ -902,7 +893,7 @@ async fn list_parameters_are_refused_unless_exact() {
 #[tokio::test]
 async fn unsatisfiable_or_malformed_ranges_are_416_with_the_size() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     for (key, size) in [("empty", 0usize), ("ten", 10)] {
         let put = request(Method::PUT, &format!("/v1/objects/{key}"), &[]);
         let reply = send(&client, put, Some(pattern(3, size)), None).await;
@@ -956,7 +947,7 @@ async fn unsatisfiable_or_malformed_ranges_are_416_with_the_size() {
 #[tokio::test]
 async fn duplicate_and_unknown_headers_are_refused() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let data = Bytes::from_static(b"payload");
     let good = sha256(&data).to_hex();
     let bad = sha256(b"other").to_hex();
@@ -1016,7 +1007,7 @@ async fn duplicate_and_unknown_headers_are_refused() {
 #[tokio::test]
 async fn an_empty_key_is_an_invalid_key_on_every_object_method() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let object_methods = [Method::PUT, Method::GET, Method::DELETE, Method::HEAD];
     let metadata_methods = [Method::PUT, Method::GET, Method::HEAD];
     for (path, methods) in [
@@ -1038,7 +1029,7 @@ async fn an_empty_key_is_an_invalid_key_on_every_object_method() {
 #[tokio::test]
 async fn integers_beyond_64_bits_are_refused_not_rounded() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let big = r#"{"n":18446744073709551615}"#;
     let put = request(Method::PUT, "/v1/objects/big", &[("x-asterope-meta", big)]);
     let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
@@ -1078,7 +1069,7 @@ async fn integers_beyond_64_bits_are_refused_not_rounded() {
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive_and_401_names_it() {
     let (_dir, server) = start_with_reader_token().await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     for accepted in [
         "Bearer reader-secret",
         "bearer reader-secret",
@@ -1157,7 +1148,7 @@ async fn a_large_header_block_sent_before_settings_is_served() {
 #[tokio::test]
 async fn a_query_string_on_a_route_without_parameters_is_refused() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let put = request(Method::PUT, "/v1/objects/a?b=c", &[]);
     let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
     assert_eq!(
@@ -1189,7 +1180,7 @@ async fn a_query_string_on_a_route_without_parameters_is_refused() {
 #[tokio::test]
 async fn repeated_json_keys_and_malformed_escapes_are_refused() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let body = || Some(Bytes::from_static(b"x"));
     let meta = [("x-asterope-meta", r#"{"a":1,"a":2}"#)];
     let reply = send(
@@ -1236,7 +1227,7 @@ async fn repeated_json_keys_and_malformed_escapes_are_refused() {
 #[tokio::test]
 async fn asterope_headers_where_they_mean_nothing_are_refused() {
     let (_dir, server) = start(ServerConfig::default()).await;
-    let client = connect(&server).await;
+    let client = server.connect_raw().await;
     let put = request(Method::PUT, "/v1/objects/k", &[]);
     let reply = send(&client, put, Some(Bytes::from_static(b"x")), None).await;
     assert_eq!(reply.status, StatusCode::CREATED);

@@ -32,6 +32,17 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// A raw HTTP/2 connection, so that tests see statuses and send headers and frames the
+    /// client never would.
+    pub async fn connect_raw(&self) -> h2::client::SendRequest<bytes::Bytes> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
