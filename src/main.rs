@@ -74,7 +74,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the data directory over HTTP/2 (h2c, or TLS with --tls-cert/--tls-key).
+    /// Serve the data directory over HTTP/2 and HTTP/1.1 on one port (cleartext, or TLS with
+    /// --tls-cert/--tls-key).
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7878")]
@@ -602,7 +603,7 @@ async fn serve(cli: Cli) -> Result<()> {
         "http"
     };
     output::print_error(format_args!(
-        "asterope: serving {} on {scheme}://{address} (HTTP/2)",
+        "asterope: serving {} on {scheme}://{address} (HTTP/2 and HTTP/1.1)",
         cli.data.display()
     ));
     asterope::serve(listener, db, config, shutdown_signal()).await

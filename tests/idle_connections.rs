@@ -83,14 +83,7 @@ async fn two_thousand_idle_sockets_do_not_lock_out_a_new_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_tls_sockets_do_not_lock_out_a_new_tls_client() {
     let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
-    let config = ServerConfig {
-        tls: Some(asterope_network::load_tls_config(&cert, &key).unwrap()),
-        ..ServerConfig::default()
-    };
+    let (config, cert) = common::self_signed_tls(dir.path());
     let server = start(dir.path(), config).await;
     // More sockets than connection slots, each starting a TLS handshake (a ClientHello's
     // first bytes) and stalling.

@@ -4,23 +4,14 @@ mod common;
 #[path = "common/server.rs"]
 mod server;
 
-use asterope::{Client, Database, Key, Metadata, ServerConfig, Store, StoreExt};
+use asterope::{Client, Database, Key, Metadata, Store, StoreExt};
 use common::pattern;
 use server::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_round_trip_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
-
-    let config = ServerConfig {
-        tls: Some(asterope_network::load_tls_config(&cert_path, &key_path).unwrap()),
-        ..ServerConfig::default()
-    };
+    let (config, cert_path) = common::self_signed_tls(dir.path());
     let db = Database::open(dir.path().join("data")).unwrap();
     let server = TestServer::start(db, config).await;
     let url = format!("https://localhost:{}", server.addr.port());

@@ -4,14 +4,15 @@
 //! A socket costs the server a file descriptor and a task before its peer has proved anything,
 //! so nothing it has not yet earned may be something others wait for. Every accepted socket is
 //! *pending* until it has completed its TLS handshake (if any) and sent the HTTP/2 client
-//! preface, both within [`ServerConfig::handshake_timeout`](crate::ServerConfig); at most
+//! preface or a complete HTTP/1.1 request head (which tells the protocol apart), both within [`ServerConfig::handshake_timeout`](crate::ServerConfig); at most
 //! `max_pending_connections` sockets are pending at once, and a newcomer beyond that closes the
 //! oldest pending one (an idle socket has had the longest to speak; a real client's handshake
 //! takes milliseconds). Only then does the connection take one of `max_connections` slots. A
 //! connection that has no request in progress does not hold its slot against others: when the
 //! slots are all taken, a newcomer makes the connection idle the longest shut down (GOAWAY, as
 //! its idle timeout would), and connections idle for `connection_idle_timeout` close anyway.
-//! Idle sockets, idle TLS sockets and idle HTTP/2 connections therefore cannot lock anyone out.
+//! Idle sockets, idle TLS sockets and idle HTTP/2 or HTTP/1.1 connections therefore cannot lock
+//! anyone out.
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
 
 /// The HTTP/2 client connection preface (RFC 9113, section 3.4).
@@ -180,28 +181,136 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// Reads the HTTP/2 client preface; the stream returned replays it to the HTTP/2 layer.
-pub(crate) async fn read_preface<IO>(mut io: IO) -> std::io::Result<Replayed<IO>>
-where
-    IO: AsyncRead + Unpin,
-{
-    let mut preface = [0u8; PREFACE.len()];
-    io.read_exact(&mut preface).await?;
-    if &preface != PREFACE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not an HTTP/2 client preface (the server speaks HTTP/2 only)",
-        ));
-    }
-    Ok(Replayed { io, replayed: 0 })
+/// The protocol a socket's first bytes speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// The HTTP/2 client preface arrived (cleartext with prior knowledge, or ALPN `h2`).
+    Http2,
+    /// A complete HTTP/1.1 request head arrived.
+    Http1,
 }
 
-/// A stream whose first bytes, already read, were the preface.
+/// Why a socket's opening was refused.
+#[derive(Debug)]
+pub(crate) enum OpeningError {
+    /// Reading failed or the peer closed first.
+    Io(std::io::Error),
+    /// Neither an HTTP/2 preface nor an HTTP/1.1 request line.
+    NotHttp,
+    /// An HTTP/1.1 request head longer than the limit.
+    HeadTooLarge(usize),
+}
+
+impl std::fmt::Display for OpeningError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpeningError::Io(e) => write!(f, "{e}"),
+            OpeningError::NotHttp => {
+                f.write_str("neither an HTTP/2 preface nor an HTTP/1.1 request line")
+            }
+            OpeningError::HeadTooLarge(limit) => {
+                write!(f, "an HTTP/1.1 request head over {limit} bytes")
+            }
+        }
+    }
+}
+
+/// The reply to a request head over the limit, written before the socket is closed.
+const HEAD_TOO_LARGE: &[u8] =
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+
+/// Reads a socket's opening: the HTTP/2 client preface, or a complete HTTP/1.1 request head of
+/// at most `max_head` bytes. The stream returned replays what was read to the HTTP layer.
+pub(crate) async fn read_opening<IO>(
+    mut io: IO,
+    max_head: usize,
+) -> Result<(Protocol, Replayed<IO>), OpeningError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut read = Vec::new();
+    let mut chunk = [0u8; 8 << 10];
+    let mut scanned = 0;
+    loop {
+        let n = io.read(&mut chunk).await.map_err(OpeningError::Io)?;
+        if n == 0 {
+            return Err(OpeningError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        read.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        let preface_so_far = read.len().min(PREFACE.len());
+        if read.get(..preface_so_far) == PREFACE.get(..preface_so_far) {
+            if read.len() < PREFACE.len() {
+                continue;
+            }
+            return Ok((Protocol::Http2, Replayed::new(io, read)));
+        }
+        match http1_head_state(&read, &mut scanned) {
+            HeadState::Complete => return Ok((Protocol::Http1, Replayed::new(io, read))),
+            HeadState::NotHttp => return Err(OpeningError::NotHttp),
+            HeadState::Partial if read.len() > max_head => {
+                let _ = io.write_all(HEAD_TOO_LARGE).await;
+                let _ = io.shutdown().await;
+                return Err(OpeningError::HeadTooLarge(max_head));
+            }
+            HeadState::Partial => {}
+        }
+    }
+}
+
+enum HeadState {
+    Partial,
+    Complete,
+    NotHttp,
+}
+
+/// Whether `read` holds a whole HTTP/1.1 request head (blank lines before the request line,
+/// which RFC 9112 lets a server ignore, do not count). `scanned` remembers how far the end of
+/// the head was already looked for, so each byte is examined about once.
+fn http1_head_state(read: &[u8], scanned: &mut usize) -> HeadState {
+    let Some(start) = read.iter().position(|b| !matches!(b, b'\r' | b'\n')) else {
+        return HeadState::Partial;
+    };
+    let head = read.get(start..).unwrap_or_default();
+    // The request line is printable ASCII: a TLS ClientHello or other binary is refused at once.
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let line = head.get(..line_end).unwrap_or_default();
+    if !line
+        .iter()
+        .all(|&b| b == b'\r' || (b' '..=b'~').contains(&b))
+    {
+        return HeadState::NotHttp;
+    }
+    // Look again at the last bytes already scanned: the blank line may straddle two reads.
+    let from = scanned.saturating_sub(start).saturating_sub(2);
+    let unscanned = head.get(from..).unwrap_or_default();
+    let contains = |needle: &[u8]| unscanned.windows(needle.len()).any(|w| w == needle);
+    let ends = contains(b"\n\n") || contains(b"\n\r\n");
+    *scanned = read.len();
+    if ends {
+        HeadState::Complete
+    } else {
+        HeadState::Partial
+    }
+}
+
+/// A stream whose first bytes, already read during admission, are handed on first.
 #[derive(Debug)]
 pub(crate) struct Replayed<IO> {
     io: IO,
-    /// How much of the preface has been handed on.
+    /// What admission read; freed once handed on.
+    read: Vec<u8>,
+    /// How much of it has been handed on.
     replayed: usize,
+}
+
+impl<IO> Replayed<IO> {
+    fn new(io: IO, read: Vec<u8>) -> Replayed<IO> {
+        Replayed {
+            io,
+            read,
+            replayed: 0,
+        }
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Replayed<IO> {
@@ -210,13 +319,18 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Replayed<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let rest = PREFACE.get(self.replayed..).unwrap_or_default();
+        let this = &mut *self;
+        let rest = this.read.get(this.replayed..).unwrap_or_default();
         if rest.is_empty() {
-            return Pin::new(&mut self.io).poll_read(cx, buf);
+            if !this.read.is_empty() {
+                this.read = Vec::new();
+                this.replayed = 0;
+            }
+            return Pin::new(&mut this.io).poll_read(cx, buf);
         }
         let n = rest.len().min(buf.remaining());
         buf.put_slice(rest.get(..n).unwrap_or_default());
-        self.replayed += n;
+        this.replayed += n;
         Poll::Ready(Ok(()))
     }
 }
@@ -280,5 +394,36 @@ mod tests {
         // The one already asked to go is not asked again.
         assert!(!established.evict_idlest());
         drop(idle);
+    }
+
+    fn state_of(read: &[u8]) -> &'static str {
+        match http1_head_state(read, &mut 0) {
+            HeadState::Partial => "partial",
+            HeadState::Complete => "complete",
+            HeadState::NotHttp => "not http",
+        }
+    }
+
+    #[test]
+    fn an_http1_head_is_complete_only_at_its_blank_line() {
+        assert_eq!(state_of(b"GET / HTTP/1.1\r\nhost: a\r\n"), "partial");
+        assert_eq!(state_of(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"), "complete");
+        assert_eq!(state_of(b"GET / HTTP/1.1\nhost: a\n\n"), "complete");
+        // Blank lines before the request line are not its end.
+        assert_eq!(state_of(b"\r\n\r\n"), "partial");
+        assert_eq!(state_of(b"\r\nGET / HTTP/1.1\r\n\r\n"), "complete");
+        assert_eq!(state_of(&[0x16, 0x03, 0x01, 0x02, 0x00]), "not http");
+    }
+
+    #[test]
+    fn a_blank_line_split_across_reads_is_found() {
+        let head = b"PUT /v1/objects/k HTTP/1.1\r\nhost: a\r\n\r\n";
+        for split in 1..head.len() {
+            let mut scanned = 0;
+            let first = http1_head_state(&head[..split], &mut scanned);
+            assert!(matches!(first, HeadState::Partial), "split at {split}");
+            let whole = http1_head_state(head, &mut scanned);
+            assert!(matches!(whole, HeadState::Complete), "split at {split}");
+        }
     }
 }

@@ -27,7 +27,8 @@ pub(crate) fn empty() -> ResponseBody {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
-/// Streams a blob out. An error mid-stream (e.g. `corrupt`) resets the HTTP/2 stream, so the
+/// Streams a blob out. An error mid-stream (e.g. `corrupt`) resets the HTTP/2 stream, or closes
+/// the HTTP/1.1 connection before the body's declared length or terminating chunk, so the
 /// client never sees a clean end.
 pub(crate) fn streaming(body: ByteStream, metrics: Arc<Metrics>) -> ResponseBody {
     let frames = body.map(move |chunk| {

@@ -459,7 +459,7 @@ async fn to_msgpack(response: Response<ResponseBody>) -> Response<ResponseBody> 
 }
 
 /// The reply to a HEAD: the headers the GET would carry, its `content-length` included, and no
-/// body, on every route and for errors too (a body after a HEAD is an HTTP/2 protocol error).
+/// body, on every route and for errors too (a body after a HEAD is an HTTP/2 protocol error; HTTP/1.1 sends none).
 fn head_reply(response: Response<ResponseBody>) -> Response<ResponseBody> {
     let (mut parts, body) = response.into_parts();
     if let Some(length) = body.size_hint().exact() {

@@ -1,4 +1,4 @@
-//! Accepting connections, HTTP/2 settings, and graceful shutdown.
+//! Accepting connections, HTTP/2 and HTTP/1.1 settings, and graceful shutdown.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -9,7 +9,7 @@ use asterope_core::Result;
 use asterope_serialization::MAX_HEADER_LIST_BYTES;
 use asterope_storage::Database;
 use http_body_util::BodyExt;
-use hyper::server::conn::http2;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::admission::{read_preface, Activity, Established, Pending};
+use crate::admission::{read_opening, Activity, Established, Pending, Protocol};
 use crate::auth::Tokens;
 use crate::blocking::BlockingPool;
 use crate::metrics::Metrics;
@@ -37,7 +37,8 @@ const MAX_RECEIVED_FRAME_SIZE: u32 = 16 << 10;
 pub struct ServerConfig {
     /// Accepted bearer tokens; empty means no authentication.
     pub tokens: Tokens,
-    /// TLS (HTTP/2 via ALPN `h2`); `None` serves cleartext HTTP/2 with prior knowledge.
+    /// TLS (ALPN `h2` or `http/1.1`); `None` serves cleartext HTTP/2 with prior knowledge and
+    /// HTTP/1.1.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Concurrent streams per connection.
     pub max_concurrent_streams: u32,
@@ -45,11 +46,13 @@ pub struct ServerConfig {
     /// makes the connection idle the longest (no request in progress) shut down, or waits for
     /// a slot until its handshake deadline.
     pub max_connections: usize,
-    /// A socket must complete its TLS handshake and send the HTTP/2 preface within this time.
+    /// A socket must complete its TLS handshake and send the HTTP/2 preface, or a complete
+    /// HTTP/1.1 request head, within this time.
     pub handshake_timeout: Duration,
     /// Sockets still handshaking at once; a newcomer beyond it closes the oldest of them.
     pub max_pending_connections: usize,
-    /// A connection with no request in progress for this long is shut down (GOAWAY).
+    /// A connection with no request in progress for this long is shut down (GOAWAY; an
+    /// HTTP/1.1 connection is closed).
     pub connection_idle_timeout: Duration,
     /// Largest header block accepted (metadata travels in a header); the default fits the
     /// largest valid metadata document, as the client's limit does.
@@ -211,7 +214,8 @@ struct Admission {
     slots: Arc<Semaphore>,
 }
 
-/// Takes a socket through its handshake (TLS, HTTP/2 preface, a connection slot) within the
+/// Takes a socket through its handshake (TLS, HTTP/2 preface or
+/// HTTP/1.1 request head, a connection slot) within the
 /// handshake deadline, then serves it.
 async fn admit_and_serve(
     socket: TcpStream,
@@ -233,9 +237,9 @@ async fn admit_and_serve(
             ),
             None => Box::new(socket),
         };
-        let stream = read_preface(stream)
+        let (protocol, stream) = read_opening(stream, head_limit(config))
             .await
-            .map_err(|e| format!("reading the HTTP/2 preface: {e}"))?;
+            .map_err(|e| format!("reading the opening request: {e}"))?;
         // The handshake is done: the socket stops counting as pending while it waits for a slot.
         drop(ticket);
         let slot = loop {
@@ -250,9 +254,9 @@ async fn admit_and_serve(
                 break slot.map_err(|_| "connection limiter closed".to_string())?;
             }
         };
-        Ok::<_, String>((stream, slot))
+        Ok::<_, String>((protocol, stream, slot))
     };
-    let (stream, _slot) = tokio::select! {
+    let (protocol, stream, _slot) = tokio::select! {
         admitted = tokio::time::timeout(config.handshake_timeout, handshake) => admitted
             .map_err(|_| format!("no handshake within {:?}", config.handshake_timeout))??,
         () = evicted.notified() => {
@@ -262,7 +266,15 @@ async fn admit_and_serve(
     let registration = admission.established.register();
     let metrics = Arc::clone(&state.metrics);
     metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-    let outcome = serve_connection(stream, state, config, stop, &registration.activity).await;
+    let outcome = serve_connection(
+        protocol,
+        stream,
+        state,
+        config,
+        stop,
+        &registration.activity,
+    )
+    .await;
     metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
     outcome
 }
@@ -271,27 +283,26 @@ async fn admit_and_serve(
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
+/// The largest HTTP/1.1 request head (request line and header fields), and trailer block:
+/// the HTTP/2 header list limit, so that the largest valid metadata fits either way.
+fn head_limit(config: &ServerConfig) -> usize {
+    usize::try_from(config.max_header_list_size).unwrap_or(usize::MAX)
+}
+
+/// hyper's default HTTP/1.1 read buffer limit (8 KiB + 100 pages of 4 KiB).
+const HTTP1_DEFAULT_BUFFER: usize = 8192 + 4096 * 100;
+
 async fn serve_connection<IO>(
+    protocol: Protocol,
     io: IO,
     state: Arc<AppState>,
     config: &ServerConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     activity: &Arc<Activity>,
 ) -> std::result::Result<(), String>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .initial_stream_window_size(config.stream_window)
-        .initial_connection_window_size(config.connection_window)
-        .max_frame_size(MAX_RECEIVED_FRAME_SIZE)
-        .max_send_buf_size(1 << 20)
-        .max_concurrent_streams(config.max_concurrent_streams)
-        .max_header_list_size(config.max_header_list_size)
-        .keep_alive_interval(config.keep_alive)
-        .keep_alive_timeout(config.keep_alive);
     let tracked = Arc::clone(activity);
     let service = service_fn(move |request| {
         // The request counts as activity until its response body is done or dropped.
@@ -308,30 +319,89 @@ where
             }))
         }
     });
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(connection);
-    let idle_timeout = config.connection_idle_timeout;
-    let idle = async {
-        loop {
-            let wake = match activity.idle_since() {
-                Some(since) if since.elapsed() >= idle_timeout => return,
-                Some(since) => since + idle_timeout,
-                None => Instant::now() + idle_timeout,
-            };
-            tokio::time::sleep_until(wake.into()).await;
-        }
+    let io = TokioIo::new(io);
+    let lifetime = Lifetime {
+        config,
+        stop,
+        activity,
     };
-    tokio::select! {
-        result = connection.as_mut() => return result.map_err(|e| e.to_string()),
-        _ = stop.wait_for(|stop| *stop) => {}
-        () = idle => {}
-        () = activity.evicted.notified() => {}
+    match protocol {
+        Protocol::Http2 => {
+            let mut builder = http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .initial_stream_window_size(config.stream_window)
+                .initial_connection_window_size(config.connection_window)
+                .max_frame_size(MAX_RECEIVED_FRAME_SIZE)
+                .max_send_buf_size(1 << 20)
+                .max_concurrent_streams(config.max_concurrent_streams)
+                .max_header_list_size(config.max_header_list_size)
+                .keep_alive_interval(config.keep_alive)
+                .keep_alive_timeout(config.keep_alive);
+            let connection = std::pin::pin!(builder.serve_connection(io, service));
+            lifetime.drive(connection, |c| c.graceful_shutdown()).await
+        }
+        Protocol::Http1 => {
+            // One request at a time; the read buffer (request heads, body data not yet
+            // consumed) is bounded by the head limit, so an upload costs what it does over
+            // HTTP/2. The first request head arrived during admission; a later one must arrive
+            // within the idle timeout (a connection between requests is idle anyway).
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(config.connection_idle_timeout)
+                .max_header_size(head_limit(config))
+                .max_buf_size(HTTP1_DEFAULT_BUFFER.max(head_limit(config) + (16 << 10)))
+                .keep_alive(true);
+            let connection = std::pin::pin!(builder.serve_connection(io, service));
+            lifetime.drive(connection, |c| c.graceful_shutdown()).await
+        }
     }
-    connection.as_mut().graceful_shutdown();
-    // A peer that never acknowledges the GOAWAY does not keep the connection: it gets the
-    // shutdown grace for requests in progress, then is closed.
-    tokio::time::timeout(config.shutdown_grace, connection)
-        .await
-        .map_err(|_| "closed after the shutdown grace".to_string())?
-        .map_err(|e| e.to_string())
+}
+
+/// What ends a connection besides its peer: server shutdown, idleness, eviction.
+struct Lifetime<'a> {
+    config: &'a ServerConfig,
+    stop: watch::Receiver<bool>,
+    activity: &'a Arc<Activity>,
+}
+
+impl Lifetime<'_> {
+    /// Runs a connection until it ends, the server stops, it has been idle for the idle
+    /// timeout, or a newcomer needs its slot; then shuts it down gracefully (HTTP/2 GOAWAY;
+    /// HTTP/1.1 closes once the request in progress, if any, is answered).
+    async fn drive<C>(
+        mut self,
+        mut connection: std::pin::Pin<&mut C>,
+        shut_down: impl FnOnce(std::pin::Pin<&mut C>),
+    ) -> std::result::Result<(), String>
+    where
+        C: Future<Output = hyper::Result<()>>,
+    {
+        let idle_timeout = self.config.connection_idle_timeout;
+        let activity = self.activity;
+        let idle = async {
+            loop {
+                let wake = match activity.idle_since() {
+                    Some(since) if since.elapsed() >= idle_timeout => return,
+                    Some(since) => since + idle_timeout,
+                    None => Instant::now() + idle_timeout,
+                };
+                tokio::time::sleep_until(wake.into()).await;
+            }
+        };
+        tokio::select! {
+            result = connection.as_mut() => return result.map_err(|e| e.to_string()),
+            _ = self.stop.wait_for(|stop| *stop) => {}
+            () = idle => {}
+            () = activity.evicted.notified() => {}
+        }
+        shut_down(connection.as_mut());
+        // A peer that never acknowledges the GOAWAY does not keep the connection: it gets the
+        // shutdown grace for requests in progress, then is closed.
+        tokio::time::timeout(self.config.shutdown_grace, connection)
+            .await
+            .map_err(|_| "closed after the shutdown grace".to_string())?
+            .map_err(|e| e.to_string())
+    }
 }

@@ -1,11 +1,11 @@
-//! TLS configuration: a certificate chain and key from PEM files, ALPN `h2` only.
+//! TLS configuration: a certificate chain and key from PEM files, ALPN `h2` and `http/1.1`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use asterope_core::{Error, Result};
 
-/// Builds a rustls server configuration offering only HTTP/2 (ALPN `h2`).
+/// Builds a rustls server configuration offering HTTP/2 (ALPN `h2`, preferred) and HTTP/1.1.
 pub fn load_tls_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<rustls::ServerConfig>> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
@@ -26,7 +26,7 @@ pub fn load_tls_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<rustls::Se
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| invalid(cert_pem, e))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

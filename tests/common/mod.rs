@@ -43,6 +43,20 @@ pub fn small_extent_db(dir: &std::path::Path) -> Database {
 
 pub const MIB: usize = 1 << 20;
 
+/// A server configuration with TLS by a self-signed certificate for `localhost`, written with
+/// its key under `dir`; returns the configuration and the certificate's path (a client's root).
+pub fn self_signed_tls(dir: &std::path::Path) -> (asterope::ServerConfig, std::path::PathBuf) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let config = asterope::ServerConfig {
+        tls: Some(asterope_network::load_tls_config(&cert, &key).unwrap()),
+        ..asterope::ServerConfig::default()
+    };
+    (config, cert)
+}
+
 /// The standard output of a command that must have succeeded (else its stderr is shown).
 pub fn success_stdout(output: &std::process::Output) -> String {
     assert!(

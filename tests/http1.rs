@@ -1,0 +1,476 @@
+//! HTTP/1.1 on the same port as HTTP/2: curl without `--http2-prior-knowledge` and exact bytes
+//! on a raw socket. Uploads and downloads stream with chunked encoding, the SHA-256 may come as a
+//! chunked trailer, ranges, auth and errors read as over HTTP/2, a corrupt block never ends a
+//! body cleanly, and HTTP/1.1 sockets obey the same handshake deadline, slots and idle timeout.
+
+mod common;
+#[path = "common/server.rs"]
+mod server;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use asterope::{Access, Database, ServerConfig, Tokens};
+use common::{pattern, sha256, MIB};
+use server::TestServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn start(dir: &Path, config: ServerConfig) -> TestServer {
+    let db = Database::builder(dir.join("data"))
+        .extent_size(8 << 20)
+        .open()
+        .unwrap();
+    TestServer::start(db, config).await
+}
+
+fn curl_installed() -> bool {
+    let found = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !found {
+        eprintln!("SKIPPED: curl is not installed");
+    }
+    found
+}
+
+/// Runs curl over HTTP/1.1 (`--http1.1`, curl's default for `http://` anyway).
+async fn curl(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--http1.1", "--max-time", "30"])
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A reply read off a raw socket: status, header block (lower-cased) and body bytes.
+struct RawReply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl RawReply {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+    }
+    fn error_code(&self) -> String {
+        let json: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
+        json["error"]["code"].as_str().unwrap_or("").to_string()
+    }
+}
+
+/// Sends `request` with `Connection: close` semantics expected of the caller, reads everything
+/// until the server closes, and splits the reply (a `content-length` body is taken as is).
+async fn raw_exchange(server: &TestServer, request: &[u8]) -> RawReply {
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut all))
+        .await
+        .expect("the server answered and closed")
+        .unwrap();
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete reply head");
+    let head = text(&all[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(head.starts_with("http/1.1 "), "{head}");
+    let mut body = all[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body).expect("a complete chunked body");
+    }
+    RawReply { status, head, body }
+}
+
+/// The data of a chunked body, or `None` if it has no terminating chunk.
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut data = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = text(&rest[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some(data);
+        }
+        data.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
+    }
+}
+
+/// A chunked upload of `data` in 64 KiB chunks with `trailer` as its trailer section.
+fn chunked_put(path: &str, data: &[u8], trailer: &str) -> Vec<u8> {
+    let mut request = format!(
+        "PUT {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+         transfer-encoding: chunked\r\ntrailer: x-asterope-sha256\r\n\r\n"
+    )
+    .into_bytes();
+    for piece in data.chunks(64 << 10) {
+        request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(format!("0\r\n{trailer}\r\n\r\n").as_bytes());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_without_prior_knowledge_puts_gets_heads_ranges_queries_and_deletes() {
+    if !curl_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), ServerConfig::default()).await;
+    let data = pattern(1, 3 * MIB + 17);
+    let file = dir.path().join("upload.bin");
+    std::fs::write(&file, &data).unwrap();
+    let file = file.display().to_string();
+    let url = format!("{}/v1/objects/plain%20curl", server.url());
+
+    // `-T` sends a content-length body (and `Expect: 100-continue`).
+    let out = curl(&[
+        "-T",
+        &file,
+        "-H",
+        "x-asterope-meta: {\"source\":\"curl\"}",
+        "-w",
+        "\n%{http_code} %{http_version}",
+        &url,
+    ])
+    .await;
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.ends_with("\n201 1.1"),
+        "{stdout} {}",
+        text(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(reply["size"], data.len());
+    assert_eq!(reply["meta"]["source"], "curl");
+    assert_eq!(reply["sha256"], sha256(&data).to_hex());
+
+    // `-T -` reads standard input: a chunked body of unknown length.
+    let chunked_url = format!("{}/v1/objects/from-stdin", server.url());
+    let out = tokio::task::spawn_blocking({
+        let (file, chunked_url) = (file.clone(), chunked_url.clone());
+        move || {
+            std::process::Command::new("curl")
+                .args(["-sS", "--http1.1", "-T", "-", "-w", "\n%{http_code}"])
+                .arg(&chunked_url)
+                .stdin(std::fs::File::open(file).unwrap())
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        text(&out.stdout).ends_with("\n201"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    for url in [&url, &chunked_url] {
+        let out = curl(&[url]).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(out.stdout == data.to_vec(), "GET returned other bytes");
+    }
+
+    // HEAD: the headers of the GET, its content-length included, and no body.
+    let out = curl(&["-I", &url]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let head = text(&out.stdout).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", data.len())),
+        "{head}"
+    );
+    assert!(head.contains(&format!("x-asterope-sha256: {}", sha256(&data).to_hex())));
+
+    // Ranges: 206 with the bytes, 416 beyond the end.
+    let out = curl(&["-r", "5-9", "-w", "%{http_code}", &url]).await;
+    assert_eq!(&out.stdout[..5], &data[5..10]);
+    assert_eq!(text(&out.stdout[5..]), "206");
+    let beyond = format!("{}-", data.len() + 10);
+    let out = curl(&["-r", &beyond, "-i", &url]).await;
+    let reply = text(&out.stdout).to_ascii_lowercase();
+    assert!(reply.starts_with("http/1.1 416"), "{reply}");
+    assert!(reply.contains("\"code\":\"invalid_range\""), "{reply}");
+
+    // Queries are plain POSTs.
+    let out = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        "{\"filter\":{\"source\":\"curl\"}}",
+        &format!("{}/v1/query", server.url()),
+    ])
+    .await;
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["items"][0]["key"], "plain curl");
+
+    let out = curl(&["-X", "DELETE", "-w", "%{http_code}", &url]).await;
+    assert_eq!(text(&out.stdout), "204");
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).await;
+    assert_eq!(text(&out.stdout), "404");
+    let out = curl(&["-I", "-w", "%{http_code}", &url]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).ends_with("404"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_upload_is_checked_against_its_trailer_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), ServerConfig::default()).await;
+    let data = pattern(2, 2 * MIB + 5);
+    let right = format!("x-asterope-sha256: {}", sha256(&data).to_hex());
+    let wrong = format!("x-asterope-sha256: {}", sha256(b"something else").to_hex());
+
+    let reply = raw_exchange(&server, &chunked_put("/v1/objects/bad", &data, &wrong)).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (400, "checksum_mismatch")
+    );
+    let reply = raw_exchange(
+        &server,
+        b"HEAD /v1/objects/bad HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 404, "a refused upload stored nothing");
+    assert!(reply.body.is_empty(), "a HEAD reply has no body");
+
+    let reply = raw_exchange(&server, &chunked_put("/v1/objects/good", &data, &right)).await;
+    assert_eq!(reply.status, 201, "{}", text(&reply.body));
+    let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(json["size"], data.len());
+
+    let reply = raw_exchange(
+        &server,
+        b"GET /v1/objects/good HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body == data.to_vec());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_required_over_http1_with_a_bearer_challenge() {
+    let mut tokens = Tokens::default();
+    tokens.add("writer-secret", Access::ReadWrite);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        ServerConfig {
+            tokens,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let request = |auth: &str| {
+        format!(
+            "PUT /v1/objects/guarded HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+             content-length: 7\r\n{auth}\r\npayload"
+        )
+    };
+    let reply = raw_exchange(&server, request("").as_bytes()).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (401, "unauthorized")
+    );
+    assert!(
+        reply
+            .header("www-authenticate")
+            .is_some_and(|v| v.starts_with("bearer")),
+        "{}",
+        reply.head
+    );
+    let reply = raw_exchange(
+        &server,
+        request("authorization: Bearer writer-secret\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", text(&reply.body));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_block_never_ends_an_http1_download_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), ServerConfig::default()).await;
+    let data = pattern(3, 3 * MIB);
+    let put = chunked_put(
+        "/v1/objects/damaged",
+        &data,
+        &format!("x-asterope-sha256: {}", sha256(&data).to_hex()),
+    );
+    assert_eq!(raw_exchange(&server, &put).await.status, 201);
+    // Damage the third 1 MiB block, so the reply starts before the damage is met.
+    let path = dir.path().join("data/extents/00000000.ext");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(64)
+        .position(|w| w == &data[..64])
+        .expect("the blob is in the extent");
+    bytes[at + 2 * MIB + 10] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+
+    // Keep-alive (no `connection: close`): the server must close the connection itself.
+    let reply = raw_exchange(
+        &server,
+        b"GET /v1/objects/damaged HTTP/1.1\r\nhost: localhost\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "the damage is past the first block");
+    let declared: usize = reply.header("content-length").unwrap().parse().unwrap();
+    assert_eq!(declared, data.len());
+    assert!(
+        reply.body.len() < declared,
+        "a corrupt download ended with all {declared} bytes"
+    );
+    assert!(
+        reply.body.len() <= 2 * MIB,
+        "bytes of the corrupt block were sent"
+    );
+
+    if curl_installed() {
+        let url = format!("{}/v1/objects/damaged", server.url());
+        let out = curl(&["-o", "/dev/null", &url]).await;
+        assert!(
+            !out.status.success(),
+            "curl saw a clean end of a corrupt body"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_request_head_holds_no_slot_and_is_closed_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        handshake_timeout: Duration::from_millis(1500),
+        max_connections: 1,
+        ..ServerConfig::default()
+    };
+    let server = start(dir.path(), config).await;
+    let mut partial = TcpStream::connect(server.addr).await.unwrap();
+    partial
+        .write_all(b"GET /v1/health HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The only slot is free: a complete request is served, and is the one open connection.
+    let reply = raw_exchange(
+        &server,
+        b"GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", text(&reply.body));
+    let metrics = text(&reply.body);
+    assert!(
+        metrics.lines().any(|l| l == "asterope_connections_open 1"),
+        "{metrics}"
+    );
+    // Whatever the server sends, it then closes the half-spoken socket.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        while let Ok(1..) = partial.read(&mut buf).await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "a half request head kept its socket open");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        connection_idle_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    };
+    let server = start(dir.path(), config).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /v1/health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut all)).await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
+    assert!(text(&all).starts_with("HTTP/1.1 200"), "{}", text(&all));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_that_is_not_http_is_closed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), ServerConfig::default()).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    // A TLS ClientHello's first bytes sent to the cleartext port.
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "binary garbage waited for the handshake deadline"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_offers_http1_and_http2_by_alpn() {
+    if !curl_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (config, cert) = common::self_signed_tls(dir.path());
+    let server = start(dir.path(), config).await;
+    let url = format!("https://localhost:{}/v1/health", server.addr.port());
+    let cert = cert.display().to_string();
+    for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
+        let out = tokio::task::spawn_blocking({
+            let (url, cert) = (url.clone(), cert.clone());
+            move || {
+                std::process::Command::new("curl")
+                    .args(["-sS", flag, "--cacert", &cert, "-o", "/dev/null"])
+                    .args(["-w", "%{http_code} %{http_version}", &url])
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            text(&out.stdout),
+            format!("200 {version}"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    server.stop().await;
+}
