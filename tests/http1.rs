@@ -232,6 +232,19 @@ async fn curl_without_prior_knowledge_puts_gets_heads_ranges_queries_and_deletes
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
     assert_eq!(page["items"][0]["key"], "plain curl");
 
+    // An `Upgrade: h2c` offer (curl --http2 on http://) is answered over HTTP/1.1.
+    let health = format!("{}/v1/health", server.url());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--http2", "-o", "/dev/null"])
+            .args(["-w", "%{http_code} %{http_version}", &health])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(text(&out.stdout), "200 1.1", "{}", text(&out.stderr));
+
     let out = curl(&["-X", "DELETE", "-w", "%{http_code}", &url]).await;
     assert_eq!(text(&out.stdout), "204");
     let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).await;
