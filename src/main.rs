@@ -100,6 +100,10 @@ enum Command {
         /// File of tokens, one `rw TOKEN` or `ro TOKEN` per line.
         #[arg(long)]
         tokens_file: Option<PathBuf>,
+        /// Origin whose browser scripts may call the server, `scheme://host[:port]` or `*`
+        /// (repeatable; CORS). A named origin may send credentials; `*` never does.
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
     },
     /// Store FILE (or stdin with `-`) under KEY, replacing any previous object.
     Put {
@@ -571,11 +575,15 @@ async fn serve(cli: Cli) -> Result<()> {
         auth_tokens,
         read_tokens,
         tokens_file,
+        cors_origins,
     } = &cli.command
     else {
         return Ok(());
     };
-    let mut config = ServerConfig::default();
+    let mut config = ServerConfig {
+        cors: asterope_network::Cors::new(cors_origins)?,
+        ..ServerConfig::default()
+    };
     if let Some(path) = tokens_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;

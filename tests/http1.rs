@@ -4,6 +4,8 @@
 //! body cleanly, and HTTP/1.1 sockets obey the same handshake deadline, slots and idle timeout.
 
 mod common;
+#[path = "common/raw_http1.rs"]
+mod raw_http1;
 #[path = "common/server.rs"]
 mod server;
 
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use asterope::{Access, Database, ServerConfig, Tokens};
 use common::{pattern, sha256, MIB};
+use raw_http1::{raw_exchange, text};
 use server::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -48,74 +51,6 @@ async fn curl(args: &[&str]) -> Output {
     })
     .await
     .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A reply read off a raw socket: status, header block (lower-cased) and body bytes.
-struct RawReply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl RawReply {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            (key.trim() == name).then(|| value.trim().to_string())
-        })
-    }
-    fn error_code(&self) -> String {
-        let json: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
-        json["error"]["code"].as_str().unwrap_or("").to_string()
-    }
-}
-
-/// Sends `request` with `Connection: close` semantics expected of the caller, reads everything
-/// until the server closes, and splits the reply (a `content-length` body is taken as is).
-async fn raw_exchange(server: &TestServer, request: &[u8]) -> RawReply {
-    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(request).await.unwrap();
-    let mut all = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut all))
-        .await
-        .expect("the server answered and closed")
-        .unwrap();
-    let split = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete reply head");
-    let head = text(&all[..split]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    assert!(head.starts_with("http/1.1 "), "{head}");
-    let mut body = all[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body).expect("a complete chunked body");
-    }
-    RawReply { status, head, body }
-}
-
-/// The data of a chunked body, or `None` if it has no terminating chunk.
-fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
-    let mut data = Vec::new();
-    loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = text(&rest[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Some(data);
-        }
-        data.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
-    }
 }
 
 /// A chunked upload of `data` in 64 KiB chunks with `trailer` as its trailer section.

@@ -17,6 +17,7 @@ mod admission;
 mod auth;
 mod blocking;
 mod body;
+mod cors;
 mod metrics;
 mod request;
 mod routes;
@@ -26,6 +27,7 @@ mod tls;
 mod transactions;
 
 pub use auth::{Access, Tokens};
+pub use cors::Cors;
 #[doc(hidden)]
 pub use routes::parse_request_parts;
 pub use server::{serve, ServerConfig};

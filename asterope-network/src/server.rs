@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::admission::{read_opening, Activity, Established, Pending, Protocol};
 use crate::auth::Tokens;
 use crate::blocking::BlockingPool;
+use crate::cors::Cors;
 use crate::metrics::Metrics;
 use crate::routes::{handle, AppState};
 use crate::transactions::{Limits, Transactions};
@@ -37,6 +38,8 @@ const MAX_RECEIVED_FRAME_SIZE: u32 = 16 << 10;
 pub struct ServerConfig {
     /// Accepted bearer tokens; empty means no authentication.
     pub tokens: Tokens,
+    /// Origins whose browser scripts may call the server (CORS); none by default.
+    pub cors: Cors,
     /// TLS (ALPN `h2` or `http/1.1`); `None` serves cleartext HTTP/2 with prior knowledge and
     /// HTTP/1.1.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             tokens: Tokens::default(),
+            cors: Cors::default(),
             tls: None,
             max_concurrent_streams: 256,
             max_connections: 1024,
@@ -304,12 +308,22 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let tracked = Arc::clone(activity);
-    let service = service_fn(move |request| {
+    let cors = Arc::new(config.cors.clone());
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         // The request counts as activity until its response body is done or dropped.
         let guard = tracked.begin();
         let state = Arc::clone(&state);
+        let cors = Arc::clone(&cors);
         async move {
-            let response = handle(state, request).await?;
+            let response = match cors.preflight(request.method(), request.headers()) {
+                Some(preflight) => preflight,
+                None => {
+                    let origin = request.headers().get(http::header::ORIGIN).cloned();
+                    let mut response = handle(state, request).await?;
+                    cors.decorate(origin.as_ref(), &mut response);
+                    response
+                }
+            };
             Ok::<_, std::convert::Infallible>(response.map(|body| {
                 body.map_frame(move |frame| {
                     let _ = &guard;
