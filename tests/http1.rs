@@ -65,7 +65,11 @@ fn chunked_put(path: &str, data: &[u8], trailer: &str) -> Vec<u8> {
         request.extend_from_slice(piece);
         request.extend_from_slice(b"\r\n");
     }
-    request.extend_from_slice(format!("0\r\n{trailer}\r\n\r\n").as_bytes());
+    request.extend_from_slice(b"0\r\n");
+    if !trailer.is_empty() {
+        request.extend_from_slice(format!("{trailer}\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
     request
 }
 
@@ -420,5 +424,63 @@ async fn tls_offers_http1_and_http2_by_alpn() {
             text(&out.stderr)
         );
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_broken_off_over_http1_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), ServerConfig::default()).await;
+    let data = pattern(5, 3 * MIB);
+    let mut whole = chunked_put("/v1/objects/broken", &data, "");
+    // Without the terminating chunk, and a content-length body one byte short.
+    whole.truncate(whole.len() - 8);
+    let mut short = format!(
+        "PUT /v1/objects/short HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
+        data.len()
+    )
+    .into_bytes();
+    short.extend_from_slice(&data[..data.len() - 1]);
+    for request in [whole, short] {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(&request).await.unwrap();
+        tcp.shutdown().await.unwrap();
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut reply)).await;
+        assert!(
+            !text(&reply).starts_with("HTTP/1.1 201"),
+            "{}",
+            text(&reply)
+        );
+    }
+    for key in ["broken", "short"] {
+        let head = format!(
+            "HEAD /v1/objects/{key} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+        );
+        let reply = raw_exchange(&server, head.as_bytes()).await;
+        assert_eq!(reply.status, 404, "{key} was stored");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_metadata_header_fits_an_http1_head_and_a_larger_head_is_431() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), ServerConfig::default()).await;
+    // Control characters travel escaped (`\u0001`, six bytes each): a header of ~380 KB, about
+    // the largest a document within the metadata limit makes.
+    let meta = format!("{{\"blob\":\"{}\"}}", "\\u0001".repeat(63_000));
+    let request = format!(
+        "PUT /v1/objects/meta HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+         x-asterope-meta: {meta}\r\ncontent-length: 2\r\n\r\nhi"
+    );
+    let reply = raw_exchange(&server, request.as_bytes()).await;
+    assert_eq!(reply.status, 201, "{}", text(&reply.body));
+    let huge = format!(
+        "GET /v1/health HTTP/1.1\r\nhost: localhost\r\nx-padding: {}\r\n\r\n",
+        "a".repeat(600 << 10)
+    );
+    let reply = raw_exchange(&server, huge.as_bytes()).await;
+    assert_eq!(reply.status, 431);
     server.stop().await;
 }
