@@ -484,3 +484,38 @@ async fn the_largest_metadata_header_fits_an_http1_head_and_a_larger_head_is_431
     assert_eq!(reply.status, 431);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_gives_its_slot_to_a_newcomer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    };
+    let server = start(dir.path(), config).await;
+    // Takes the only slot, is answered, then stays open and idle (keep-alive).
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(b"GET /v1/health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(text(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // A newcomer is served within the handshake deadline (10 s) by taking that slot.
+    let newcomer = tokio::time::timeout(
+        Duration::from_secs(5),
+        raw_exchange(
+            &server,
+            b"GET /v1/health HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+        ),
+    )
+    .await
+    .expect("a newcomer waited behind an idle HTTP/1.1 connection");
+    assert_eq!(newcomer.status, 200);
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(1..) = idle.read(&mut buf).await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the evicted connection stayed open");
+    server.stop().await;
+}
