@@ -519,3 +519,39 @@ async fn an_idle_keep_alive_connection_gives_its_slot_to_a_newcomer() {
     assert!(closed.is_ok(), "the evicted connection stayed open");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_heads_beyond_the_pending_byte_budget_close_the_oldest_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        handshake_timeout: Duration::from_secs(60),
+        ..ServerConfig::default()
+    };
+    let server = start(dir.path(), config).await;
+    // 80 sockets each hold 500 KiB of an unfinished head: 40 MiB, over the 32 MiB budget.
+    let padding = format!(
+        "GET /v1/health HTTP/1.1\r\nhost: localhost\r\nx-padding: {}",
+        "a".repeat(500 << 10)
+    );
+    let mut sockets = Vec::new();
+    for _ in 0..80 {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(padding.as_bytes()).await.unwrap();
+        sockets.push(tcp);
+    }
+    // The oldest are closed long before their handshake deadline.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        while let Ok(1..) = sockets[0].read(&mut buf).await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "pending heads held past the byte budget");
+    let reply = raw_exchange(
+        &server,
+        b"GET /v1/health HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    drop(sockets);
+    server.stop().await;
+}

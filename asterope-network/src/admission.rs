@@ -4,15 +4,16 @@
 //! A socket costs the server a file descriptor and a task before its peer has proved anything,
 //! so nothing it has not yet earned may be something others wait for. Every accepted socket is
 //! *pending* until it has completed its TLS handshake (if any) and sent the HTTP/2 client
-//! preface or a complete HTTP/1.1 request head (which tells the protocol apart), both within [`ServerConfig::handshake_timeout`](crate::ServerConfig); at most
-//! `max_pending_connections` sockets are pending at once, and a newcomer beyond that closes the
-//! oldest pending one (an idle socket has had the longest to speak; a real client's handshake
-//! takes milliseconds). Only then does the connection take one of `max_connections` slots. A
-//! connection that has no request in progress does not hold its slot against others: when the
-//! slots are all taken, a newcomer makes the connection idle the longest shut down (GOAWAY, as
-//! its idle timeout would), and connections idle for `connection_idle_timeout` close anyway.
-//! Idle sockets, idle TLS sockets and idle HTTP/2 or HTTP/1.1 connections therefore cannot lock
-//! anyone out.
+//! preface or a complete HTTP/1.1 request head (which tells the protocol apart), both within
+//! [`ServerConfig::handshake_timeout`](crate::ServerConfig); at most `max_pending_connections`
+//! sockets are pending at once, and a newcomer beyond that closes the oldest pending one (an idle
+//! socket has had the longest to speak; a real client's handshake takes milliseconds); likewise
+//! when the request heads pending HTTP/1.1 sockets have sent exceed a byte budget together. Only
+//! then does the connection take one of `max_connections` slots. A connection that has no
+//! request in progress does not hold its slot against others: when the slots are all taken, a
+//! newcomer makes the connection idle the longest shut down (GOAWAY, as its idle timeout
+//! would), and connections idle for `connection_idle_timeout` close anyway. Idle sockets, idle
+//! TLS sockets and idle HTTP/2 or HTTP/1.1 connections therefore cannot lock anyone out.
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
@@ -31,12 +32,36 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Sockets still handshaking, oldest first, each with the signal that closes it.
+/// Sockets still handshaking, oldest first, each with the signal that closes it and the
+/// request head bytes it has made the server hold.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    waiting: Mutex<BTreeMap<u64, Arc<Notify>>>,
+    waiting: Mutex<Waiting>,
     next_id: AtomicU64,
     capacity: usize,
+    /// Request head bytes all pending sockets together may make the server hold.
+    byte_budget: usize,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    sockets: BTreeMap<u64, (Arc<Notify>, usize)>,
+    bytes: usize,
+}
+
+impl Waiting {
+    /// Closes the oldest sockets until at most `capacity` remain holding at most `budget`
+    /// bytes; an evicted socket's bytes count as freed at once (its task drops them shortly).
+    fn shed(&mut self, capacity: usize, budget: usize) {
+        while self.sockets.len() > capacity || self.bytes > budget {
+            let Some((_, (oldest, bytes))) = self.sockets.pop_first() else {
+                break;
+            };
+            self.bytes -= bytes;
+            // `notify_one` keeps the wake-up for a task not yet waiting on it.
+            oldest.notify_one();
+        }
+    }
 }
 
 /// A pending socket's place; leaving it (handshake done, failed or timed out) frees the place.
@@ -49,11 +74,14 @@ pub(crate) struct PendingTicket<'a> {
 }
 
 impl Pending {
-    pub(crate) fn new(capacity: usize) -> Pending {
+    /// At most `capacity` sockets pending, together holding at most `byte_budget` bytes of
+    /// request heads.
+    pub(crate) fn new(capacity: usize, byte_budget: usize) -> Pending {
         Pending {
-            waiting: Mutex::new(BTreeMap::new()),
+            waiting: Mutex::new(Waiting::default()),
             next_id: AtomicU64::new(0),
             capacity: capacity.max(1),
+            byte_budget,
         }
     }
 
@@ -62,13 +90,8 @@ impl Pending {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let evicted = Arc::new(Notify::new());
         let mut waiting = lock(&self.waiting);
-        waiting.insert(id, Arc::clone(&evicted));
-        while waiting.len() > self.capacity {
-            if let Some((_, oldest)) = waiting.pop_first() {
-                // `notify_one` keeps the wake-up for a task not yet waiting on it.
-                oldest.notify_one();
-            }
-        }
+        waiting.sockets.insert(id, (Arc::clone(&evicted), 0));
+        waiting.shed(self.capacity, self.byte_budget);
         PendingTicket {
             pending: self,
             id,
@@ -77,9 +100,26 @@ impl Pending {
     }
 }
 
+impl PendingTicket<'_> {
+    /// Records that this socket now makes the server hold `bytes` of its request head; beyond
+    /// the budget, the oldest pending sockets are closed (this one too if it is the oldest).
+    pub(crate) fn hold(&self, bytes: usize) {
+        let mut waiting = lock(&self.pending.waiting);
+        let Some((_, held)) = waiting.sockets.get_mut(&self.id) else {
+            return;
+        };
+        let before = std::mem::replace(held, bytes);
+        waiting.bytes = waiting.bytes - before + bytes;
+        waiting.shed(self.pending.capacity, self.pending.byte_budget);
+    }
+}
+
 impl Drop for PendingTicket<'_> {
     fn drop(&mut self) {
-        lock(&self.pending.waiting).remove(&self.id);
+        let mut waiting = lock(&self.pending.waiting);
+        if let Some((_, bytes)) = waiting.sockets.remove(&self.id) {
+            waiting.bytes -= bytes;
+        }
     }
 }
 
@@ -224,6 +264,7 @@ const HEAD_TOO_LARGE: &[u8] =
 pub(crate) async fn read_opening<IO>(
     mut io: IO,
     max_head: usize,
+    ticket: &PendingTicket<'_>,
 ) -> Result<(Protocol, Replayed<IO>), OpeningError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -237,6 +278,7 @@ where
             return Err(OpeningError::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
         read.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        ticket.hold(read.len());
         let preface_so_far = read.len().min(PREFACE.len());
         if read.get(..preface_so_far) == PREFACE.get(..preface_so_far) {
             if read.len() < PREFACE.len() {
@@ -366,21 +408,42 @@ mod tests {
     use super::*;
     use std::future::Future;
 
-    #[test]
-    fn a_newcomer_beyond_capacity_evicts_the_oldest_pending_socket() {
-        let pending = Pending::new(2);
-        let first = pending.enter();
-        let second = pending.enter();
-        let third = pending.enter();
-        // The first was told to close (its stored notification completes at once).
-        let evicted = Arc::clone(&first.evicted);
-        let notified = evicted.notified();
+    /// Whether the socket was told to close (a stored notification completes at once).
+    fn told_to_close(ticket: &PendingTicket<'_>) -> bool {
+        let notified = ticket.evicted.notified();
         futures::pin_mut!(notified);
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        assert!(notified.as_mut().poll(&mut cx).is_ready());
+        notified.as_mut().poll(&mut cx).is_ready()
+    }
+
+    #[test]
+    fn a_newcomer_beyond_capacity_evicts_the_oldest_pending_socket() {
+        let pending = Pending::new(2, usize::MAX);
+        let first = pending.enter();
+        let second = pending.enter();
+        let third = pending.enter();
+        assert!(told_to_close(&first));
         drop((first, second, third));
-        assert!(lock(&pending.waiting).is_empty());
+        assert!(lock(&pending.waiting).sockets.is_empty());
+    }
+
+    #[test]
+    fn request_heads_beyond_the_byte_budget_close_the_oldest_pending_sockets() {
+        let pending = Pending::new(10, 100);
+        let first = pending.enter();
+        let second = pending.enter();
+        first.hold(60);
+        second.hold(30);
+        assert_eq!(lock(&pending.waiting).bytes, 90);
+        second.hold(50);
+        // The oldest was told to close and its bytes no longer count.
+        assert!(told_to_close(&first));
+        assert!(!told_to_close(&second));
+        assert_eq!(lock(&pending.waiting).bytes, 50);
+        drop(first);
+        drop(second);
+        assert_eq!(lock(&pending.waiting).bytes, 0);
     }
 
     #[test]

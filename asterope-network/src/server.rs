@@ -150,7 +150,10 @@ pub async fn serve(
     let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let (stop_tx, stop_rx) = watch::channel(false);
     let admission = Arc::new(Admission {
-        pending: Pending::new(config.max_pending_connections),
+        pending: Pending::new(
+            config.max_pending_connections,
+            PENDING_HEAD_BYTES.max(2 * head_limit(&config)),
+        ),
         established: Established::default(),
         slots: Arc::new(Semaphore::new(config.max_connections)),
     });
@@ -241,7 +244,7 @@ async fn admit_and_serve(
             ),
             None => Box::new(socket),
         };
-        let (protocol, stream) = read_opening(stream, head_limit(config))
+        let (protocol, stream) = read_opening(stream, head_limit(config), &ticket)
             .await
             .map_err(|e| format!("reading the opening request: {e}"))?;
         // The handshake is done: the socket stops counting as pending while it waits for a slot.
@@ -292,6 +295,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 fn head_limit(config: &ServerConfig) -> usize {
     usize::try_from(config.max_header_list_size).unwrap_or(usize::MAX)
 }
+
+/// Request head bytes that sockets still handshaking may make the server hold together (at
+/// least two of the largest heads); beyond it the oldest pending sockets are closed, so that
+/// half-sent heads cannot cost more memory than this.
+const PENDING_HEAD_BYTES: usize = 32 << 20;
 
 /// hyper's default HTTP/1.1 read buffer limit (8 KiB + 100 pages of 4 KiB).
 const HTTP1_DEFAULT_BUFFER: usize = 8192 + 4096 * 100;
