@@ -1286,3 +1286,47 @@ async fn asterope_headers_where_they_mean_nothing_are_refused() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+/// MessagePack bodies nested deeper than any valid request are refused before they are decoded:
+/// a few hundred bytes of nested arrays used to overflow the stack of the worker decoding them
+/// and abort the whole server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_messagepack_bodies_are_refused_not_a_crash() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = server.connect_raw().await;
+    let put = request(Method::PUT, "/v1/objects/k", &[]);
+    send(&client, put, Some(Bytes::from_static(b"x")), None).await;
+    let nested = |prefix: &[u8], levels: usize, last: u8| {
+        let mut body = prefix.to_vec();
+        body.extend(std::iter::repeat_n(0x91u8, levels));
+        body.push(last);
+        Bytes::from(body)
+    };
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/v1/query/count",
+            nested(b"\x81\xa6filter\x81\xa1a", 5000, 0x80),
+        ),
+        (
+            Method::POST,
+            "/v1/query",
+            nested(b"\x81\xa6filter\x81\xa1a", 5000, 0x80),
+        ),
+        (
+            Method::PUT,
+            "/v1/metadata/k",
+            nested(b"\x81\xa1a", 5000, 0xc0),
+        ),
+    ] {
+        let head = request(
+            method.clone(),
+            path,
+            &[("content-type", "application/msgpack")],
+        );
+        let reply = send(&client, head, Some(body), None).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{method} {path}");
+    }
+    let health = ask(&client, Method::GET, "/v1/health", &[]).await;
+    assert_eq!(health.status, StatusCode::OK);
+}

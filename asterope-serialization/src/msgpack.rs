@@ -15,8 +15,20 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     rmp_serde::to_vec_named(value).map_err(|e| Error::internal(format!("MessagePack encode: {e}")))
 }
 
+/// Deepest nesting of maps and arrays any MessagePack input may have: metadata may nest
+/// [`MAX_METADATA_DEPTH`] levels, and records and requests wrap it in a few more. Deeper input is
+/// refused before the (recursive) decoder sees it, so it cannot exhaust the stack.
+pub const MAX_DECODE_DEPTH: usize = 64;
+
 /// Decodes MessagePack; `what` names the structure in the error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    if !crate::MsgpackReader::new(bytes).nests_within(MAX_DECODE_DEPTH) {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "malformed MessagePack {what}: nested more than {MAX_DECODE_DEPTH} levels deep"
+            ),
+        });
+    }
     rmp_serde::from_slice(bytes).map_err(|e| Error::InvalidArgument {
         reason: format!("malformed MessagePack {what}: {e}"),
     })
@@ -132,6 +144,19 @@ mod tests {
     use super::*;
     use asterope_core::Timestamp;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn deeply_nested_input_is_refused_before_decoding() {
+        // A 2 MB stack does not survive a recursive decode of a million nested arrays.
+        let mut bytes = vec![0x91; 1_000_000];
+        bytes.push(0xc0);
+        let refused = decode::<serde_json::Value>(&bytes, "request").unwrap_err();
+        assert_eq!(refused.code(), "invalid_argument");
+        assert!(refused.to_string().contains("nested more than 64 levels"));
+        let mut ok = vec![0x91; 40];
+        ok.push(0xc0);
+        assert!(decode::<serde_json::Value>(&ok, "request").is_ok());
+    }
 
     fn sample() -> Metadata {
         let mut nested = BTreeMap::new();

@@ -16,6 +16,14 @@ pub const MAX_READER_DEPTH: usize = 64;
 /// MessagePack extension type of timestamps.
 const TIMESTAMP_EXT: i8 = -1;
 
+/// What [`MsgpackReader::element_header`] learnt of a value.
+struct ElementHeader {
+    /// Values that follow as its elements (a map counts keys and values).
+    elements: usize,
+    /// Whether it is a map or an array (one more level of nesting, even when empty).
+    container: bool,
+}
+
 /// A cursor over MessagePack bytes.
 #[derive(Debug, Clone)]
 pub struct MsgpackReader<'a> {
@@ -177,37 +185,71 @@ impl<'a> MsgpackReader<'a> {
         let mut pending: usize = 1;
         while pending > 0 {
             pending -= 1;
-            let marker = self.byte()?;
-            let (skip, elements) = match marker {
-                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
-                0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
-                0x90..=0x9f => (0, usize::from(marker & 0x0f)),
-                0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
-                0xcc | 0xd0 => (1, 0),
-                0xcd | 0xd1 => (2, 0),
-                0xca | 0xce | 0xd2 => (4, 0),
-                0xcb | 0xcf | 0xd3 => (8, 0),
-                0xc4 | 0xd9 => (self.be_len(1)?, 0),
-                0xc5 | 0xda => (self.be_len(2)?, 0),
-                0xc6 | 0xdb => (self.be_len(4)?, 0),
-                0xdc => (0, self.be_len(2)?),
-                0xdd => (0, self.be_len(4)?),
-                0xde => (0, 2 * self.be_len(2)?),
-                0xdf => (0, 2 * self.be_len(4)?),
-                0xd4..=0xd8 => (1 + (1 << (marker - 0xd4)), 0),
-                0xc7 => (1 + self.be_len(1)?, 0),
-                0xc8 => (1 + self.be_len(2)?, 0),
-                0xc9 => (1 + self.be_len(4)?, 0),
-                _ => return None,
-            };
-            self.take(skip)?;
-            // Every element takes at least one byte: a count beyond the input is malformed.
-            if elements > self.rest.len() {
-                return None;
-            }
-            pending += elements;
+            pending += self.element_header()?.elements;
         }
         Some(())
+    }
+
+    /// Whether the value ahead nests maps and arrays at most `limit` levels deep, found without
+    /// recursion (so a hostile document cannot exhaust the stack of whoever checks it). A value
+    /// whose structure breaks off or is malformed within the limit counts as within it: the
+    /// decoder that runs next names what is wrong.
+    pub fn nests_within(&mut self, limit: usize) -> bool {
+        // Elements still to step over in each open container, innermost last.
+        let mut open: Vec<usize> = vec![1];
+        while let Some(remaining) = open.last_mut() {
+            if *remaining == 0 {
+                open.pop();
+                continue;
+            }
+            *remaining -= 1;
+            let Some(header) = self.element_header() else {
+                return true;
+            };
+            if header.container {
+                if open.len() > limit {
+                    return false;
+                }
+                open.push(header.elements);
+            }
+        }
+        true
+    }
+
+    /// Reads one value's marker and steps over its scalar bytes: what follows is its elements.
+    fn element_header(&mut self) -> Option<ElementHeader> {
+        let marker = self.byte()?;
+        let (skip, elements, container) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, false),
+            0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f), true),
+            0x90..=0x9f => (0, usize::from(marker & 0x0f), true),
+            0xa0..=0xbf => (usize::from(marker & 0x1f), 0, false),
+            0xcc | 0xd0 => (1, 0, false),
+            0xcd | 0xd1 => (2, 0, false),
+            0xca | 0xce | 0xd2 => (4, 0, false),
+            0xcb | 0xcf | 0xd3 => (8, 0, false),
+            0xc4 | 0xd9 => (self.be_len(1)?, 0, false),
+            0xc5 | 0xda => (self.be_len(2)?, 0, false),
+            0xc6 | 0xdb => (self.be_len(4)?, 0, false),
+            0xdc => (0, self.be_len(2)?, true),
+            0xdd => (0, self.be_len(4)?, true),
+            0xde => (0, 2 * self.be_len(2)?, true),
+            0xdf => (0, 2 * self.be_len(4)?, true),
+            0xd4..=0xd8 => (1 + (1 << (marker - 0xd4)), 0, false),
+            0xc7 => (1 + self.be_len(1)?, 0, false),
+            0xc8 => (1 + self.be_len(2)?, 0, false),
+            0xc9 => (1 + self.be_len(4)?, 0, false),
+            _ => return None,
+        };
+        self.take(skip)?;
+        // Every element takes at least one byte: a count beyond the input is malformed.
+        if elements > self.rest.len() {
+            return None;
+        }
+        Some(ElementHeader {
+            elements,
+            container,
+        })
     }
 
     /// Any value, as [`Value`]'s serde decoding would produce it.
@@ -363,6 +405,24 @@ mod tests {
             expected.retain(|name, _| name.as_str() < keep.as_str());
             prop_assert_eq!(selected, Some(expected));
         }
+    }
+
+    #[test]
+    fn nesting_is_measured_without_recursion() {
+        let nested = |levels: usize| {
+            let mut bytes = vec![0x91; levels];
+            bytes.push(0x80);
+            bytes
+        };
+        // `levels` arrays around an empty map: levels + 1 containers deep.
+        assert!(MsgpackReader::new(&nested(63)).nests_within(64));
+        assert!(!MsgpackReader::new(&nested(64)).nests_within(64));
+        assert!(!MsgpackReader::new(&nested(1_000_000)).nests_within(64));
+        // Siblings do not add up; a map's values nest like array elements.
+        assert!(MsgpackReader::new(&[0x92, 0x91, 0x80, 0x91, 0x80]).nests_within(3));
+        assert!(!MsgpackReader::new(&[0x81, 0xa1, b'a', 0x91, 0x80]).nests_within(2));
+        // Malformed within the limit is left to the decoder to name.
+        assert!(MsgpackReader::new(&[0x92, 0xc1]).nests_within(4));
     }
 
     #[test]
