@@ -415,17 +415,19 @@ async fn run(cli: Cli) -> Result<()> {
             let mut damaged = 0usize;
             for key in &keys {
                 if let Err(e) = verify_one(db, key).await {
-                    // Embedded, an I/O error reading an object's bytes is damage too (an extent
-                    // truncated or unreadable); through a server it may be the connection.
+                    // The content identity groups keys that share one damaged blob; putting
+                    // that content again (any key) repairs the blob for all of them.
+                    let described = db.head(key).await.ok();
+                    // An I/O error reading an object's bytes is damage too (an extent truncated
+                    // or unreadable), unless it is the connection to a server failing: a server
+                    // that still describes the object answered for its bytes.
                     let damage = matches!(e.code(), "corrupt" | "not_found")
-                        || (embedded && e.code() == "io_error");
+                        || (e.code() == "io_error" && (embedded || described.is_some()));
                     if !damage {
                         return Err(e);
                     }
                     damaged += 1;
-                    // The content identity groups keys that share one damaged blob; putting
-                    // that content again (any key) repairs the blob for all of them.
-                    let sha256 = db.head(key).await.ok().map(|info| info.sha256.to_hex());
+                    let sha256 = described.map(|info| info.sha256.to_hex());
                     print_json(&serde_json::json!({
                         "key": key.as_str(), "sha256": sha256, "code": e.code(),
                         "error": e.to_string(),

@@ -116,7 +116,10 @@ async fn server_survives_a_truncated_extent_and_verify_names_the_damaged_keys() 
 
     truncate_first_extent(&data, MIB);
     for verify in [true, false] {
-        assert!(read_all(&client, "tail", verify).await.is_err());
+        // Known before the reply starts: an error reply, not a stream cut short.
+        let options = GetOptions::default().with_verify(verify);
+        let refused = client.get(&key("tail"), options).await.err();
+        assert_eq!(refused.map(|e| e.code()), Some("io_error"));
     }
     assert_eq!(
         server.try_wait().unwrap(),
@@ -124,15 +127,28 @@ async fn server_survives_a_truncated_extent_and_verify_names_the_damaged_keys() 
         "the server died reading a truncated extent"
     );
     assert_eq!(read_all(&client, "head", true).await, Ok(MIB / 2));
+
+    // `verify --all` names the damaged keys, through the server as embedded.
+    let through_server = Command::new(env!("CARGO_BIN_EXE_asterope"))
+        .args(["--server", &url, "verify", "--all"])
+        .output()
+        .unwrap();
     let _ = server.kill();
     let _ = server.wait();
-
-    let out = Command::new(env!("CARGO_BIN_EXE_asterope"))
+    let embedded = Command::new(env!("CARGO_BIN_EXE_asterope"))
         .arg("--data")
         .arg(&data)
         .args(["verify", "--all"])
         .output()
         .unwrap();
+    for out in [through_server, embedded] {
+        check_damage_report(out);
+    }
+}
+
+/// `verify --all` output: a failed exit and one line per damaged key (`tail` and `tail-copy`,
+/// which share one blob), each an I/O error.
+fn check_damage_report(out: std::process::Output) {
     assert!(!out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     let damaged: Vec<serde_json::Value> = stdout

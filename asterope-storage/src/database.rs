@@ -378,6 +378,9 @@ impl Database {
             layout,
             size: record.size,
         };
+        // Bytes known to be gone (an extent file truncated under the store) fail the read
+        // before anything is sent, rather than midway through the stream.
+        reader.check_present(range.clone())?;
         let body = reader.stream(range.clone(), options.verify.then(|| key.clone()));
         Ok(GetResult { info, range, body })
     }

@@ -90,6 +90,28 @@ impl BlobReader {
         stream::iter(chunks).boxed()
     }
 
+    /// Fails with [`Error::Io`] if an extent file no longer holds bytes of `range` (plus the
+    /// rest of the checksum blocks it touches): one `fstat` per run, so that a read known to
+    /// fail fails before its first byte is sent.
+    pub(crate) fn check_present(&self, range: Range<u64>) -> Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let blocks = range.start / CHECKSUM_BLOCK * CHECKSUM_BLOCK
+            ..range
+                .end
+                .div_ceil(CHECKSUM_BLOCK)
+                .saturating_mul(CHECKSUM_BLOCK)
+                .min(self.size);
+        for (run, offset, len) in pieces(&self.layout.runs, blocks) {
+            let file_len = self.space.extents.get(run.extent)?.file_len()?;
+            if offset.saturating_add(len) > file_len {
+                return Err(truncated(run.extent, offset, len, file_len));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a whole block's CRC over its mapped bytes, then returns the `wanted` part of
     /// those same bytes.
     fn verified_block(
