@@ -107,8 +107,11 @@ impl<'de> Visitor<'de> for UnrepeatedVisitor {
     fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
         Ok(Json::from(n))
     }
-    fn visit_f64<E>(self, x: f64) -> Result<Json, E> {
-        Ok(Json::from(x))
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Json, E> {
+        // JSON has no NaN or infinity: `Json::from` would silently make it null.
+        serde_json::Number::from_f64(x)
+            .map(Json::Number)
+            .ok_or_else(|| E::custom(format!("the number {x} is not finite")))
     }
     fn visit_str<E>(self, s: &str) -> Result<Json, E> {
         Ok(Json::String(s.to_string()))
@@ -159,6 +162,16 @@ mod tests {
         assert!(err.contains("more than once"), "{err}");
         let packed = [0x82, 0xa1, b'a', 0x01, 0xa1, b'b', 0x02];
         assert_eq!(parse_msgpack_as_json(&packed).unwrap()["b"], 2);
+    }
+
+    #[test]
+    fn non_finite_messagepack_floats_are_refused_not_made_null() {
+        for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut packed = vec![0x81, 0xa1, b'f', 0xcb];
+            packed.extend_from_slice(&x.to_be_bytes());
+            let err = parse_msgpack_as_json(&packed).unwrap_err();
+            assert!(err.contains("not finite"), "{x}: {err}");
+        }
     }
 
     #[test]
