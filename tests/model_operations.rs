@@ -434,6 +434,10 @@ async fn check_store(db: &Database, model: &mut Model) {
         }
     }
 
+    // The model knows every commit: a snapshot reads at the last one.
+    let snapshot = db.begin().await.expect("begin").snapshot_version();
+    assert_eq!(snapshot, model.last_version, "snapshot version");
+
     let listed = list_paged(db, "", 2).await;
     let expected: Vec<String> = model.objects.keys().cloned().collect();
     assert_eq!(listed, expected, "listing");
@@ -569,6 +573,9 @@ async fn delete(db: &Database, model: &mut Model, index: usize, condition: Condi
     if model.objects.contains_key(name) {
         result.expect("delete of a stored key");
         model.objects.remove(name);
+        // A delete answers no version: a snapshot taken now reads at it.
+        let snapshot = db.begin().await.expect("begin").snapshot_version();
+        model.committed(snapshot);
     } else {
         expect_code(result, &["not_found"], "delete of a missing key");
     }
@@ -668,14 +675,8 @@ async fn transaction(db: &Database, model: &mut Model, writes: &[Staged], commit
                 .any(|(name, o)| o.version.is_none() || !model.objects.contains_key(name));
         if !changed {
             // Nothing left to write (every staged write failed or was undone): the commit
-            // writes nothing and answers its snapshot's version (the last commit's, which may be
-            // a delete's, unknown to the model).
-            assert!(
-                version >= model.last_version,
-                "empty commit answered {version}, before {}",
-                model.last_version
-            );
-            model.last_version = version;
+            // writes nothing and answers its snapshot's version.
+            assert_eq!(version, model.last_version, "version of an empty commit");
             return;
         }
         model.committed(version);
