@@ -1,10 +1,11 @@
 //! Operation-sequence property test: random sequences of puts, overwrites, deletes, metadata
-//! updates, conditional writes, transactions (committed and rolled back), index creation and
-//! removal, compaction, reopening and deduplicated uploads, applied both to an embedded
-//! [`Database`] and to a `BTreeMap` model. After every step every key's bytes, size, SHA-256,
-//! version, creation time and metadata, the listing (paged through cursors), the store's object
-//! statistics and the answers of a set of queries over indexed and non-indexed fields (count
-//! and pages through cursors) agree with the model.
+//! updates, conditional writes, transactions (committed, rolled back, or racing another
+//! writer), index creation and removal, compaction, reopening and deduplicated uploads, applied
+//! both to an embedded [`Database`] and to a `BTreeMap` model. After every step every key's
+//! bytes (whole and a middle range), size, SHA-256, version, creation time and metadata, the
+//! listing (paged through cursors), the snapshot version, the object and deduplication
+//! statistics, the declared indexes and the answers of a set of queries over indexed and
+//! non-indexed fields (count and pages through cursors) agree with the model.
 //!
 //! The number of cases is `ASTEROPE_MODEL_CASES`, else `PROPTEST_CASES`, else 64.
 
@@ -13,8 +14,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use asterope::{
-    and, field, not, or, Condition, Database, Filter, GetOptions, Key, ListOptions, Metadata,
-    ObjectInfo, PutOptions, Query, Sha256Digest, Store, StoreExt, Timestamp, Transaction, Value,
+    and, field, not, or, ByteRange, Condition, Database, Filter, GetOptions, Key, ListOptions,
+    Metadata, ObjectInfo, PutOptions, Query, Sha256Digest, Store, StoreExt, Timestamp, Transaction,
+    Value,
 };
 use bytes::Bytes;
 use common::{chunked, pattern, sha256, MIB};
@@ -122,6 +124,14 @@ enum Op {
         writes: Vec<Staged>,
         commit: bool,
     },
+    /// A transaction stages a put, then another writer puts `outside_key` before it commits:
+    /// the commit conflicts if both wrote the same key, and succeeds otherwise.
+    RacingTransaction {
+        tx_key: usize,
+        outside_key: usize,
+        content: Content,
+        meta: Meta,
+    },
     CreateIndex {
         field: usize,
     },
@@ -197,6 +207,10 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(key, meta, matching)| Op::ConditionalUpdate { key, meta, matching }),
         3 => (proptest::collection::vec(staged_strategy(), 1..5), any::<bool>())
             .prop_map(|(writes, commit)| Op::Transaction { writes, commit }),
+        1 => (key_strategy(), key_strategy(), content_strategy(), meta_strategy())
+            .prop_map(|(tx_key, outside_key, content, meta)| Op::RacingTransaction {
+                tx_key, outside_key, content, meta,
+            }),
         2 => (0usize..INDEXABLE.len()).prop_map(|field| Op::CreateIndex { field }),
         1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::DropIndex { field }),
         1 => Just(Op::Compact),
@@ -425,6 +439,26 @@ async fn check_store(db: &Database, model: &mut Model) {
                 let (info, bytes) = db.get_bytes(&k).await.expect("get");
                 assert_eq!(info, head, "{k}: get and head differ");
                 assert!(bytes == object.bytes, "{k}: content differs");
+                // A middle range (across the first block boundary for blobs over 1.5 MiB).
+                let size = object.bytes.len();
+                if size > 0 {
+                    let (first, last) = (size / 3, size * 2 / 3);
+                    let range = ByteRange::Inclusive {
+                        first: first as u64,
+                        last: last as u64,
+                    };
+                    let part = db
+                        .get(&k, GetOptions::default().with_range(range))
+                        .await
+                        .expect("ranged get")
+                        .bytes()
+                        .await
+                        .expect("ranged read");
+                    assert!(
+                        part == object.bytes.slice(first..=last),
+                        "{k}: range differs"
+                    );
+                }
             }
         }
     }
@@ -454,6 +488,17 @@ async fn check_store(db: &Database, model: &mut Model) {
     assert_eq!(stats.objects, model.objects.len() as u64, "{stats:?}");
     let logical: u64 = model.objects.values().map(|o| o.bytes.len() as u64).sum();
     assert_eq!(stats.logical_bytes, logical, "{stats:?}");
+    // Identical content is stored once (in allocation units, so `physical_bytes` may be
+    // more), and no old version is kept: no reader holds one.
+    let distinct: BTreeMap<(Sha256Digest, u64), ()> = model
+        .objects
+        .values()
+        .map(|o| ((o.sha256, o.bytes.len() as u64), ()))
+        .collect();
+    let distinct: u64 = distinct.keys().map(|(_, size)| size).sum();
+    assert_eq!(stats.dedup_saved_bytes, logical - distinct, "{stats:?}");
+    assert!(stats.physical_bytes >= distinct, "{stats:?}");
+    assert_eq!(stats.garbage_bytes, 0, "{stats:?}");
 
     let indexes: BTreeSet<String> = db
         .list_indexes()
@@ -695,6 +740,42 @@ async fn transaction(db: &Database, model: &mut Model, writes: &[Staged], commit
     }
 }
 
+async fn racing_transaction(
+    db: &Database,
+    model: &mut Model,
+    tx_key: usize,
+    outside_key: usize,
+    content: Content,
+    meta: &Meta,
+) {
+    let tx = db.begin().await.expect("begin");
+    let options = PutOptions::default().with_metadata(meta.document());
+    tx.put(&key(tx_key), chunked(content.bytes(), MIB / 2), options)
+        .await
+        .expect("staged put");
+    let mut staged = model.clone();
+    staged.put(KEYS[tx_key], content, meta, None);
+    // The other writer stores different content, so that whichever wins is visible.
+    let outside = Content {
+        seed: content.seed + 100,
+        size: content.size / 2 + 1,
+    };
+    put(db, model, outside_key, outside, meta, MIB, None)
+        .await
+        .expect("put outside the transaction");
+    // The transaction still reads its snapshot and its own write.
+    check_in_transaction(tx.as_ref(), outside_key, &staged).await;
+    check_in_transaction(tx.as_ref(), tx_key, &staged).await;
+    let result = tx.commit().await;
+    if tx_key == outside_key {
+        expect_code(result, &["conflict"], "commit over a newer write");
+        return;
+    }
+    let version = result.expect("commit of a key nobody else wrote");
+    model.committed(version);
+    model.put(KEYS[tx_key], content, meta, Some(version));
+}
+
 async fn apply(db: &Database, model: &mut Model, op: &Op) {
     match op {
         Op::Put {
@@ -769,6 +850,12 @@ async fn apply(db: &Database, model: &mut Model, op: &Op) {
             }
         }
         Op::Transaction { writes, commit } => transaction(db, model, writes, *commit).await,
+        Op::RacingTransaction {
+            tx_key,
+            outside_key,
+            content,
+            meta,
+        } => racing_transaction(db, model, *tx_key, *outside_key, *content, meta).await,
         Op::CreateIndex { field } => {
             let name = INDEXABLE[*field];
             let info = db.create_index(name).await.expect("create index");
