@@ -1,0 +1,167 @@
+//! The model: what every key holds, which indexes are declared, the last commit version, and
+//! each checked query with the model's own evaluation of it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use asterope::{
+    and, field, not, or, Filter, Key, Metadata, ObjectInfo, Query, Sha256Digest, Timestamp, Value,
+};
+use bytes::Bytes;
+
+use crate::common::sha256;
+use crate::ops::{Content, Meta};
+use crate::KEYS;
+
+/// What the model knows of one stored object.
+#[derive(Clone, Debug)]
+pub(crate) struct Object {
+    pub(crate) bytes: Bytes,
+    pub(crate) sha256: Sha256Digest,
+    pub(crate) metadata: Metadata,
+    /// The commit version; unknown (`None`) only for writes staged in an open transaction.
+    pub(crate) version: Option<u64>,
+    /// Learnt from the store at the first write (or first check after a transaction created
+    /// the key), then kept across overwrites and metadata updates.
+    pub(crate) created: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Model {
+    pub(crate) objects: BTreeMap<String, Object>,
+    pub(crate) indexes: BTreeSet<String>,
+    /// The highest commit version seen: every later write must have a higher one.
+    pub(crate) last_version: u64,
+}
+
+impl Model {
+    pub(crate) fn put(&mut self, key: &str, content: Content, meta: &Meta, version: Option<u64>) {
+        let bytes = content.bytes();
+        let created = self.objects.get(key).and_then(|o| o.created);
+        self.objects.insert(
+            key.to_string(),
+            Object {
+                sha256: sha256(&bytes),
+                bytes,
+                metadata: meta.document(),
+                version,
+                created,
+            },
+        );
+    }
+
+    pub(crate) fn current_version(&self, key: &str) -> u64 {
+        self.objects
+            .get(key)
+            .map_or(0, |o| o.version.expect("committed objects have versions"))
+    }
+
+    /// Records the version of a successful write and checks that versions increase.
+    pub(crate) fn committed(&mut self, version: u64) {
+        assert!(
+            version > self.last_version,
+            "version {version} after {}",
+            self.last_version
+        );
+        self.last_version = version;
+    }
+
+    /// Checks what a successful write returned against the model state after it.
+    pub(crate) fn check_written(&mut self, info: &ObjectInfo) {
+        self.committed(info.version);
+        let object = self
+            .objects
+            .get_mut(info.key.as_str())
+            .expect("written key is in the model");
+        assert_eq!(info.size, object.bytes.len() as u64, "{}", info.key);
+        assert_eq!(info.sha256, object.sha256, "{}", info.key);
+        assert_eq!(info.metadata, object.metadata, "{}", info.key);
+        object.version = Some(info.version);
+        match object.created {
+            Some(created) => assert_eq!(info.created, created, "{} created", info.key),
+            None => object.created = Some(info.created),
+        }
+    }
+}
+
+pub(crate) fn key(index: usize) -> Key {
+    Key::new(KEYS[index]).expect("valid key")
+}
+
+/// A version no key has: the model's last one plus a margin.
+pub(crate) fn other_version(model: &Model, key: &str) -> u64 {
+    match model.objects.get(key) {
+        Some(_) if model.last_version % 2 == 0 => 0,
+        _ => model.last_version + 1_000,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) fn int_field(m: &Metadata, name: &str) -> Option<i64> {
+    match m.get(name) {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+pub(crate) fn tag_is(m: &Metadata, tag: &str) -> bool {
+    matches!(m.get("tag"), Some(Value::String(s)) if s == tag)
+}
+
+pub(crate) fn w_is(m: &Metadata, w: bool) -> bool {
+    m.get("w") == Some(&Value::Bool(w))
+}
+
+/// The queries checked after every step, each with the model's own evaluation.
+pub(crate) type ModelPredicate = fn(&str, &Metadata) -> bool;
+
+pub(crate) fn queries() -> Vec<(Query, ModelPredicate)> {
+    vec![
+        (Query::new(field("n").eq(2)), |_, m| {
+            int_field(m, "n") == Some(2)
+        }),
+        (Query::new(field("n").gte(2)), |_, m| {
+            int_field(m, "n").is_some_and(|n| n >= 2)
+        }),
+        (Query::new(field("n").lt(2)), |_, m| {
+            int_field(m, "n").is_some_and(|n| n < 2)
+        }),
+        (Query::new(field("tag").eq("x")), |_, m| tag_is(m, "x")),
+        (Query::new(field("tag").is_in(["y", "z"])), |_, m| {
+            tag_is(m, "y") || tag_is(m, "z")
+        }),
+        (Query::new(field("tag").exists(false)), |_, m| {
+            !m.contains_key("tag")
+        }),
+        (Query::new(not(field("tag").eq("x"))), |_, m| {
+            !tag_is(m, "x")
+        }),
+        (
+            Query::new(and([field("n").gte(1), field("tag").eq("y")])),
+            |_, m| int_field(m, "n").is_some_and(|n| n >= 1) && tag_is(m, "y"),
+        ),
+        (Query::new(field("w").eq(true)), |_, m| w_is(m, true)),
+        (
+            Query::new(or([field("n").eq(0), field("w").eq(false)])),
+            |_, m| int_field(m, "n") == Some(0) || w_is(m, false),
+        ),
+        (
+            Query::new(field("n").exists(true)).with_key_prefix("a/"),
+            |k, m| k.starts_with("a/") && m.contains_key("n"),
+        ),
+        (Query::new(Filter::True), |_, _| true),
+    ]
+}
+
+pub(crate) fn expected_keys(
+    objects: &BTreeMap<String, Object>,
+    predicate: ModelPredicate,
+) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|(k, o)| predicate(k, &o.metadata))
+        .map(|(k, _)| k.clone())
+        .collect()
+}

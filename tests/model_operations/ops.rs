@@ -1,0 +1,198 @@
+//! The operations of a sequence and the strategies that generate them.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use asterope::{Metadata, Value};
+
+use crate::common::{pattern, MIB};
+use crate::{EXTENT, INDEXABLE, KEYS, TAGS};
+
+/// Blob content: `size` bytes of `pattern(seed)`. Few seeds, so identical content recurs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Content {
+    pub(crate) seed: u64,
+    pub(crate) size: usize,
+}
+
+impl Content {
+    pub(crate) fn bytes(self) -> Bytes {
+        pattern(self.seed, self.size)
+    }
+}
+
+/// A small metadata document: `n` (int), `tag` (string) and `w` (bool), each maybe absent.
+#[derive(Clone, Debug)]
+pub(crate) struct Meta {
+    pub(crate) n: Option<i64>,
+    pub(crate) tag: Option<usize>,
+    pub(crate) w: Option<bool>,
+}
+
+impl Meta {
+    pub(crate) fn document(&self) -> Metadata {
+        let mut m = Metadata::new();
+        if let Some(n) = self.n {
+            m.insert("n".into(), Value::Int(n));
+        }
+        if let Some(tag) = self.tag {
+            m.insert("tag".into(), TAGS[tag].into());
+        }
+        if let Some(w) = self.w {
+            m.insert("w".into(), Value::Bool(w));
+        }
+        m
+    }
+}
+
+/// One write staged in a transaction.
+#[derive(Clone, Debug)]
+pub(crate) enum Staged {
+    Put {
+        key: usize,
+        content: Content,
+        meta: Meta,
+    },
+    Delete {
+        key: usize,
+    },
+    UpdateMetadata {
+        key: usize,
+        meta: Meta,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    /// A put (a create or an overwrite), written in pieces of `chunk` bytes.
+    Put {
+        key: usize,
+        content: Content,
+        meta: Meta,
+        chunk: usize,
+    },
+    Delete {
+        key: usize,
+    },
+    UpdateMetadata {
+        key: usize,
+        meta: Meta,
+    },
+    /// A put with `if_version`: the current version if `matching`, another one if not.
+    ConditionalPut {
+        key: usize,
+        content: Content,
+        meta: Meta,
+        matching: bool,
+    },
+    ConditionalDelete {
+        key: usize,
+        matching: bool,
+    },
+    ConditionalUpdate {
+        key: usize,
+        meta: Meta,
+        matching: bool,
+    },
+    Transaction {
+        writes: Vec<Staged>,
+        commit: bool,
+    },
+    /// A transaction stages a put, then another writer puts `outside_key` before it commits:
+    /// the commit conflicts if both wrote the same key, and succeeds otherwise.
+    RacingTransaction {
+        tx_key: usize,
+        outside_key: usize,
+        content: Content,
+        meta: Meta,
+    },
+    CreateIndex {
+        field: usize,
+    },
+    DropIndex {
+        field: usize,
+    },
+    Compact,
+    Reopen,
+    /// The same content under two keys, then one of them deleted.
+    Dedup {
+        first: usize,
+        second: usize,
+        content: Content,
+        delete_first: bool,
+    },
+}
+
+pub(crate) fn size_strategy() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        3 => Just(0usize),
+        6 => 1usize..300,
+        6 => 300usize..70_000,
+        1 => Just(MIB - 1),
+        1 => Just(MIB),
+        1 => Just(MIB + 1),
+        1 => Just(EXTENT - 1),
+        1 => Just(EXTENT + 7),
+    ]
+}
+
+pub(crate) fn content_strategy() -> impl Strategy<Value = Content> {
+    (0u64..4, size_strategy()).prop_map(|(seed, size)| Content { seed, size })
+}
+
+pub(crate) fn meta_strategy() -> impl Strategy<Value = Meta> {
+    (
+        proptest::option::weighted(0.8, 0i64..4),
+        proptest::option::weighted(0.7, 0usize..TAGS.len()),
+        proptest::option::weighted(0.5, any::<bool>()),
+    )
+        .prop_map(|(n, tag, w)| Meta { n, tag, w })
+}
+
+pub(crate) fn key_strategy() -> impl Strategy<Value = usize> {
+    0usize..KEYS.len()
+}
+
+pub(crate) fn staged_strategy() -> impl Strategy<Value = Staged> {
+    prop_oneof![
+        3 => (key_strategy(), content_strategy(), meta_strategy())
+            .prop_map(|(key, content, meta)| Staged::Put { key, content, meta }),
+        1 => key_strategy().prop_map(|key| Staged::Delete { key }),
+        1 => (key_strategy(), meta_strategy())
+            .prop_map(|(key, meta)| Staged::UpdateMetadata { key, meta }),
+    ]
+}
+
+pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (key_strategy(), content_strategy(), meta_strategy(),
+              prop_oneof![Just(4096usize), Just(MIB / 3), Just(MIB)])
+            .prop_map(|(key, content, meta, chunk)| Op::Put { key, content, meta, chunk }),
+        3 => key_strategy().prop_map(|key| Op::Delete { key }),
+        3 => (key_strategy(), meta_strategy())
+            .prop_map(|(key, meta)| Op::UpdateMetadata { key, meta }),
+        2 => (key_strategy(), content_strategy(), meta_strategy(), any::<bool>())
+            .prop_map(|(key, content, meta, matching)| Op::ConditionalPut {
+                key, content, meta, matching,
+            }),
+        1 => (key_strategy(), any::<bool>())
+            .prop_map(|(key, matching)| Op::ConditionalDelete { key, matching }),
+        1 => (key_strategy(), meta_strategy(), any::<bool>())
+            .prop_map(|(key, meta, matching)| Op::ConditionalUpdate { key, meta, matching }),
+        3 => (proptest::collection::vec(staged_strategy(), 1..5), any::<bool>())
+            .prop_map(|(writes, commit)| Op::Transaction { writes, commit }),
+        1 => (key_strategy(), key_strategy(), content_strategy(), meta_strategy())
+            .prop_map(|(tx_key, outside_key, content, meta)| Op::RacingTransaction {
+                tx_key, outside_key, content, meta,
+            }),
+        2 => (0usize..INDEXABLE.len()).prop_map(|field| Op::CreateIndex { field }),
+        1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::DropIndex { field }),
+        1 => Just(Op::Compact),
+        1 => Just(Op::Reopen),
+        1 => (key_strategy(), key_strategy(), content_strategy(), any::<bool>())
+            .prop_filter("two different keys", |(a, b, _, _)| a != b)
+            .prop_map(|(first, second, content, delete_first)| Op::Dedup {
+                first, second, content, delete_first,
+            }),
+    ]
+}
