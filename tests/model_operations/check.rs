@@ -10,12 +10,16 @@ use asterope::{
 use crate::model::{expected_keys, key, queries, Model, Object};
 use crate::{EXTENT, KEYS};
 
-pub(crate) fn open(dir: &std::path::Path) -> Database {
+/// Opens `dir` with small extents and no background compaction (the sequence compacts).
+fn try_open(dir: &std::path::Path) -> asterope::Result<Database> {
     Database::builder(dir)
         .extent_size(EXTENT as u64)
         .background_compaction(None)
         .open()
-        .expect("open database")
+}
+
+pub(crate) fn open(dir: &std::path::Path) -> Database {
+    try_open(dir).expect("open database")
 }
 
 /// Opens `dir` again, retrying while the background index builder of the dropped handle may
@@ -23,11 +27,7 @@ pub(crate) fn open(dir: &std::path::Path) -> Database {
 pub(crate) async fn reopen(dir: &std::path::Path) -> Database {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match Database::builder(dir)
-            .extent_size(EXTENT as u64)
-            .background_compaction(None)
-            .open()
-        {
+        match try_open(dir) {
             Err(err) if err.code() == "locked" && std::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
