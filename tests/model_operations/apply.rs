@@ -1,6 +1,7 @@
 //! Applies each operation to the store and to the model, checking what the store answers.
 
-use asterope::{Condition, Database, ListOptions, ObjectInfo, PutOptions, Store};
+use asterope::{Condition, Database, GetOptions, ListOptions, ObjectInfo, PutOptions, Store};
+use futures::StreamExt;
 
 use crate::check::{check_in_transaction, check_info};
 use crate::common::{chunked, MIB};
@@ -212,6 +213,40 @@ pub(crate) async fn racing_transaction(
     model.put(KEYS[tx_key], content, meta, Some(version));
 }
 
+async fn held_snapshot(db: &Database, model: &mut Model, reader_key: usize, writes: &[Op]) {
+    let before = model.clone();
+    let tx = db.begin().await.expect("begin");
+    let reader = match db.get(&key(reader_key), GetOptions::default()).await {
+        Ok(mut result) => {
+            let first = result.body.next().await.transpose().expect("first piece");
+            Some((result.body, first.unwrap_or_default()))
+        }
+        Err(err) => {
+            assert_eq!(err.code(), "not_found", "reader of {}", KEYS[reader_key]);
+            None
+        }
+    };
+    for write in writes {
+        Box::pin(apply(db, model, write)).await;
+    }
+    for index in 0..KEYS.len() {
+        check_in_transaction(tx.as_ref(), index, &before).await;
+    }
+    if let Some((mut body, first)) = reader {
+        let mut read = first.to_vec();
+        while let Some(piece) = body.next().await {
+            read.extend_from_slice(&piece.expect("piece of an old version"));
+        }
+        let old = &before.objects[KEYS[reader_key]].bytes;
+        assert!(
+            read == *old,
+            "{}: old version changed under its reader",
+            KEYS[reader_key]
+        );
+    }
+    tx.rollback().await.expect("rollback");
+}
+
 pub(crate) async fn apply(db: &Database, model: &mut Model, op: &Op) {
     match op {
         Op::Put {
@@ -312,6 +347,9 @@ pub(crate) async fn apply(db: &Database, model: &mut Model, op: &Op) {
         }
         // Run by `run_case`, which owns the handle.
         Op::Reopen => {}
+        Op::HeldSnapshot { reader_key, writes } => {
+            held_snapshot(db, model, *reader_key, writes).await;
+        }
         Op::Dedup {
             first,
             second,

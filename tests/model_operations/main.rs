@@ -1,6 +1,7 @@
 //! Operation-sequence property test: random sequences of puts, overwrites, deletes, metadata
 //! updates, conditional writes, transactions (committed, rolled back, or racing another
-//! writer), index creation and removal, compaction, reopening and deduplicated uploads, applied
+//! writer), index creation and removal, compaction, reopening, deduplicated uploads, and writes
+//! and compactions run while a snapshot and a half-read reader are held, applied
 //! both to an embedded [`Database`] and to a `BTreeMap` model. After every step every key's
 //! bytes (whole and a middle range), size, SHA-256, version, creation time and metadata, the
 //! listing (paged through cursors), the snapshot version, the object and deduplication

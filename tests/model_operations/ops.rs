@@ -114,6 +114,12 @@ pub(crate) enum Op {
     },
     Compact,
     Reopen,
+    /// A transaction's snapshot and a reader of `reader_key` (one piece read) are held while
+    /// `writes` run: afterwards both still see what was there before.
+    HeldSnapshot {
+        reader_key: usize,
+        writes: Vec<Op>,
+    },
     /// The same content under two keys, then one of them deleted.
     Dedup {
         first: usize,
@@ -163,14 +169,61 @@ pub(crate) fn staged_strategy() -> impl Strategy<Value = Staged> {
     ]
 }
 
+fn put_op() -> impl Strategy<Value = Op> {
+    (
+        key_strategy(),
+        content_strategy(),
+        meta_strategy(),
+        prop_oneof![Just(4096usize), Just(MIB / 3), Just(MIB)],
+    )
+        .prop_map(|(key, content, meta, chunk)| Op::Put {
+            key,
+            content,
+            meta,
+            chunk,
+        })
+}
+
+fn delete_op() -> impl Strategy<Value = Op> {
+    key_strategy().prop_map(|key| Op::Delete { key })
+}
+
+fn update_op() -> impl Strategy<Value = Op> {
+    (key_strategy(), meta_strategy()).prop_map(|(key, meta)| Op::UpdateMetadata { key, meta })
+}
+
+fn dedup_op() -> impl Strategy<Value = Op> {
+    (
+        key_strategy(),
+        key_strategy(),
+        content_strategy(),
+        any::<bool>(),
+    )
+        .prop_filter("two different keys", |(a, b, _, _)| a != b)
+        .prop_map(|(first, second, content, delete_first)| Op::Dedup {
+            first,
+            second,
+            content,
+            delete_first,
+        })
+}
+
+/// The writes and compactions that run while a snapshot and a reader are held.
+fn held_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => put_op(),
+        2 => delete_op(),
+        1 => update_op(),
+        2 => Just(Op::Compact),
+        1 => dedup_op(),
+    ]
+}
+
 pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (key_strategy(), content_strategy(), meta_strategy(),
-              prop_oneof![Just(4096usize), Just(MIB / 3), Just(MIB)])
-            .prop_map(|(key, content, meta, chunk)| Op::Put { key, content, meta, chunk }),
-        3 => key_strategy().prop_map(|key| Op::Delete { key }),
-        3 => (key_strategy(), meta_strategy())
-            .prop_map(|(key, meta)| Op::UpdateMetadata { key, meta }),
+        8 => put_op(),
+        3 => delete_op(),
+        3 => update_op(),
         2 => (key_strategy(), content_strategy(), meta_strategy(), any::<bool>())
             .prop_map(|(key, content, meta, matching)| Op::ConditionalPut {
                 key, content, meta, matching,
@@ -189,10 +242,8 @@ pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::DropIndex { field }),
         1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
-        1 => (key_strategy(), key_strategy(), content_strategy(), any::<bool>())
-            .prop_filter("two different keys", |(a, b, _, _)| a != b)
-            .prop_map(|(first, second, content, delete_first)| Op::Dedup {
-                first, second, content, delete_first,
-            }),
+        1 => dedup_op(),
+        2 => (key_strategy(), proptest::collection::vec(held_op(), 1..6))
+            .prop_map(|(reader_key, writes)| Op::HeldSnapshot { reader_key, writes }),
     ]
 }
