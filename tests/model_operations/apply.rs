@@ -3,7 +3,7 @@
 use asterope::{Condition, Database, GetOptions, ListOptions, ObjectInfo, PutOptions, Store};
 use futures::StreamExt;
 
-use crate::check::{check_in_transaction, check_info};
+use crate::check::{check_in_transaction, check_info, check_queries, Reader};
 use crate::common::{chunked, MIB};
 use crate::model::{expected_keys, key, other_version, queries, Model};
 use crate::ops::{Content, Meta, Op, Staged};
@@ -232,6 +232,7 @@ async fn held_snapshot(db: &Database, model: &mut Model, reader_key: usize, writ
     for index in 0..KEYS.len() {
         check_in_transaction(tx.as_ref(), index, &before).await;
     }
+    check_queries(Reader::Transaction(tx.as_ref()), &before).await;
     if let Some((mut body, first)) = reader {
         let mut read = first.to_vec();
         while let Some(piece) = body.next().await {

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use asterope::{
-    ByteRange, Database, GetOptions, Key, ListOptions, ObjectInfo, Sha256Digest, Store, StoreExt,
-    Transaction,
+    ByteRange, Database, GetOptions, Key, ListOptions, ObjectInfo, Query, QueryPage, Sha256Digest,
+    Store, StoreExt, Transaction,
 };
 
 use crate::model::{expected_keys, key, queries, Model, Object};
@@ -137,9 +137,38 @@ pub(crate) async fn check_store(db: &Database, model: &mut Model) {
         .collect();
     assert_eq!(indexes, model.indexes, "declared indexes");
 
+    check_queries(Reader::Store(db), model).await;
+}
+
+/// Where queries are asked: the store now, or a transaction at its snapshot.
+#[derive(Clone, Copy)]
+pub(crate) enum Reader<'a> {
+    Store(&'a Database),
+    Transaction(&'a dyn Transaction),
+}
+
+impl Reader<'_> {
+    async fn count(self, query: &Query) -> asterope::Result<u64> {
+        match self {
+            Reader::Store(db) => db.count(query).await,
+            Reader::Transaction(tx) => tx.count(query).await,
+        }
+    }
+
+    async fn query(self, query: &Query) -> asterope::Result<QueryPage> {
+        match self {
+            Reader::Store(db) => db.query(query).await,
+            Reader::Transaction(tx) => tx.query(query).await,
+        }
+    }
+}
+
+/// Every checked query's count and pages (two objects each, through cursors) agree with the
+/// model.
+pub(crate) async fn check_queries(reader: Reader<'_>, model: &Model) {
     for (query, predicate) in queries() {
         let expected = expected_keys(&model.objects, predicate);
-        let count = db.count(&query).await.expect("count");
+        let count = reader.count(&query).await.expect("count");
         assert_eq!(count, expected.len() as u64, "count of {query:?}");
         let mut found = Vec::new();
         let mut cursor: Option<String> = None;
@@ -148,7 +177,7 @@ pub(crate) async fn check_store(db: &Database, model: &mut Model) {
             if let Some(c) = cursor.take() {
                 paged = paged.with_cursor(c);
             }
-            let page = db.query(&paged).await.expect("query");
+            let page = reader.query(&paged).await.expect("query");
             assert!(page.objects.len() <= 2, "page over its limit");
             for info in &page.objects {
                 check_info(info, &model.objects[info.key.as_str()]);

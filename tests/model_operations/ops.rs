@@ -208,7 +208,7 @@ fn dedup_op() -> impl Strategy<Value = Op> {
         })
 }
 
-/// The writes and compactions that run while a snapshot and a reader are held.
+/// The writes, compactions and index changes that run while a snapshot and a reader are held.
 fn held_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => put_op(),
@@ -216,6 +216,8 @@ fn held_op() -> impl Strategy<Value = Op> {
         1 => update_op(),
         2 => Just(Op::Compact),
         1 => dedup_op(),
+        1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::CreateIndex { field }),
+        1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::DropIndex { field }),
     ]
 }
 
