@@ -357,11 +357,7 @@ pub(crate) async fn apply(db: &Database, model: &mut Model, op: &Op) {
             content,
             delete_first,
         } => {
-            let meta = Meta {
-                n: None,
-                tag: None,
-                w: None,
-            };
+            let meta = Meta::empty();
             put(db, model, *first, *content, &meta, MIB, None)
                 .await
                 .expect("first copy");

@@ -99,15 +99,23 @@ pub(crate) fn other_version(model: &Model, key: &str) -> u64 {
 // Queries
 // ---------------------------------------------------------------------------------------------
 
-pub(crate) fn int_field(m: &Metadata, name: &str) -> Option<i64> {
+/// The value of a number field (integers and floats compare by value).
+pub(crate) fn number(m: &Metadata, name: &str) -> Option<f64> {
     match m.get(name) {
-        Some(Value::Int(n)) => Some(*n),
+        Some(Value::Int(n)) => Some(*n as f64),
+        Some(Value::Float(f)) => Some(*f),
         _ => None,
     }
 }
 
+/// `tag` is `tag` or an array holding it (arrays match any element).
 pub(crate) fn tag_is(m: &Metadata, tag: &str) -> bool {
-    matches!(m.get("tag"), Some(Value::String(s)) if s == tag)
+    let is = |v: &Value| matches!(v, Value::String(s) if s == tag);
+    match m.get("tag") {
+        Some(Value::Array(values)) => values.iter().any(is),
+        Some(value) => is(value),
+        None => false,
+    }
 }
 
 pub(crate) fn w_is(m: &Metadata, w: bool) -> bool {
@@ -120,13 +128,13 @@ pub(crate) type ModelPredicate = fn(&str, &Metadata) -> bool;
 pub(crate) fn queries() -> Vec<(Query, ModelPredicate)> {
     vec![
         (Query::new(field("n").eq(2)), |_, m| {
-            int_field(m, "n") == Some(2)
+            number(m, "n") == Some(2.0)
         }),
         (Query::new(field("n").gte(2)), |_, m| {
-            int_field(m, "n").is_some_and(|n| n >= 2)
+            number(m, "n").is_some_and(|n| n >= 2.0)
         }),
         (Query::new(field("n").lt(2)), |_, m| {
-            int_field(m, "n").is_some_and(|n| n < 2)
+            number(m, "n").is_some_and(|n| n < 2.0)
         }),
         (Query::new(field("tag").eq("x")), |_, m| tag_is(m, "x")),
         (Query::new(field("tag").is_in(["y", "z"])), |_, m| {
@@ -140,16 +148,30 @@ pub(crate) fn queries() -> Vec<(Query, ModelPredicate)> {
         }),
         (
             Query::new(and([field("n").gte(1), field("tag").eq("y")])),
-            |_, m| int_field(m, "n").is_some_and(|n| n >= 1) && tag_is(m, "y"),
+            |_, m| number(m, "n").is_some_and(|n| n >= 1.0) && tag_is(m, "y"),
         ),
         (Query::new(field("w").eq(true)), |_, m| w_is(m, true)),
         (
             Query::new(or([field("n").eq(0), field("w").eq(false)])),
-            |_, m| int_field(m, "n") == Some(0) || w_is(m, false),
+            |_, m| number(m, "n") == Some(0.0) || w_is(m, false),
         ),
         (
             Query::new(field("n").exists(true)).with_key_prefix("a/"),
             |k, m| k.starts_with("a/") && m.contains_key("n"),
+        ),
+        (Query::new(field("n").eq(Value::Nil)), |_, m| {
+            matches!(m.get("n"), None | Some(Value::Nil))
+        }),
+        (Query::new(field("n").ne(1)), |_, m| {
+            number(m, "n") != Some(1.0)
+        }),
+        (Query::new(field("n").gt(1.5)), |_, m| {
+            number(m, "n").is_some_and(|n| n > 1.5)
+        }),
+        (Query::new(field("tag").ne("y")), |_, m| !tag_is(m, "y")),
+        (
+            Query::new(field("tag").eq(Value::Array(vec!["x".into(), "y".into()]))),
+            |_, m| m.get("tag") == Some(&Value::Array(vec!["x".into(), "y".into()])),
         ),
         (Query::new(Filter::True), |_, _| true),
     ]

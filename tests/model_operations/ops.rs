@@ -21,22 +21,58 @@ impl Content {
     }
 }
 
-/// A small metadata document: `n` (int), `tag` (string) and `w` (bool), each maybe absent.
+/// A number of `n`: `halves / 2`, stored as an integer when whole unless `float`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Number {
+    pub(crate) halves: i64,
+    pub(crate) float: bool,
+}
+
+/// A small metadata document: `n` (a number or nil), `tag` (a string or an array of them) and
+/// `w` (bool), each maybe absent.
 #[derive(Clone, Debug)]
 pub(crate) struct Meta {
-    pub(crate) n: Option<i64>,
-    pub(crate) tag: Option<usize>,
+    pub(crate) n: Option<Option<Number>>,
+    pub(crate) tag: Option<Vec<usize>>,
     pub(crate) w: Option<bool>,
 }
 
 impl Meta {
+    /// No field at all.
+    pub(crate) fn empty() -> Meta {
+        Meta {
+            n: None,
+            tag: None,
+            w: None,
+        }
+    }
+
     pub(crate) fn document(&self) -> Metadata {
         let mut m = Metadata::new();
-        if let Some(n) = self.n {
-            m.insert("n".into(), Value::Int(n));
+        match self.n {
+            None => {}
+            Some(None) => {
+                m.insert("n".into(), Value::Nil);
+            }
+            Some(Some(number)) => {
+                let value = if number.halves % 2 == 0 && !number.float {
+                    Value::Int(number.halves / 2)
+                } else {
+                    Value::Float(number.halves as f64 / 2.0)
+                };
+                m.insert("n".into(), value);
+            }
         }
-        if let Some(tag) = self.tag {
-            m.insert("tag".into(), TAGS[tag].into());
+        match self.tag.as_deref() {
+            None => {}
+            // One tag is a plain string; none or several, an array.
+            Some([one]) => {
+                m.insert("tag".into(), TAGS[*one].into());
+            }
+            Some(many) => {
+                let values = many.iter().map(|&t| TAGS[t].into()).collect();
+                m.insert("tag".into(), Value::Array(values));
+            }
         }
         if let Some(w) = self.w {
             m.insert("w".into(), Value::Bool(w));
@@ -147,9 +183,15 @@ pub(crate) fn content_strategy() -> impl Strategy<Value = Content> {
 }
 
 pub(crate) fn meta_strategy() -> impl Strategy<Value = Meta> {
+    let number = (0i64..8, proptest::bool::weighted(0.2))
+        .prop_map(|(halves, float)| Number { halves, float });
+    let tags = prop_oneof![
+        4 => (0usize..TAGS.len()).prop_map(|t| vec![t]),
+        1 => proptest::collection::vec(0usize..TAGS.len(), 0..3),
+    ];
     (
-        proptest::option::weighted(0.8, 0i64..4),
-        proptest::option::weighted(0.7, 0usize..TAGS.len()),
+        proptest::option::weighted(0.8, proptest::option::weighted(0.9, number)),
+        proptest::option::weighted(0.7, tags),
         proptest::option::weighted(0.5, any::<bool>()),
     )
         .prop_map(|(n, tag, w)| Meta { n, tag, w })
