@@ -7,7 +7,7 @@ use asterope::{
     Store, StoreExt, Transaction,
 };
 
-use crate::model::{expected_keys, key, queries, Model, Object};
+use crate::model::{expected_answer, key, queries, sorted_queries, Model, Object};
 use crate::{EXTENT, KEYS};
 
 /// Opens `dir` with small extents and no background compaction (the sequence compacts).
@@ -166,8 +166,8 @@ impl Reader<'_> {
 /// Every checked query's count and pages (two objects each, through cursors) agree with the
 /// model.
 pub(crate) async fn check_queries(reader: Reader<'_>, model: &Model) {
-    for (query, predicate) in queries() {
-        let expected = expected_keys(&model.objects, predicate);
+    for (query, predicate) in queries().into_iter().chain(sorted_queries()) {
+        let expected = expected_answer(&model.objects, &query, predicate);
         let count = reader.count(&query).await.expect("count");
         assert_eq!(count, expected.len() as u64, "count of {query:?}");
         let mut found = Vec::new();

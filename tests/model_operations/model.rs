@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use asterope::{
-    and, field, not, or, Filter, Key, Metadata, ObjectInfo, Query, Sha256Digest, Timestamp, Value,
+    and, field, not, or, Filter, Key, Metadata, ObjectInfo, Query, Sha256Digest, SortSpec,
+    Timestamp, Value,
 };
 use bytes::Bytes;
 
@@ -175,6 +176,51 @@ pub(crate) fn queries() -> Vec<(Query, ModelPredicate)> {
         ),
         (Query::new(Filter::True), |_, _| true),
     ]
+}
+
+/// Queries in the order of `n` (a missing or nil `n` sorts as null: before every number), each
+/// with the model's evaluation of its filter.
+pub(crate) fn sorted_queries() -> Vec<(Query, ModelPredicate)> {
+    let ascending = || SortSpec::ascending_by("n");
+    let descending = || SortSpec::descending_by("n");
+    vec![
+        (Query::new(Filter::True).with_sort(ascending()), |_, _| true),
+        (Query::new(Filter::True).with_sort(descending()), |_, _| {
+            true
+        }),
+        (
+            Query::new(field("tag").eq("x")).with_sort(descending()),
+            |_, m| tag_is(m, "x"),
+        ),
+        (
+            Query::new(field("n").gte(1)).with_sort(ascending()),
+            |_, m| number(m, "n").is_some_and(|n| n >= 1.0),
+        ),
+    ]
+}
+
+/// The keys `query` answers in the model: those `predicate` selects, in key order or in the
+/// order of `n` (ties in key order).
+pub(crate) fn expected_answer(
+    objects: &BTreeMap<String, Object>,
+    query: &Query,
+    predicate: ModelPredicate,
+) -> Vec<String> {
+    let mut keys = expected_keys(objects, predicate);
+    if let Some(sort) = &query.sort {
+        assert_eq!(sort.path.to_string(), "n", "the model sorts by n only");
+        let n = |k: &String| number(&objects[k].metadata, "n");
+        // Stable: equal values keep key order. `None` (null) is below every number.
+        keys.sort_by(|a, b| {
+            let order = n(a).partial_cmp(&n(b)).expect("no NaN");
+            if sort.descending {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+    }
+    keys
 }
 
 pub(crate) fn expected_keys(
