@@ -213,6 +213,22 @@ pub(crate) async fn racing_transaction(
     model.put(KEYS[tx_key], content, meta, Some(version));
 }
 
+/// Waits (at most 10 s) until the index on `field` is built.
+async fn wait_until_ready(db: &Database, field: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let indexes = db.list_indexes().await.expect("list indexes");
+        let state = indexes.iter().find(|i| i.field == field).map(|i| &i.state);
+        match state.map(String::as_str) {
+            Some("ready") => return,
+            Some("building") if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            other => panic!("index {field} is {other:?}"),
+        }
+    }
+}
+
 async fn held_snapshot(db: &Database, model: &mut Model, reader_key: usize, writes: &[Op]) {
     let before = model.clone();
     let tx = db.begin().await.expect("begin");
@@ -328,11 +344,14 @@ pub(crate) async fn apply(db: &Database, model: &mut Model, op: &Op) {
             content,
             meta,
         } => racing_transaction(db, model, *tx_key, *outside_key, *content, meta).await,
-        Op::CreateIndex { field } => {
+        Op::CreateIndex { field, wait } => {
             let name = INDEXABLE[*field];
             let info = db.create_index(name).await.expect("create index");
             assert_eq!(info.field, name);
             model.indexes.insert(name.to_string());
+            if *wait {
+                wait_until_ready(db, name).await;
+            }
         }
         Op::DropIndex { field } => {
             let name = INDEXABLE[*field];

@@ -8,7 +8,7 @@ use asterope::{
 };
 
 use crate::model::{expected_answer, key, queries, sorted_queries, Model, Object};
-use crate::{EXTENT, KEYS};
+use crate::{EXTENT, INDEXABLE, KEYS};
 
 /// Opens `dir` with small extents and no background compaction (the sequence compacts).
 fn try_open(dir: &std::path::Path) -> asterope::Result<Database> {
@@ -128,14 +128,23 @@ pub(crate) async fn check_store(db: &Database, model: &mut Model) {
     assert!(stats.physical_bytes >= distinct, "{stats:?}");
     assert_eq!(stats.garbage_bytes, 0, "{stats:?}");
 
-    let indexes: BTreeSet<String> = db
-        .list_indexes()
-        .await
-        .expect("list indexes")
-        .into_iter()
-        .map(|i| i.field)
-        .collect();
-    assert_eq!(indexes, model.indexes, "declared indexes");
+    let indexes = db.list_indexes().await.expect("list indexes");
+    let declared: BTreeSet<String> = indexes.iter().map(|i| i.field.clone()).collect();
+    assert_eq!(declared, model.indexes, "declared indexes");
+    // A finished index serves equality on its field; an undeclared field is scanned.
+    for field in INDEXABLE {
+        let plan = db
+            .explain(&Query::new(crate::model::field_eq(field)))
+            .await
+            .expect("explain");
+        match indexes.iter().find(|i| i.field == field) {
+            Some(index) if index.state == "ready" => {
+                assert_eq!(plan.index.as_deref(), Some(field), "{plan:?}");
+            }
+            Some(index) => assert_eq!(index.state, "building", "{index:?}"),
+            None => assert_eq!(plan.access, "scan", "{plan:?}"),
+        }
+    }
 
     check_queries(Reader::Store(db), model).await;
 }

@@ -100,6 +100,14 @@ pub(crate) fn other_version(model: &Model, key: &str) -> u64 {
 // Queries
 // ---------------------------------------------------------------------------------------------
 
+/// Equality on `field` with a value it may hold.
+pub(crate) fn field_eq(name: &str) -> Filter {
+    match name {
+        "n" => field(name).eq(1),
+        _ => field(name).eq("x"),
+    }
+}
+
 /// The value of a number field (integers and floats compare by value).
 pub(crate) fn number(m: &Metadata, name: &str) -> Option<f64> {
     match m.get(name) {

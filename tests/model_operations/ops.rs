@@ -142,8 +142,10 @@ pub(crate) enum Op {
         content: Content,
         meta: Meta,
     },
+    /// Declares an index, then (if `wait`) waits until its build is finished.
     CreateIndex {
         field: usize,
+        wait: bool,
     },
     DropIndex {
         field: usize,
@@ -258,7 +260,7 @@ fn held_op() -> impl Strategy<Value = Op> {
         1 => update_op(),
         2 => Just(Op::Compact),
         1 => dedup_op(),
-        1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::CreateIndex { field }),
+        1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::CreateIndex { field, wait: false }),
         1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::DropIndex { field }),
     ]
 }
@@ -282,7 +284,8 @@ pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(tx_key, outside_key, content, meta)| Op::RacingTransaction {
                 tx_key, outside_key, content, meta,
             }),
-        2 => (0usize..INDEXABLE.len()).prop_map(|field| Op::CreateIndex { field }),
+        2 => (0usize..INDEXABLE.len(), any::<bool>())
+            .prop_map(|(field, wait)| Op::CreateIndex { field, wait }),
         1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::DropIndex { field }),
         1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
