@@ -8,6 +8,9 @@
 //! statistics, the declared indexes and the answers of a set of queries over indexed and
 //! non-indexed fields (count and pages through cursors) agree with the model.
 //!
+//! A case opens its database with content deduplication on or off, and each reopen may switch
+//! it: stored copies must read back either way.
+//!
 //! The number of cases is `ASTEROPE_MODEL_CASES`, else `PROPTEST_CASES`, else 64.
 
 #[path = "../common/mod.rs"]
@@ -21,7 +24,7 @@ mod ops;
 use proptest::prelude::*;
 
 use apply::apply;
-use check::{check_store, open, reopen};
+use check::{check_store, open};
 use common::MIB;
 use model::Model;
 use ops::{op_strategy, Op};
@@ -36,15 +39,21 @@ const TAGS: [&str; 3] = ["x", "y", "z"];
 const INDEXABLE: [&str; 2] = ["n", "tag"];
 
 /// Applies `ops` to a fresh store and to the model, checking everything after each.
-async fn run_case(ops: Vec<Op>) {
+async fn run_case(dedup: bool, ops: Vec<Op>) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut db = open(dir.path());
-    let mut model = Model::default();
+    let mut db = open(dir.path(), dedup).await;
+    let mut model = Model {
+        dedup,
+        dedup_always: dedup,
+        ..Model::default()
+    };
     for op in &ops {
-        if let Op::Reopen = op {
+        if let Op::Reopen { dedup } = *op {
             // Closing and opening again changes nothing the model knows.
             drop(db);
-            db = reopen(dir.path()).await;
+            db = open(dir.path(), dedup).await;
+            model.dedup = dedup;
+            model.dedup_always &= dedup;
         } else {
             apply(&db, &mut model, op).await;
         }
@@ -67,11 +76,14 @@ proptest! {
     })]
 
     #[test]
-    fn store_agrees_with_a_map_model(ops in proptest::collection::vec(op_strategy(), 1..40)) {
+    fn store_agrees_with_a_map_model(
+        dedup in proptest::bool::weighted(0.8),
+        ops in proptest::collection::vec(op_strategy(), 1..40),
+    ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        runtime.block_on(run_case(ops));
+        runtime.block_on(run_case(dedup, ops));
     }
 }

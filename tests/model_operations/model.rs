@@ -32,6 +32,10 @@ pub(crate) struct Model {
     pub(crate) indexes: BTreeSet<String>,
     /// The highest commit version seen: every later write must have a higher one.
     pub(crate) last_version: u64,
+    /// Whether the open database deduplicates content.
+    pub(crate) dedup: bool,
+    /// Whether every opening so far did: then each distinct content is stored exactly once.
+    pub(crate) dedup_always: bool,
 }
 
 impl Model {

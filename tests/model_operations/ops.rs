@@ -151,7 +151,10 @@ pub(crate) enum Op {
         field: usize,
     },
     Compact,
-    Reopen,
+    /// Closes and opens the directory again, deduplicating content from then on or not.
+    Reopen {
+        dedup: bool,
+    },
     /// A transaction's snapshot and a reader of `reader_key` (one piece read) are held while
     /// `writes` run: afterwards both still see what was there before.
     HeldSnapshot {
@@ -288,7 +291,7 @@ pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(field, wait)| Op::CreateIndex { field, wait }),
         1 => (0usize..INDEXABLE.len()).prop_map(|field| Op::DropIndex { field }),
         1 => Just(Op::Compact),
-        1 => Just(Op::Reopen),
+        1 => proptest::bool::weighted(0.8).prop_map(|dedup| Op::Reopen { dedup }),
         1 => dedup_op(),
         2 => (key_strategy(), proptest::collection::vec(held_op(), 1..6))
             .prop_map(|(reader_key, writes)| Op::HeldSnapshot { reader_key, writes }),
