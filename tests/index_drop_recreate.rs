@@ -95,3 +95,23 @@ async fn index_dropped_and_recreated_at_once_is_complete() -> Result<()> {
     }
     Ok(())
 }
+
+/// A database dropped while its index build is still running lets go of its directory for the
+/// next open in the same process: the open waits for the build to stop instead of answering
+/// `locked` (the build's batch held the last reference to the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_while_a_dropped_databases_build_winds_down_succeeds() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path())?;
+        fill(&db).await?;
+    }
+    for round in 0..ROUNDS {
+        let db = Database::open(dir.path())
+            .unwrap_or_else(|e| panic!("round {round}: the reopen failed: {e}"));
+        let _ = db.drop_index("f").await;
+        db.create_index("f").await?;
+        drop(db);
+    }
+    Ok(())
+}

@@ -396,20 +396,6 @@ async fn wait_ready(db: &Database, fields: &[&str]) -> asterope::Result<()> {
     }
 }
 
-/// Opens `dir`, retrying while a background index builder of a dropped handle may still hold
-/// the directory lock for a moment.
-async fn reopen(dir: &std::path::Path) -> asterope::Result<Database> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match Database::open(dir) {
-            Err(Error::Locked { .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
 /// The keys the model selects with `filter` (and `key_prefix`), in key order.
 fn naive(
     model: &BTreeMap<String, Metadata>,
@@ -1194,7 +1180,7 @@ async fn indexes_follow_overwrites_deletes_drop_and_reopen() -> asterope::Result
 
     // Reopen: the remaining index is still declared, ready and used; results are unchanged.
     {
-        let db = reopen(dir.path()).await?;
+        let db = Database::open(dir.path())?;
         let listed = db.list_indexes().await?;
         assert_eq!(listed.len(), 1, "{listed:?}");
         assert_eq!(listed[0].field, "patient_id");
@@ -1213,7 +1199,7 @@ async fn indexes_follow_overwrites_deletes_drop_and_reopen() -> asterope::Result
         check_maintenance(&db, &model, &["patient_id", "score"], "rebuilt").await?;
     }
 
-    let db = reopen(dir.path()).await?;
+    let db = Database::open(dir.path())?;
     wait_ready(&db, &["patient_id", "score"]).await?;
     check_maintenance(&db, &model, &["patient_id", "score"], "second reopen").await?;
     Ok(())
@@ -1281,7 +1267,7 @@ async fn exact_index_counts_see_only_their_snapshot() -> asterope::Result<()> {
         .await?;
     assert_eq!(db.count(&is_a).await?, 4);
     drop(db);
-    let db = reopen(dir.path()).await?;
+    let db = Database::open(dir.path())?;
     wait_ready(&db, &["patient_id", "study_date"]).await?;
     for (query, expected) in [(&is_a, 4), (&is_b, 4), (&days, 3)] {
         assert_eq!(
@@ -1366,7 +1352,7 @@ async fn counts_of_popular_values_match_their_rows_at_every_snapshot() -> astero
         }
         old.rollback().await?;
     }
-    let db = reopen(dir.path()).await?;
+    let db = Database::open(dir.path())?;
     wait_ready(&db, &["day"]).await?;
     for (query, want) in queries().into_iter().zip([40u64, 50, 85, 46]) {
         let count = db.count(&query).await?;

@@ -19,18 +19,9 @@ fn try_open(dir: &std::path::Path, dedup: bool) -> asterope::Result<Database> {
         .open()
 }
 
-/// Opens `dir` (again), retrying while the background index builder of a dropped handle may
-/// still hold the directory lock for a moment (as `tests/query_indexes.rs` does).
+/// Opens `dir` (again).
 pub(crate) async fn open(dir: &std::path::Path, dedup: bool) -> Database {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match try_open(dir, dedup) {
-            Err(err) if err.code() == "locked" && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            other => return other.expect("open database"),
-        }
-    }
+    try_open(dir, dedup).expect("open database")
 }
 
 pub(crate) fn check_info(info: &ObjectInfo, object: &Object) {
