@@ -259,3 +259,39 @@ async fn header_list_over_a_servers_limit_is_invalid_metadata() {
     assert_eq!(err.code(), "invalid_metadata", "{err}");
     server.stop().await;
 }
+
+/// Floats JSON numbers cannot hold (NaN, infinities) cross the network as themselves, tagged
+/// `{"$float": "NaN"}` in JSON, instead of reading back as null.
+#[tokio::test]
+async fn non_finite_floats_round_trip_over_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder(dir.path()).open().unwrap();
+    let server = TestServer::start(db, ServerConfig::default()).await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let mut meta = Metadata::new();
+    for (name, x) in [
+        ("nan", f64::NAN),
+        ("inf", f64::INFINITY),
+        ("neg", f64::NEG_INFINITY),
+    ] {
+        meta.insert(name.into(), asterope::Value::Float(x));
+    }
+    let k = Key::new("floats").unwrap();
+    client
+        .put_bytes(&k, Bytes::from_static(b"x"), meta.clone())
+        .await
+        .unwrap();
+    let info = client.head(&k).await.unwrap();
+    for (name, read) in &info.metadata {
+        let (asterope::Value::Float(read), Some(asterope::Value::Float(sent))) =
+            (read, meta.get(name))
+        else {
+            panic!("{name} read back as {read:?}");
+        };
+        assert!(read.is_nan() && sent.is_nan() || read == sent, "{name}");
+    }
+    assert_eq!(info.metadata.len(), 3);
+    let json = asterope_serialization::metadata_to_json(&info.metadata);
+    assert_eq!(json["nan"], serde_json::json!({"$float": "NaN"}));
+    assert_eq!(json["neg"], serde_json::json!({"$float": "-Infinity"}));
+}

@@ -47,6 +47,8 @@ pub fn value_to_json(value: &Value) -> Json {
         Value::Nil => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(n) => Json::from(*n),
+        // JSON has no NaN or infinity (`Json::from` would make them null): tagged instead.
+        Value::Float(x) if !x.is_finite() => tagged("$float", non_finite_name(*x).to_string()),
         Value::Float(x) => Json::from(*x),
         Value::String(s) => Json::String(s.to_string()),
         Value::Binary(b) => tagged(
@@ -66,14 +68,33 @@ pub(crate) fn value_from_json_literal(json: Json) -> Result<Value> {
     value_from_json(json, 0)
 }
 
+/// The tags of the bridge's tagged literals.
+pub(crate) const TAGS: [&str; 3] = ["$date", "$base64", "$float"];
+
 /// Whether a JSON object is one of the bridge's tagged literals (`{"$date": ".."}`,
 /// `{"$base64": ".."}`) rather than an ordinary object.
 pub(crate) fn is_tagged_literal(map: &serde_json::Map<String, Json>) -> bool {
     let mut entries = map.iter();
     matches!(
         (entries.next(), entries.next()),
-        (Some((tag, Json::String(_))), None) if tag == "$date" || tag == "$base64"
+        (Some((tag, Json::String(_))), None) if TAGS.contains(&tag.as_str())
     )
+}
+
+/// The `$float` spelling of a float JSON numbers cannot hold.
+fn non_finite_name(x: f64) -> &'static str {
+    if x.is_nan() {
+        "NaN"
+    } else if x > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
+/// `{"$float": "NaN"}` and the like, for floats JSON numbers cannot hold.
+pub(crate) fn non_finite_json(x: f64) -> Json {
+    tagged("$float", non_finite_name(x).to_string())
 }
 
 fn tagged(tag: &str, text: String) -> Json {
@@ -134,6 +155,14 @@ fn tagged_value(map: &serde_json::Map<String, Json>) -> Result<Option<Value>> {
             .decode(text)
             .map(|b| Some(Value::Binary(b)))
             .map_err(|e| invalid(format!("invalid $base64 value: {e}"))),
+        "$float" => match text.as_str() {
+            "NaN" => Ok(Some(Value::Float(f64::NAN))),
+            "Infinity" => Ok(Some(Value::Float(f64::INFINITY))),
+            "-Infinity" => Ok(Some(Value::Float(f64::NEG_INFINITY))),
+            _ => Err(invalid(format!(
+                "invalid $float value {text:?}: NaN, Infinity or -Infinity"
+            ))),
+        },
         _ => Ok(None),
     }
 }

@@ -84,8 +84,7 @@ pub fn validate_metadata(metadata: &Metadata) -> Result<Vec<u8>> {
 /// Why a field of the document could not be queried, or would not read back as itself, if one
 /// cannot: a name, at any depth, that is empty or holds `.` (the path separator) or NUL; a
 /// top-level name starting with `$` (filters read it as an operator); a map whose one entry is
-/// `$date` or `$base64` with a string (JSON reads it back as a timestamp or binary); a float
-/// that is NaN or infinite (JSON has no such numbers).
+/// `$date`, `$base64` or `$float` with a string (JSON reads it back as a tagged value).
 fn unaddressable_field(metadata: &Metadata) -> Option<String> {
     if let Some(name) = metadata.keys().find(|name| name.starts_with('$')) {
         return Some(format!(
@@ -98,7 +97,7 @@ fn unaddressable_field(metadata: &Metadata) -> Option<String> {
 fn unaddressable_name(map: &Metadata, parent: &str) -> Option<String> {
     let mut entries = map.iter();
     if let (Some((tag, Value::String(_))), None) = (entries.next(), entries.next()) {
-        if tag == "$date" || tag == "$base64" {
+        if crate::json::TAGS.contains(&tag.as_str()) {
             return Some(format!(
                 "the map at {parent:?} has the one entry {tag:?}, which JSON reads back as a \
                  tagged {tag} value"
@@ -136,9 +135,6 @@ fn unaddressable_value(value: &Value, path: &str) -> Option<String> {
         Value::Array(items) => items
             .iter()
             .find_map(|item| unaddressable_value(item, path)),
-        Value::Float(x) if !x.is_finite() => Some(format!(
-            "the number at {path:?} is {x}, which JSON cannot carry (it would read back as null)"
-        )),
         _ => None,
     }
 }
@@ -163,16 +159,12 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_floats_are_refused() {
+    fn non_finite_floats_are_metadata_like_any_other() {
         for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let mut m = Metadata::new();
             m.insert("f".into(), Value::Array(vec![Value::Float(x)]));
-            let refused = validate_metadata(&m).unwrap_err();
-            assert_eq!(refused.code(), "invalid_metadata", "{x}");
+            assert!(validate_metadata(&m).is_ok(), "{x}");
         }
-        let mut m = Metadata::new();
-        m.insert("f".into(), Value::Float(f64::MAX));
-        assert!(validate_metadata(&m).is_ok());
     }
 
     fn sample() -> Metadata {

@@ -107,11 +107,11 @@ impl<'de> Visitor<'de> for UnrepeatedVisitor {
     fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
         Ok(Json::from(n))
     }
-    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Json, E> {
-        // JSON has no NaN or infinity: `Json::from` would silently make it null.
-        serde_json::Number::from_f64(x)
+    fn visit_f64<E>(self, x: f64) -> Result<Json, E> {
+        // JSON has no NaN or infinity (`Json::from` would make them null): the bridge's tag.
+        Ok(serde_json::Number::from_f64(x)
             .map(Json::Number)
-            .ok_or_else(|| E::custom(format!("the number {x} is not finite")))
+            .unwrap_or_else(|| crate::json::non_finite_json(x)))
     }
     fn visit_str<E>(self, s: &str) -> Result<Json, E> {
         Ok(Json::String(s.to_string()))
@@ -165,12 +165,18 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_messagepack_floats_are_refused_not_made_null() {
+    fn non_finite_messagepack_floats_keep_their_value() {
         for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let mut packed = vec![0x81, 0xa1, b'f', 0xcb];
             packed.extend_from_slice(&x.to_be_bytes());
-            let err = parse_msgpack_as_json(&packed).unwrap_err();
-            assert!(err.contains("not finite"), "{x}: {err}");
+            let json = parse_msgpack_as_json(&packed).unwrap();
+            let meta = crate::metadata_from_json(json).unwrap();
+            match meta.get("f") {
+                Some(asterope_core::Value::Float(y)) => {
+                    assert!(x.is_nan() && y.is_nan() || x == *y, "{x}")
+                }
+                other => panic!("{x} read back as {other:?}"),
+            }
         }
     }
 
