@@ -183,6 +183,39 @@ async fn idle_connections_give_their_slots_to_newcomers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_is_served_while_more_idle_connections_than_slots_are_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        max_connections: 16,
+        ..ServerConfig::default()
+    };
+    let server = start(dir.path(), config).await;
+    // Twice as many connections as slots complete their handshake and stay open without a
+    // request. The first slots go to peers that send the preface and SETTINGS, then neither
+    // read nor answer anything (not the GOAWAY, not its ping: an evicted one never closes its
+    // end); the rest are well-behaved idle HTTP/2 clients that find the slots taken.
+    let mut silent = Vec::new();
+    for _ in 0..16 {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, PREFACE_AND_SETTINGS)
+            .await
+            .unwrap();
+        silent.push(tcp);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        idle.push(idle_h2_connection(server.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        newcomer_is_served(&server.url(), None).await;
+    }
+    drop((idle, silent));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_idle_past_its_timeout_is_shut_down() {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
