@@ -261,3 +261,33 @@ async fn stalled_query_bodies_hold_no_place_and_are_abandoned() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_peer_that_never_answers_is_closed_well_before_the_shutdown_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        max_connections: 1,
+        shutdown_grace: Duration::from_secs(60),
+        ..ServerConfig::default()
+    };
+    let server = start(dir.path(), config).await;
+    // Holds the only slot, then reads nothing until the newcomer has been served.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut silent, PREFACE_AND_SETTINGS)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    newcomer_is_served(&server.url(), None).await;
+    // The GOAWAY and ping go unanswered; the server closes the socket anyway, long before
+    // the minute a request in progress would get.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        while let Ok(1..) = silent.read(&mut buf).await {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an evicted connection was kept open for its unresponsive peer"
+    );
+    server.stop().await;
+}
