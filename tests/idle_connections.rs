@@ -151,35 +151,53 @@ async fn idle_h2_connection(
     (client, task)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_connections_give_their_slots_to_newcomers() {
+/// With `max_connections` slots, `silent` peers that complete the preface and SETTINGS and
+/// then neither read nor answer anything (not the GOAWAY, not its ping: an evicted one never
+/// closes its end) connect first, then `idle` well-behaved HTTP/2 clients that send no
+/// request; three newcomers in turn must each be served within [`ANSWER_WITHIN`].
+async fn newcomers_are_served_past_quiet_connections(
+    max_connections: usize,
+    silent: usize,
+    idle: usize,
+) {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
-        max_connections: 8,
+        max_connections,
         ..ServerConfig::default()
     };
     let server = start(dir.path(), config).await;
-    // Half the slots go to peers that complete the preface and then neither read nor answer
-    // anything (not even the GOAWAY's ping), half to well-behaved idle HTTP/2 clients.
-    let mut silent = Vec::new();
-    for _ in 0..4 {
+    let mut silent_peers = Vec::new();
+    for _ in 0..silent {
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
         tokio::io::AsyncWriteExt::write_all(&mut tcp, PREFACE_AND_SETTINGS)
             .await
             .unwrap();
-        silent.push(tcp);
+        silent_peers.push(tcp);
     }
-    let mut idle = Vec::new();
-    for _ in 0..4 {
-        idle.push(idle_h2_connection(server.addr).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut idle_clients = Vec::new();
+    for _ in 0..idle {
+        idle_clients.push(idle_h2_connection(server.addr).await);
     }
-    // Every slot is held by a connection that completed its handshake and then went quiet.
     tokio::time::sleep(Duration::from_millis(200)).await;
     for _ in 0..3 {
         newcomer_is_served(&server.url(), None).await;
     }
-    drop((idle, silent));
+    drop((idle_clients, silent_peers));
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_give_their_slots_to_newcomers() {
+    // Every slot is held by a connection that completed its handshake and then went quiet.
+    newcomers_are_served_past_quiet_connections(8, 4, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_is_served_while_more_idle_connections_than_slots_are_open() {
+    // Twice as many quiet connections as slots: the silent ones take the slots, the
+    // well-behaved ones find them taken and evict silent ones, whose peers never close.
+    newcomers_are_served_past_quiet_connections(16, 16, 16).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,5 +259,35 @@ async fn stalled_query_bodies_hold_no_place_and_are_abandoned() {
         assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
         assert_eq!(response.headers()["x-asterope-error-code"], "truncated");
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_peer_that_never_answers_is_closed_well_before_the_shutdown_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        max_connections: 1,
+        shutdown_grace: Duration::from_secs(60),
+        ..ServerConfig::default()
+    };
+    let server = start(dir.path(), config).await;
+    // Holds the only slot, then reads nothing until the newcomer has been served.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut silent, PREFACE_AND_SETTINGS)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    newcomer_is_served(&server.url(), None).await;
+    // The GOAWAY and ping go unanswered; the server closes the socket anyway, long before
+    // the minute a request in progress would get.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        while let Ok(1..) = silent.read(&mut buf).await {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an evicted connection was kept open for its unresponsive peer"
+    );
     server.stop().await;
 }

@@ -11,19 +11,20 @@
 //! when the request heads pending HTTP/1.1 sockets have sent exceed a byte budget together. Only
 //! then does the connection take one of `max_connections` slots. A connection that has no
 //! request in progress does not hold its slot against others: when the slots are all taken, a
-//! newcomer makes the connection idle the longest shut down (GOAWAY, as its idle timeout
-//! would), and connections idle for `connection_idle_timeout` close anyway. Idle sockets, idle
-//! TLS sockets and idle HTTP/2 or HTTP/1.1 connections therefore cannot lock anyone out.
+//! newcomer takes the slot of the connection idle the longest at once and that connection is
+//! shut down (GOAWAY, as its idle timeout would, then closed shortly even if its peer never
+//! answers), and connections idle for `connection_idle_timeout` close anyway. Idle sockets,
+//! idle TLS sockets and idle HTTP/2 or HTTP/1.1 connections therefore cannot lock anyone out.
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 /// The HTTP/2 client connection preface (RFC 9113, section 3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -128,18 +129,19 @@ impl Drop for PendingTicket<'_> {
 pub(crate) struct Activity {
     in_flight: AtomicUsize,
     idle_since: Mutex<Instant>,
-    /// Set once asked to shut down, so that each newcomer frees a different connection.
-    evicting: AtomicBool,
+    /// The connection slot, until the connection ends or a newcomer takes it (so each
+    /// newcomer frees a different connection).
+    slot: Mutex<Option<OwnedSemaphorePermit>>,
     /// Notified when the connection should shut down to free its slot.
     pub(crate) evicted: Notify,
 }
 
 impl Activity {
-    fn new() -> Activity {
+    fn new(slot: OwnedSemaphorePermit) -> Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
-            evicting: AtomicBool::new(false),
+            slot: Mutex::new(Some(slot)),
             evicted: Notify::new(),
         }
     }
@@ -185,9 +187,10 @@ pub(crate) struct Registration<'a> {
 }
 
 impl Established {
-    pub(crate) fn register(&self) -> Registration<'_> {
+    /// Registers a connection holding `slot`, which it keeps until it ends or is evicted.
+    pub(crate) fn register(&self, slot: OwnedSemaphorePermit) -> Registration<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(slot));
         lock(&self.connections).insert(id, Arc::clone(&activity));
         Registration {
             established: self,
@@ -196,28 +199,34 @@ impl Established {
         }
     }
 
-    /// Asks the connection idle the longest to shut down; false if every one is busy.
-    pub(crate) fn evict_idlest(&self) -> bool {
+    /// Takes the slot of the connection idle the longest and asks that connection to shut
+    /// down; `None` if every connection holding a slot is busy. The slot changes hands at
+    /// once: the newcomer does not wait for the evicted peer to acknowledge anything.
+    pub(crate) fn evict_idlest(&self) -> Option<OwnedSemaphorePermit> {
         let connections = lock(&self.connections);
-        let idlest = connections
+        let mut candidates: Vec<(Instant, &Arc<Activity>)> = connections
             .values()
-            .filter(|a| !a.evicting.load(Ordering::Acquire))
+            .filter(|a| lock(&a.slot).is_some())
             .filter_map(|a| Some((a.idle_since()?, a)))
-            .min_by_key(|(since, _)| *since);
-        match idlest {
-            Some((_, activity)) => {
-                activity.evicting.store(true, Ordering::Release);
-                activity.evicted.notify_one();
-                true
-            }
-            None => false,
-        }
+            .collect();
+        candidates.sort_unstable_by_key(|(since, _)| *since);
+        // A candidate may have started a request or ended since it was looked at.
+        candidates.into_iter().find_map(|(_, activity)| {
+            let mut slot = lock(&activity.slot);
+            activity.idle_since()?;
+            let taken = slot.take()?;
+            drop(slot);
+            activity.evicted.notify_one();
+            Some(taken)
+        })
     }
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         lock(&self.established.connections).remove(&self.id);
+        // Request tasks may still hold the activity; the slot is free now.
+        drop(lock(&self.activity.slot).take());
     }
 }
 
@@ -448,15 +457,36 @@ mod tests {
 
     #[test]
     fn only_idle_connections_are_evicted() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let slot = || Arc::clone(&slots).try_acquire_owned().unwrap();
         let established = Established::default();
-        let busy = established.register();
+        let busy = established.register(slot());
         let _request = busy.activity.begin();
-        assert!(!established.evict_idlest());
-        let idle = established.register();
-        assert!(established.evict_idlest());
+        assert!(established.evict_idlest().is_none());
+        let idle = established.register(slot());
+        assert_eq!(slots.available_permits(), 0);
+        // The idle connection's slot is handed over at once, before it has shut down.
+        let taken = established.evict_idlest().expect("an idle connection");
         // The one already asked to go is not asked again.
-        assert!(!established.evict_idlest());
+        assert!(established.evict_idlest().is_none());
+        drop(taken);
+        assert_eq!(slots.available_permits(), 1);
         drop(idle);
+        assert_eq!(slots.available_permits(), 1);
+        drop(busy);
+        assert_eq!(slots.available_permits(), 2);
+    }
+
+    #[test]
+    fn the_connection_idle_the_longest_is_evicted_first() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let established = Established::default();
+        let older = established.register(Arc::clone(&slots).try_acquire_owned().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let newer = established.register(Arc::clone(&slots).try_acquire_owned().unwrap());
+        let _taken = established.evict_idlest();
+        assert!(lock(&older.activity.slot).is_none());
+        assert!(lock(&newer.activity.slot).is_some());
     }
 
     fn state_of(read: &[u8]) -> &'static str {

@@ -46,8 +46,8 @@ pub struct ServerConfig {
     /// Concurrent streams per connection.
     pub max_concurrent_streams: u32,
     /// Concurrent connections that completed their handshake. When all are taken, a newcomer
-    /// makes the connection idle the longest (no request in progress) shut down, or waits for
-    /// a slot until its handshake deadline.
+    /// takes the slot of the connection idle the longest (no request in progress), which is
+    /// shut down, or waits for a slot until its handshake deadline.
     pub max_connections: usize,
     /// A socket must complete its TLS handshake and send the HTTP/2 preface, or a complete
     /// HTTP/1.1 request head, within this time.
@@ -253,9 +253,12 @@ async fn admit_and_serve(
             if let Ok(slot) = Arc::clone(&admission.slots).try_acquire_owned() {
                 break slot;
             }
-            // All slots taken: an idle connection gives its slot up; if all are busy, a slot
-            // frees when some connection ends. Newcomers racing each other each evict one.
-            admission.established.evict_idlest();
+            // All slots taken: the connection idle the longest hands its slot over at once;
+            // if all are busy, a slot frees when some connection ends. Newcomers racing each
+            // other each evict a different one.
+            if let Some(slot) = admission.established.evict_idlest() {
+                break slot;
+            }
             let wait = Arc::clone(&admission.slots).acquire_owned();
             if let Ok(slot) = tokio::time::timeout(Duration::from_millis(100), wait).await {
                 break slot.map_err(|_| "connection limiter closed".to_string())?;
@@ -263,14 +266,14 @@ async fn admit_and_serve(
         };
         Ok::<_, String>((protocol, stream, slot))
     };
-    let (protocol, stream, _slot) = tokio::select! {
+    let (protocol, stream, slot) = tokio::select! {
         admitted = tokio::time::timeout(config.handshake_timeout, handshake) => admitted
             .map_err(|_| format!("no handshake within {:?}", config.handshake_timeout))??,
         () = evicted.notified() => {
             return Err("closed while handshaking to make room for a newer socket".into());
         }
     };
-    let registration = admission.established.register();
+    let registration = admission.established.register(slot);
     let metrics = Arc::clone(&state.metrics);
     metrics.connections_open.fetch_add(1, Ordering::Relaxed);
     let outcome = serve_connection(
@@ -300,6 +303,11 @@ fn head_limit(config: &ServerConfig) -> usize {
 /// least two of the largest heads); beyond it the oldest pending sockets are closed, so that
 /// half-sent heads cannot cost more memory than this.
 const PENDING_HEAD_BYTES: usize = 32 << 20;
+
+/// How long a connection shut down for idleness or eviction, with no request in progress, is
+/// given to send its GOAWAY and for the peer to close; then it is closed whether or not the
+/// peer answered. (A request that raced in gets the whole shutdown grace.)
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// hyper's default HTTP/1.1 read buffer limit (8 KiB + 100 pages of 4 KiB).
 const HTTP1_DEFAULT_BUFFER: usize = 8192 + 4096 * 100;
@@ -412,16 +420,29 @@ impl Lifetime<'_> {
                 tokio::time::sleep_until(wake.into()).await;
             }
         };
-        tokio::select! {
+        let stopping = tokio::select! {
             result = connection.as_mut() => return result.map_err(|e| e.to_string()),
-            _ = self.stop.wait_for(|stop| *stop) => {}
-            () = idle => {}
-            () = activity.evicted.notified() => {}
-        }
+            _ = self.stop.wait_for(|stop| *stop) => true,
+            () = idle => false,
+            () = activity.evicted.notified() => false,
+        };
         shut_down(connection.as_mut());
-        // A peer that never acknowledges the GOAWAY does not keep the connection: it gets the
-        // shutdown grace for requests in progress, then is closed.
-        tokio::time::timeout(self.config.shutdown_grace, connection)
+        // A peer that never acknowledges the GOAWAY does not keep the connection: an idle or
+        // evicted one is closed after a short grace unless a request is in progress, and
+        // requests in progress get the shutdown grace.
+        let shutdown_grace = self.config.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + shutdown_grace;
+        if !stopping {
+            let grace = IDLE_CLOSE_GRACE.min(shutdown_grace);
+            match tokio::time::timeout(grace, connection.as_mut()).await {
+                Ok(result) => return result.map_err(|e| e.to_string()),
+                Err(_) if activity.idle_since().is_some() => {
+                    return Err(format!("closed idle after a GOAWAY grace of {grace:?}"));
+                }
+                Err(_) => {}
+            }
+        }
+        tokio::time::timeout_at(deadline, connection)
             .await
             .map_err(|_| "closed after the shutdown grace".to_string())?
             .map_err(|e| e.to_string())
