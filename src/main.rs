@@ -555,6 +555,28 @@ fn print_json(value: &serde_json::Value) {
 }
 
 fn open_database(cli: &Cli) -> Result<Database> {
+    // A command that only reads never creates a store: a mistyped `--data` path is an error,
+    // not a new empty directory.
+    let only_reads = matches!(
+        cli.command,
+        Command::Get { .. }
+            | Command::Head { .. }
+            | Command::Ls { .. }
+            | Command::Query { .. }
+            | Command::Verify { .. }
+            | Command::Stats
+            | Command::Index {
+                action: IndexAction::Ls
+            }
+    );
+    if only_reads && !cli.data.join("meta").is_dir() {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "no data directory at {} (a command that only reads does not create one)",
+                cli.data.display()
+            ),
+        });
+    }
     let schedule = (cli.compaction_interval > 0).then(|| CompactionSchedule {
         interval: std::time::Duration::from_secs(cli.compaction_interval),
         budget_bytes: cli.compaction_budget,

@@ -105,6 +105,7 @@ fn server_and_data_directory_together_are_refused() {
         "invalid_argument",
     );
     // A flag beats the other one's environment variable: `--data` reads the directory...
+    drop(asterope::Database::open(cwd.join("d")).unwrap());
     ok(&asterope(
         cwd,
         &[("ASTEROPE_URL", &url)],
@@ -214,4 +215,33 @@ fn ranged_network_read_of_a_damaged_blob_fails() {
         ],
     );
     assert_eq!(out.stdout.len(), 1000);
+}
+
+/// Commands that only read never create a store where `--data` points: a mistyped path is an
+/// error and leaves nothing behind.
+#[test]
+fn reading_commands_do_not_create_a_store_at_a_mistyped_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    for args in [
+        vec!["ls"],
+        vec!["stats"],
+        vec!["get", "k"],
+        vec!["head", "k"],
+        vec!["query", "{}"],
+        vec!["verify", "--all"],
+        vec!["index", "ls"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_asterope"))
+            .arg("--data")
+            .arg(&missing)
+            .args(&args)
+            .env_remove("ASTEROPE_URL")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no data directory"), "{args:?}: {stderr}");
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
 }
