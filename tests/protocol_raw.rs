@@ -1330,3 +1330,27 @@ async fn deeply_nested_messagepack_bodies_are_refused_not_a_crash() {
     let health = ask(&client, Method::GET, "/v1/health", &[]).await;
     assert_eq!(health.status, StatusCode::OK);
 }
+
+/// Two streams of one connection, each with a metadata header of the largest valid size (about
+/// 491 KB of JSON for a 64 KiB document), are both served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_largest_metadata_headers_are_served() {
+    let (_dir, server) = start(ServerConfig::default()).await;
+    let client = server.connect_raw().await;
+    let reply = ask(&client, Method::GET, "/v1/health", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let items = vec![r#"{"$base64":""}"#; 32_765].join(",");
+    let meta = format!(r#"{{"b":[{items}]}}"#);
+    assert!(meta.len() > 490_000);
+    let puts = (0..2).map(|i| {
+        let request = request(
+            Method::PUT,
+            &format!("/v1/objects/h/{i}"),
+            &[("x-asterope-meta", meta.as_str())],
+        );
+        send(&client, request, Some(Bytes::from_static(b"abc")), None)
+    });
+    for reply in futures::future::join_all(puts).await {
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+}
