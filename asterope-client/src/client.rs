@@ -451,7 +451,7 @@ impl Store for Client {
         // The client can hash only a whole object; for a range the server keeps checking the
         // blocks' CRC-32. Without verification neither checks.
         let client_verifies = options.verify && options.range.is_none();
-        if client_verifies || !options.verify {
+        if !(options.verify && options.range.is_some()) {
             builder = builder.header(HEADER_VERIFY, "client");
         }
         if let Some(range) = options.range {

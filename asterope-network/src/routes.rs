@@ -240,7 +240,7 @@ async fn dispatch(
     };
     match (route, method) {
         (Route::Begin, Method::POST) => {
-            let tx = store_wide(state, &request)?.begin().await?;
+            let tx = state.db.begin().await?;
             let snapshot = tx.snapshot_version();
             let id = state.transactions.insert(tx, owner)?;
             Ok(json_response(
@@ -277,11 +277,11 @@ async fn dispatch(
                 .map_err(internal)?)
         }
         (Route::Stats, Method::GET | Method::HEAD) => {
-            let stats = store_wide(state, &request)?.stats().await?;
+            let stats = store_wide(state, named.is_some())?.stats().await?;
             Ok(json_response(StatusCode::OK, &json!(stats)))
         }
         (Route::Compact, Method::POST) => {
-            let report = store_wide(state, &request)?.compact().await?;
+            let report = store_wide(state, named.is_some())?.compact().await?;
             Ok(json_response(StatusCode::OK, &json!(report)))
         }
         (Route::Health, Method::GET | Method::HEAD) => {
@@ -336,7 +336,7 @@ async fn dispatch(
             ))
         }
         (Route::Indexes, Method::GET | Method::HEAD) => {
-            let indexes = store_wide(state, &request)?.list_indexes().await?;
+            let indexes = store_wide(state, named.is_some())?.list_indexes().await?;
             let items: Vec<_> = indexes
                 .iter()
                 .map(|i| json!({"field": i.field, "state": i.state}))
@@ -345,7 +345,7 @@ async fn dispatch(
         }
         (Route::Index, Method::PUT) => {
             let field = decode_segment(raw_key)?;
-            let db = store_wide(state, &request)?;
+            let db = store_wide(state, named.is_some())?;
             let info = state.blocking.call(db.create_index(&field)).await??;
             Ok(json_response(
                 StatusCode::OK,
@@ -354,7 +354,7 @@ async fn dispatch(
         }
         (Route::Index, Method::DELETE) => {
             let field = decode_segment(raw_key)?;
-            let db = store_wide(state, &request)?;
+            let db = store_wide(state, named.is_some())?;
             state.blocking.call(db.drop_index(&field)).await??;
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
@@ -370,11 +370,10 @@ async fn dispatch(
     }
 }
 
-/// The database, for the routes that act on the whole store (begin, stats, compaction,
-/// indexes): they cannot run inside a transaction, so naming one there is refused rather than
+/// The database, for the routes that act on the whole store (stats, compaction, indexes): they cannot run inside a transaction, so naming one there is refused rather than
 /// silently ignored.
-fn store_wide<'a>(state: &'a AppState, request: &Request<Incoming>) -> Result<&'a Database> {
-    if request.headers().contains_key(HEADER_TRANSACTION) {
+fn store_wide(state: &AppState, names_transaction: bool) -> Result<&Database> {
+    if names_transaction {
         return Err(Error::InvalidArgument {
             reason: format!(
                 "{HEADER_TRANSACTION} is not accepted here: this route acts on the whole store"

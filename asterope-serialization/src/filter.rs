@@ -31,8 +31,9 @@ const FIELD_OPERATORS: [&str; 10] = [
 /// are [`Error::InvalidQuery`]. JSON nested deeper than serde_json's limit of 128 is refused by
 /// the JSON parser itself, so no input can exhaust the stack.
 pub fn parse_filter(text: &str) -> Result<Filter> {
-    let json: Json = serde_json::from_str(text).map_err(|e| syntax_error(&e))?;
-    crate::strict_json::parse_json(text.as_bytes())
+    let json =
+        crate::strict_json::parse_unrepeated(text.as_bytes()).map_err(|e| syntax_error(&e))?;
+    crate::strict_json::refuse_oversized_integers(text.as_bytes())
         .map_err(|reason| Error::InvalidQuery { reason })?;
     filter_from_json(json)
 }

@@ -11,10 +11,15 @@ use serde_json::{Map, Value as Json};
 /// silently, is refused: an object repeating a key (the last would win), and an integer literal
 /// outside the signed 64-bit range (it would become a nearby float).
 pub fn parse_json(text: &[u8]) -> std::result::Result<Json, String> {
-    let Unrepeated(json) =
-        serde_json::from_slice(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let json = parse_unrepeated(text).map_err(|e| format!("not valid JSON: {e}"))?;
     refuse_oversized_integers(text)?;
     Ok(json)
+}
+
+/// JSON text as `serde_json` reads it, but refusing an object that repeats a key; the error is
+/// `serde_json`'s own, with its line and column.
+pub(crate) fn parse_unrepeated(text: &[u8]) -> serde_json::Result<Json> {
+    serde_json::from_slice(text).map(|Unrepeated(json)| json)
 }
 
 /// Decodes a MessagePack request body into JSON, refusing a map that repeats a key, as

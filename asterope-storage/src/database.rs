@@ -932,10 +932,7 @@ impl<'a> BlobChanges<'a> {
         if !self.dedup {
             return Ok(None);
         }
-        let Some(value) = self.meta.get(&content_key(&sha256, size))? else {
-            return Ok(None);
-        };
-        Ok(<[u8; 16]>::try_from(&value[..]).map(BlobId).ok())
+        crate::integrity::content_owner(self.meta, sha256, size)
     }
 
     fn load(&mut self, id: BlobId) -> Result<Option<&mut (BlobEntry, i64)>> {

@@ -248,6 +248,15 @@ impl Inner {
         }
     }
 
+    /// A copy of the index on `field`, if it is still the incarnation `generation` (a read lock
+    /// only: queries are not held up).
+    fn current_incarnation(&self, field: &str, generation: Option<u64>) -> Option<Index> {
+        self.indexes()
+            .get(field)
+            .filter(|index| index.def.generation == generation)
+            .cloned()
+    }
+
     /// The index on `field`, if it is still the incarnation `generation`.
     fn incarnation<'a>(
         indexes: &'a mut BTreeMap<String, Index>,
@@ -289,8 +298,7 @@ impl Inner {
         let Some(this) = weak.upgrade() else {
             return Ok(());
         };
-        let Some(index) = Inner::incarnation(&mut this.indexes_mut(), field, generation).cloned()
-        else {
+        let Some(index) = this.current_incarnation(field, generation) else {
             return Ok(());
         };
         let mut batch = Vec::new();
@@ -323,7 +331,7 @@ impl Inner {
             // replaced meanwhile gets its supersession, as the replacing commit would have
             // written had the entry existed.
             let serialise = this.last_version.lock().unwrap_or_else(|e| e.into_inner());
-            if Inner::incarnation(&mut this.indexes_mut(), field, generation).is_none() {
+            if this.current_incarnation(field, generation).is_none() {
                 return Ok(());
             }
             let top_field = index

@@ -20,6 +20,7 @@ use crate::alloc::Run;
 use crate::blob::{BlobEntry, BlobId, CHECKSUM_BLOCK};
 use crate::database::{hex_id, Database, Inner};
 use crate::keys::{blob_id_of, blob_key, content_key, BLOB_PREFIX};
+use crate::meta::MetaStore;
 use crate::mvcc::decode_version_footprint;
 use crate::reader::read_runs;
 use crate::space::Space;
@@ -58,6 +59,18 @@ pub struct VerifyReport {
     pub damaged: Vec<DamagedBlob>,
 }
 
+/// The blob the content table names for this content, if any.
+pub(crate) fn content_owner(
+    meta: &MetaStore,
+    sha256: Sha256Digest,
+    size: u64,
+) -> Result<Option<BlobId>> {
+    let Some(value) = meta.get(&content_key(&sha256, size))? else {
+        return Ok(None);
+    };
+    Ok(<[u8; 16]>::try_from(&value[..]).map(BlobId).ok())
+}
+
 /// Finds the stored blob a put of this content would share, and checks its bytes against the
 /// put's block CRCs. `None`: deduplication is off, the blob is empty, or nothing is stored.
 pub(crate) fn find_twin(
@@ -71,10 +84,7 @@ pub(crate) fn find_twin(
     }
     // Pinned before the lookup: the runs read below cannot be reused meanwhile.
     let _pin = inner.space.pin();
-    let Some(value) = inner.meta.get(&content_key(&sha256, size))? else {
-        return Ok(None);
-    };
-    let Ok(id) = <[u8; 16]>::try_from(&value[..]).map(BlobId) else {
+    let Some(id) = content_owner(&inner.meta, sha256, size)? else {
         return Ok(None);
     };
     let Some(entry) = inner.meta.get(&blob_key(&id))? else {

@@ -6,7 +6,7 @@
 //! open that finds the directory held by this same process waits for it, up to
 //! [`IN_PROCESS_WAIT`], before answering `locked`.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,9 +19,9 @@ use rustix::fs::{flock, FlockOperation};
 const IN_PROCESS_WAIT: Duration = Duration::from_secs(5);
 
 /// Directories (canonical paths) this process holds locked.
-static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static HELD: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
-fn held() -> std::sync::MutexGuard<'static, Option<HashSet<PathBuf>>> {
+fn held() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
     HELD.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -50,16 +50,14 @@ impl DirLock {
         loop {
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {
-                    held()
-                        .get_or_insert_with(HashSet::new)
-                        .insert(canonical.clone());
+                    held().insert(canonical.clone());
                     return Ok(DirLock {
                         file: Some(file),
                         dir: canonical,
                     });
                 }
                 Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-                    let ours = held().as_ref().is_some_and(|h| h.contains(&canonical));
+                    let ours = held().contains(&canonical);
                     if !ours || Instant::now() >= deadline {
                         return Err(Error::Locked {
                             path: dir.display().to_string(),
@@ -78,8 +76,6 @@ impl Drop for DirLock {
         // Unlock first, then forget: an opener that sees the directory no longer held by this
         // process finds the lock free.
         drop(self.file.take());
-        if let Some(held) = held().as_mut() {
-            held.remove(&self.dir);
-        }
+        held().remove(&self.dir);
     }
 }

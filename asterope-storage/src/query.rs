@@ -154,7 +154,9 @@ impl QueryContext<'_> {
             }
             Some(n) => n,
         };
-        let position = decode_cursor(query)?;
+        // The query's fingerprint, which binds the cursors it reads and issues.
+        let shape = query_shape(query);
+        let position = decode_cursor(query, shape)?;
         match &query.sort {
             None => {
                 let after = position.as_ref().map(|p| p.key.as_str());
@@ -176,7 +178,7 @@ impl QueryContext<'_> {
                 let next = match matches.peek() {
                     Some(_) => rows
                         .last()
-                        .map(|(key, _)| encode_cursor(query, key, None))
+                        .map(|(key, _)| encode_cursor(shape, key, None))
                         .transpose()?,
                     None => None,
                 };
@@ -184,7 +186,7 @@ impl QueryContext<'_> {
                 decode_rows(&mut rows, &mut objects)?;
                 Ok(Page { objects, next })
             }
-            Some(sort) => self.sorted_page(query, sort, limit, position),
+            Some(sort) => self.sorted_page(query, sort, limit, shape, position),
         }
     }
 
@@ -299,6 +301,7 @@ impl QueryContext<'_> {
         query: &Query,
         sort: &SortSpec,
         limit: usize,
+        shape: i64,
         position: Option<CursorPosition>,
     ) -> Result<Page> {
         let position = position
@@ -318,7 +321,7 @@ impl QueryContext<'_> {
         }
         let (taken, more) = best.into_page();
         let next = match taken.last() {
-            Some((last, _)) if more => Some(encode_cursor(query, &last.key, Some(&last.value))?),
+            Some((last, _)) if more => Some(encode_cursor(shape, &last.key, Some(&last.value))?),
             _ => None,
         };
         let mut rows: Vec<(Key, Row)> = taken.into_iter().map(|(r, row)| (r.key, row)).collect();
@@ -605,8 +608,8 @@ struct CursorPosition {
 
 /// A cursor: hex of the MessagePack array `[shape, key]` (`[shape, key, sort value]` for a
 /// sorted query), where `shape` binds it to the query that issued it ([`query_shape`]).
-fn encode_cursor(query: &Query, key: &Key, sort_value: Option<&Value>) -> Result<String> {
-    let mut fields = vec![Value::Int(query_shape(query)), Value::from(key.as_str())];
+fn encode_cursor(shape: i64, key: &Key, sort_value: Option<&Value>) -> Result<String> {
+    let mut fields = vec![Value::Int(shape), Value::from(key.as_str())];
     fields.extend(sort_value.cloned());
     let bytes = encode(&Value::Array(fields))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -614,8 +617,8 @@ fn encode_cursor(query: &Query, key: &Key, sort_value: Option<&Value>) -> Result
 
 /// The position named by `query.cursor`, which must be one this store issued for a query of
 /// the same shape (filter, key prefix and sort): anything else is refused, never read as some
-/// other position.
-fn decode_cursor(query: &Query) -> Result<Option<CursorPosition>> {
+/// other position. `query_shape` is [`query_shape`] of `query`.
+fn decode_cursor(query: &Query, query_shape: i64) -> Result<Option<CursorPosition>> {
     let Some(text) = query.cursor.as_deref() else {
         return Ok(None);
     };
@@ -645,14 +648,14 @@ fn decode_cursor(query: &Query) -> Result<Option<CursorPosition>> {
     if fields.next().is_some() || sort_value.is_some() != query.sort.is_some() {
         return Err(not_issued());
     }
-    if shape != query_shape(query) {
+    if shape != query_shape {
         return Err(invalid(
             "belongs to a query with another filter, key prefix or sort",
         ));
     }
     let key = Key::new(key).map_err(|_| not_issued())?;
     // Only the exact text issued: no trailing bytes, no other spelling of the same position.
-    if encode_cursor(query, &key, sort_value.as_ref())? != text {
+    if encode_cursor(shape, &key, sort_value.as_ref())? != text {
         return Err(not_issued());
     }
     Ok(Some(CursorPosition { key, sort_value }))
