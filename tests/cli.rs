@@ -224,3 +224,28 @@ fn failed_index_is_listed_refused_by_create_and_droppable() {
     stdout(&run(&target, &["index", "drop", "patient_id"]));
     assert!(stdout(&run(&target, &["index", "ls"])).trim().is_empty());
 }
+
+#[test]
+fn a_download_into_a_fifo_streams_through_it_and_keeps_the_fifo() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = vec![
+        "--data".to_string(),
+        dir.path().join("data").display().to_string(),
+    ];
+    let file = dir.path().join("in.bin");
+    let data = pattern(5, 2 * MIB + 3);
+    std::fs::write(&file, &data).unwrap();
+    stdout(&run(&target, &["put", "k", file.to_str().unwrap()]));
+    let fifo = dir.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    stdout(&run(&target, &["get", "k", "-o", fifo.to_str().unwrap()]));
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced by a {kind:?}");
+    assert_eq!(reader.join().unwrap(), data);
+}

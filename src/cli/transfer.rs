@@ -99,6 +99,7 @@ pub(crate) async fn get(
         None => drain_into(result.body, &mut Stdout::lock(), progress)
             .await
             .map(drop),
+        Some(path) if is_special_file(path) => write_in_place(path, result.body, progress).await,
         Some(path) => write_file_atomically(path, result.body, progress).await,
     };
     if let Some(bar) = bar {
@@ -107,7 +108,28 @@ pub(crate) async fn get(
     outcome
 }
 
-/// Writes to a temporary file beside `path` and renames it into place only after the whole
+/// Whether `path` names something that exists and is not a regular file (a device such as
+/// `/dev/null`, a FIFO, a socket): a download goes straight into it, since renaming a file over
+/// it would replace the device or pipe itself.
+fn is_special_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file() && !m.is_dir())
+}
+
+/// Writes the body straight into an existing non-regular file, as a shell redirection would.
+async fn write_in_place(
+    path: &Path,
+    body: asterope::ByteStream,
+    progress: impl FnMut(u64),
+) -> Result<()> {
+    let what = path.display().to_string();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {what}"), e))?;
+    drain_into(body, &mut file, progress).await.map(drop)
+}
+
+/// Writes to a regular file through a temporary file beside `path` and renames it into place only after the whole
 /// (verified) body arrived, so a failed download never leaves a file that looks complete.
 async fn write_file_atomically(
     path: &Path,
