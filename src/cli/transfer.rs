@@ -129,8 +129,9 @@ async fn write_in_place(
     drain_into(body, &mut file, progress).await.map(drop)
 }
 
-/// Writes to a regular file through a temporary file beside `path` and renames it into place only after the whole
-/// (verified) body arrived, so a failed download never leaves a file that looks complete.
+/// Writes to a regular file through a temporary file beside `path` and renames it into place
+/// only after the whole (verified) body arrived, so a failed download never leaves a file that
+/// looks complete.
 async fn write_file_atomically(
     path: &Path,
     body: asterope::ByteStream,
