@@ -16,7 +16,8 @@ impl Filter {
     /// Whether the document satisfies the filter.
     ///
     /// Evaluation recurses once per nesting level; filters from the JSON parser are at most
-    /// [`MAX_FILTER_DEPTH`](crate::MAX_FILTER_DEPTH) deep, and [`Filter::check_limits`] checks hand-built ones.
+    /// [`MAX_FILTER_DEPTH`](crate::MAX_FILTER_DEPTH) deep, and [`Filter::check_limits`] checks
+    /// hand-built ones.
     pub fn matches(&self, metadata: &Metadata) -> bool {
         match self {
             Filter::True => true,
@@ -29,7 +30,8 @@ impl Filter {
 }
 
 impl Predicate {
-    /// Whether the predicate holds for the values a path reached (see [`FieldPath::resolve`](crate::FieldPath::resolve)).
+    /// Whether the predicate holds for the values a path reached (see
+    /// [`FieldPath::resolve`](crate::FieldPath::resolve)).
     pub fn matches_values(&self, values: &[&Value]) -> bool {
         match self {
             Predicate::Eq(operand) => equality_matches(operand, values),

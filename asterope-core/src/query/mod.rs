@@ -1,7 +1,7 @@
 //! The metadata predicate query language: the [`Filter`] AST and its evaluation against a
-//! metadata document, the total order of [`Value`]s used for sorting ([`compare_values`]), the
-//! typed builder ([`field`], [`and`], [`or`], [`not`]), the [`Query`] request (filter, key prefix,
-//! sort, limit, cursor) and the limits every filter must respect.
+//! metadata document, the total order of [values](crate::Value) used for sorting
+//! ([`compare_values`]), the typed builder ([`field`], [`and`], [`or`], [`not`]), the [`Query`]
+//! request (filter, key prefix, sort, limit, cursor) and the limits every filter must respect.
 //!
 //! Semantics follow MongoDB:
 //!
@@ -10,9 +10,9 @@
 //!   value at the end of the path, when it is an array, stands for each of its elements too.
 //!   A predicate matches when **any** of the values so reached matches (for equality the whole
 //!   array also compares against an array operand).
-//! * Numbers compare across [`Value::Int`] and [`Value::Float`] exactly (`1 == 1.0`,
-//!   `2 < 2.5`, no rounding of large integers); timestamps compare in time order; strings and
-//!   binaries bytewise; `false < true`.
+//! * Numbers compare across [`Value::Int`](crate::Value::Int) and
+//!   [`Value::Float`](crate::Value::Float) exactly (`1 == 1.0`, `2 < 2.5`, no rounding of large
+//!   integers); timestamps compare in time order; strings and binaries bytewise; `false < true`.
 //! * Range operators (`$gt`, `$gte`, `$lt`, `$lte`) only match values of the operand's class
 //!   (numbers, strings, binaries, booleans or timestamps); any other value is simply no match,
 //!   never an error. `NaN` matches no range operator.

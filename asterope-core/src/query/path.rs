@@ -11,7 +11,8 @@ use crate::{Error, Metadata, Result, Value};
 /// `series`, `count`.
 ///
 /// Segments are map keys; there is no array-index syntax (arrays are searched element by element,
-/// see [`Filter`](crate::Filter) and docs/QUERY.md). A key that itself contains a dot cannot be addressed.
+/// see [`Filter`](crate::Filter) and docs/QUERY.md). A key that itself contains a dot cannot be
+/// addressed.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FieldPath {
     segments: Vec<String>,
@@ -84,7 +85,8 @@ impl FieldPath {
     }
 
     /// The single value at the path, descending through maps only (no array fan-out); `None`
-    /// when any step is missing or not a map. This is the sort key of [`SortSpec`](crate::SortSpec).
+    /// when any step is missing or not a map. This is the sort key of
+    /// [`SortSpec`](crate::SortSpec).
     pub fn lookup<'a>(&self, metadata: &'a Metadata) -> Option<&'a Value> {
         let (first, rest) = self.segments.split_first()?;
         let mut value = metadata.get(first.as_str())?;
