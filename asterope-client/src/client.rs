@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use asterope_core::protocol::*;
 use asterope_core::{
     ByteRange, ByteStream, CompactionReport, Condition, Error, ErrorBody, GetOptions, GetResult,
-    IndexInfo, Key, ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage,
-    QueryPlan, Result, Sha256Digest, Store, StoreStats, Timestamp, Transaction,
+    IndexInfo, Key, ListOptions, ListPage, Metadata, ObjectInfo, ObjectOps, PutOptions, Query,
+    QueryPage, QueryPlan, Result, Sha256Digest, Store, StoreStats, Timestamp, Transaction,
 };
 use asterope_serialization::{
     metadata_from_header_json, metadata_to_header_json, metadata_to_json, object_info_from_json,
@@ -417,7 +417,7 @@ fn download_body(incoming: Incoming, key: Key, expected: Option<Sha256Digest>) -
 }
 
 #[async_trait::async_trait]
-impl Store for Client {
+impl ObjectOps for Client {
     async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
         // Refused here, before any byte of the body is read or sent.
         validate_metadata(&options.metadata)?;
@@ -543,6 +543,31 @@ impl Store for Client {
         })
     }
 
+    async fn list(&self, options: ListOptions) -> Result<ListPage> {
+        let encode =
+            |s: &str| utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let mut uri = format!(
+            "{}{OBJECTS_PATH}?prefix={}",
+            self.inner.base,
+            encode(&options.prefix)
+        );
+        // 0 is the library's "default page size", which the protocol says by leaving it out.
+        if options.limit > 0 {
+            uri.push_str(&format!("&limit={}", options.limit));
+        }
+        if let Some(cursor) = &options.cursor {
+            uri.push_str(&format!("&cursor={}", encode(cursor)));
+        }
+        let response = self
+            .call(build(self.request(Method::GET, uri), empty_body())?, None)
+            .await?;
+        let (objects, next) = page_from_json(&read_json(response).await?)?;
+        Ok(ListPage { objects, next })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Client {
     async fn create_index(&self, field: &str) -> Result<IndexInfo> {
         let uri = self.index_uri(field);
         let response = self
@@ -612,28 +637,6 @@ impl Store for Client {
             .await?;
         from_json(read_json(response).await?, "compaction report")
     }
-
-    async fn list(&self, options: ListOptions) -> Result<ListPage> {
-        let encode =
-            |s: &str| utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-        let mut uri = format!(
-            "{}{OBJECTS_PATH}?prefix={}",
-            self.inner.base,
-            encode(&options.prefix)
-        );
-        // 0 is the library's "default page size", which the protocol says by leaving it out.
-        if options.limit > 0 {
-            uri.push_str(&format!("&limit={}", options.limit));
-        }
-        if let Some(cursor) = &options.cursor {
-            uri.push_str(&format!("&cursor={}", encode(cursor)));
-        }
-        let response = self
-            .call(build(self.request(Method::GET, uri), empty_body())?, None)
-            .await?;
-        let (objects, next) = page_from_json(&read_json(response).await?)?;
-        Ok(ListPage { objects, next })
-    }
 }
 
 /// A transaction held open on the server, addressed by id. Dropping it without committing
@@ -663,10 +666,11 @@ impl ClientTransaction {
     }
 }
 
+/// The transaction's operations are the client's, sent with the transaction's header.
 #[async_trait::async_trait]
-impl Transaction for ClientTransaction {
-    fn snapshot_version(&self) -> u64 {
-        self.snapshot
+impl ObjectOps for ClientTransaction {
+    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
+        self.client.put(key, body, options).await
     }
     async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         self.client.get(key, options).await
@@ -674,22 +678,16 @@ impl Transaction for ClientTransaction {
     async fn head(&self, key: &Key) -> Result<ObjectInfo> {
         self.client.head(key).await
     }
-    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<()> {
-        self.client.put(key, body, options).await.map(drop)
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
+        self.client.delete(key, condition).await
     }
     async fn update_metadata(
         &self,
         key: &Key,
         metadata: Metadata,
         condition: Condition,
-    ) -> Result<()> {
-        self.client
-            .update_metadata(key, metadata, condition)
-            .await
-            .map(drop)
-    }
-    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
-        self.client.delete(key, condition).await
+    ) -> Result<ObjectInfo> {
+        self.client.update_metadata(key, metadata, condition).await
     }
     async fn list(&self, options: ListOptions) -> Result<ListPage> {
         self.client.list(options).await
@@ -702,6 +700,13 @@ impl Transaction for ClientTransaction {
     }
     async fn explain(&self, query: &Query) -> Result<QueryPlan> {
         self.client.explain(query).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for ClientTransaction {
+    fn snapshot_version(&self) -> u64 {
+        self.snapshot
     }
     async fn commit(mut self: Box<Self>) -> Result<u64> {
         self.finished = true;

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use asterope_core::protocol::*;
 use asterope_core::{
-    Error, ErrorBody, GetOptions, Key, ListOptions, ObjectInfo, PutOptions, Result, Store,
+    Error, ErrorBody, GetOptions, Key, ListOptions, ObjectInfo, ObjectOps, PutOptions, Result,
+    Store,
 };
 use asterope_serialization::{
     metadata_from_header_json, metadata_to_header_json, object_info_to_json, query_from_json,
 };
-use asterope_storage::Database;
 use http::header::{
     ACCEPT_RANGES, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, RANGE,
 };
@@ -30,7 +30,7 @@ use crate::request::{
     form_pairs, header_str, list_limit, parse_key, parse_range_header,
 };
 use crate::status::http_status;
-use crate::transactions::{Ops, Owner, Transactions};
+use crate::transactions::{Owner, Transactions};
 
 /// Media type of MessagePack bodies (`Content-Type` of requests, `Accept` for replies).
 const MSGPACK: &str = "application/msgpack";
@@ -39,14 +39,21 @@ const MSGPACK: &str = "application/msgpack";
 const MAX_JSON_BODY: usize = 1 << 20;
 
 /// What every request handler shares.
-#[derive(Debug)]
 pub(crate) struct AppState {
-    pub(crate) db: Database,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) tokens: Tokens,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_idle_timeout: Duration,
     pub(crate) transactions: Transactions,
     pub(crate) blocking: BlockingPool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("transactions", &self.transactions)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The routes, for metrics labels.
@@ -232,15 +239,15 @@ async fn dispatch(
         Some(entry) => Some(entry.tx.lock().await),
         None => None,
     };
-    let ops: &dyn Ops = match &guard {
-        Some(guard) => guard.as_ref().ok_or_else(|| Error::NotFound {
+    let ops: &dyn ObjectOps = match &guard {
+        Some(guard) => guard.as_deref().ok_or_else(|| Error::NotFound {
             key: "transaction (already ended)".into(),
         })?,
-        None => &state.db,
+        None => state.store.as_ref(),
     };
     match (route, method) {
         (Route::Begin, Method::POST) => {
-            let tx = state.db.begin().await?;
+            let tx = state.store.begin().await?;
             let snapshot = tx.snapshot_version();
             let id = state.transactions.insert(tx, owner)?;
             Ok(json_response(
@@ -345,8 +352,8 @@ async fn dispatch(
         }
         (Route::Index, Method::PUT) => {
             let field = decode_segment(raw_key)?;
-            let db = store_wide(state, named.is_some())?;
-            let info = state.blocking.call(db.create_index(&field)).await??;
+            let store = store_wide(state, named.is_some())?;
+            let info = state.blocking.call(store.create_index(&field)).await??;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"field": info.field, "state": info.state}),
@@ -354,8 +361,8 @@ async fn dispatch(
         }
         (Route::Index, Method::DELETE) => {
             let field = decode_segment(raw_key)?;
-            let db = store_wide(state, named.is_some())?;
-            state.blocking.call(db.drop_index(&field)).await??;
+            let store = store_wide(state, named.is_some())?;
+            state.blocking.call(store.drop_index(&field)).await??;
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
                 .body(empty())
@@ -370,9 +377,9 @@ async fn dispatch(
     }
 }
 
-/// The database, for the routes that act on the whole store (stats, compaction, indexes): they cannot run inside a transaction, so naming one there is refused rather than
+/// The store, for the routes that act on the whole store (stats, compaction, indexes): they cannot run inside a transaction, so naming one there is refused rather than
 /// silently ignored.
-fn store_wide(state: &AppState, names_transaction: bool) -> Result<&Database> {
+fn store_wide(state: &AppState, names_transaction: bool) -> Result<&dyn Store> {
     if names_transaction {
         return Err(Error::InvalidArgument {
             reason: format!(
@@ -380,7 +387,7 @@ fn store_wide(state: &AppState, names_transaction: bool) -> Result<&Database> {
             ),
         });
     }
-    Ok(&state.db)
+    Ok(state.store.as_ref())
 }
 
 /// Reads a JSON query request body (at most 1 MiB, within `deadline`).
@@ -493,7 +500,7 @@ pub fn parse_request_parts(path: &str, query: &str, headers: &HeaderMap) {
 
 async fn put_object(
     state: &AppState,
-    ops: &dyn Ops,
+    ops: &dyn ObjectOps,
     key: Key,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
@@ -530,7 +537,7 @@ async fn put_object(
 
 async fn get_object(
     state: &AppState,
-    ops: &dyn Ops,
+    ops: &dyn ObjectOps,
     key: Key,
     request: &Request<Incoming>,
     with_body: bool,
@@ -612,7 +619,7 @@ fn object_headers(
 /// it says the object's size in `content-range: bytes */SIZE` (RFC 9110 §14.4). A missing
 /// object is `404` instead.
 async fn range_not_satisfiable(
-    ops: &dyn Ops,
+    ops: &dyn ObjectOps,
     key: &Key,
     error: &Error,
 ) -> Result<Response<ResponseBody>> {
@@ -626,7 +633,7 @@ async fn range_not_satisfiable(
 
 async fn update_metadata(
     state: &AppState,
-    ops: &dyn Ops,
+    ops: &dyn ObjectOps,
     key: Key,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
@@ -640,7 +647,7 @@ async fn update_metadata(
 
 async fn list(
     state: &AppState,
-    ops: &dyn Ops,
+    ops: &dyn ObjectOps,
     request: &Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
     let mut options = ListOptions::default();

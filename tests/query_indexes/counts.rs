@@ -1,7 +1,9 @@
 //! Counts answered by the index alone: exact counts and counts of popular values (overflow
 //! markers) equal the rows queries return, at every snapshot and after a reopen.
 
-use asterope::{and, field, Condition, Database, Metadata, Query, Store, StoreExt, Value};
+use asterope::{
+    and, field, Condition, Database, Metadata, ObjectOps, Query, Store, StoreExt, Value,
+};
 
 use crate::common::pattern;
 use crate::data::{date, key};

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use asterope::{and, field, Condition, Database, Filter, Metadata, Predicate, Query, Store, Value};
+use asterope::{
+    and, field, Condition, Database, Filter, Metadata, ObjectOps, Predicate, Query, Store, Value,
+};
 
 use crate::data::{key, PATIENTS};
 use crate::model::{compare_with_model, put, wait_ready};

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use asterope::{
-    compare_values, Database, Filter, Metadata, ObjectInfo, Query, Store, StoreExt, Value,
+    compare_values, Database, Filter, Metadata, ObjectInfo, ObjectOps, Query, Store, StoreExt,
+    Value,
 };
 
 use crate::common::pattern;

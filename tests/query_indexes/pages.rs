@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use asterope::{
-    compare_values, field, or, Database, Filter, Metadata, Query, SortSpec, Store, Value,
+    compare_values, field, or, Database, Filter, Metadata, ObjectOps, Query, SortSpec, Store, Value,
 };
 
 use crate::data::{date, gen_metadata, BASE_SECS, DAY, OBJECTS};

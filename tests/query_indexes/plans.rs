@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use asterope::{and, field, not, or, Database, Filter, Metadata, Predicate, Query, Store, Value};
+use asterope::{
+    and, field, not, or, Database, Filter, Metadata, ObjectOps, Predicate, Query, Store, Value,
+};
 
 use crate::data::{date, gen_metadata, map, without_arrays};
 use crate::model::{compare_with_model, naive, put, wait_ready};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use asterope::{Condition, Database, Query, Store};
+use asterope::{Condition, Database, ObjectOps, Query, Store};
 
 use crate::data::{gen_filter, gen_metadata, key, without_arrays, INDEXED, OBJECTS};
 use crate::model::{compare_with_model, put, wait_ready};

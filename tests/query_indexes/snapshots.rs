@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use asterope::{
-    field, Condition, Database, Error, ListOptions, Metadata, Query, Store, StoreExt, Value,
+    field, Condition, Database, Error, ListOptions, Metadata, ObjectOps, Query, Store, StoreExt,
+    Value,
 };
 
 use crate::common::pattern;
