@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use asterope_core::{Error, FieldPath, IndexInfo, Result};
 use asterope_serialization::{decode, encode};
 
-use crate::database::Inner;
+use crate::engine::Engine;
 use crate::index::successor;
 use crate::index::{entry_value, Index, IndexDef};
 use crate::keys::{
@@ -121,280 +121,279 @@ pub(crate) fn index_info(field: &str, index: &Index) -> IndexInfo {
     }
 }
 
-impl Inner {
-    /// Resumes the builds that were running when the directory was last closed.
-    pub(crate) fn resume_index_builds(self: &Arc<Self>) {
-        let unfinished: Vec<(String, Option<u64>)> = self
-            .indexes()
-            .iter()
-            .filter(|(_, index)| index.def.ready_at.is_none() && index.def.failed.is_none())
-            .map(|(field, index)| (field.clone(), index.def.generation))
-            .collect();
-        for (field, generation) in unfinished {
-            self.build_index(&field, generation);
+/// Resumes the builds that were running when the directory was last closed.
+pub(crate) fn resume_index_builds(engine: &Arc<Engine>) {
+    let unfinished: Vec<(String, Option<u64>)> = engine
+        .indexes()
+        .iter()
+        .filter(|(_, index)| index.def.ready_at.is_none() && index.def.failed.is_none())
+        .map(|(field, index)| (field.clone(), index.def.generation))
+        .collect();
+    for (field, generation) in unfinished {
+        build_index(engine, &field, generation);
+    }
+}
+
+/// Declares an index on a valid field path and starts filling it.
+pub(crate) fn create_index(engine: &Arc<Engine>, field: &str) -> Result<IndexInfo> {
+    let field = FieldPath::parse(field)?.to_string();
+    let generation;
+    {
+        let _commits_paused = engine.commit_lock.lock();
+        let mut indexes = engine.indexes_mut();
+        if let Some(existing) = indexes.get(&field) {
+            return Ok(index_info(&field, existing));
         }
+        // A new generation for every declaration: the key prefixes of this incarnation are
+        // its own, untouched by the cleanup of an earlier one still running.
+        generation = engine
+            .meta
+            .get_counter(INDEX_GENERATION_KEY, "index generation")?
+            + 1;
+        let def = IndexDef::building(Some(generation));
+        engine.meta.apply(vec![
+            (
+                INDEX_GENERATION_KEY.to_vec(),
+                Some(generation.to_be_bytes().to_vec()),
+            ),
+            (index_def_key(&field), Some(encode(&def)?)),
+        ])?;
+        engine.meta.flush()?;
+        indexes.insert(field.clone(), Index::new(&field, def));
     }
+    build_index(engine, &field, Some(generation));
+    Ok(IndexInfo {
+        field,
+        state: BUILDING.into(),
+    })
+}
 
-    /// Declares an index on a valid field path and starts filling it.
-    pub(crate) fn create_index(self: &Arc<Self>, field: &str) -> Result<IndexInfo> {
-        let field = FieldPath::parse(field)?.to_string();
-        let generation;
-        {
-            let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
-            let mut indexes = self.indexes_mut();
-            if let Some(existing) = indexes.get(&field) {
-                return Ok(index_info(&field, existing));
-            }
-            // A new generation for every declaration: the key prefixes of this incarnation are
-            // its own, untouched by the cleanup of an earlier one still running.
-            generation = self
-                .meta
-                .get_counter(INDEX_GENERATION_KEY, "index generation")?
-                + 1;
-            let def = IndexDef::building(Some(generation));
-            self.meta.apply(vec![
-                (
-                    INDEX_GENERATION_KEY.to_vec(),
-                    Some(generation.to_be_bytes().to_vec()),
-                ),
-                (index_def_key(&field), Some(encode(&def)?)),
-            ])?;
-            self.meta.flush()?;
-            indexes.insert(field.clone(), Index::new(&field, def));
-        }
-        self.build_index(&field, Some(generation));
-        Ok(IndexInfo {
-            field,
-            state: BUILDING.into(),
-        })
-    }
-
-    /// Removes an index and its entries. A declared index is found by its exact name even if
-    /// that name would no longer be accepted (so a failed legacy index can be dropped).
-    pub(crate) fn drop_index(&self, field: &str) -> Result<()> {
-        let field = if self.indexes().contains_key(field) {
-            field.to_string()
-        } else {
-            FieldPath::parse(field)?.to_string()
-        };
-        let (index, legacy_others) = {
-            let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
-            let mut indexes = self.indexes_mut();
-            let Some(index) = indexes.remove(&field) else {
-                return Err(Error::NotFound {
-                    key: format!("index {field}"),
-                });
-            };
-            self.meta.apply(vec![(index_def_key(&field), None)])?;
-            let legacy_others: Vec<Index> = indexes
-                .values()
-                .filter(|other| other.def.generation.is_none())
-                .cloned()
-                .collect();
-            (index, legacy_others)
-        };
-        // Outside the commit lock: the keys are this incarnation's alone, and a new index on
-        // the field (declared meanwhile) has a generation, so prefixes, of its own. A legacy
-        // index's prefix may overlap another legacy one's (`a` and `a\0b`): keys that may be
-        // the other's are left alone.
-        let owned = |key: &[u8]| {
-            index.def.generation.is_some()
-                || !legacy_others.iter().any(|other| {
-                    key.get(other.prefix.len()..)
-                        .filter(|_| key.starts_with(&other.prefix))
-                        .is_some_and(|rest| split_index_entry(rest).is_some())
-                        || key
-                            .strip_prefix(other.posting_prefix.as_slice())
-                            .is_some_and(|rest| asterope_serialization::ordered_len(rest).is_some())
-                })
-        };
-        delete_prefix(&self.meta, &index.prefix, owned)?;
-        delete_prefix(&self.meta, &index.posting_prefix, owned)?;
-        self.meta.flush()
-    }
-
-    /// Fills a declared index from the objects visible now, on a background thread, then marks
-    /// it ready for snapshots from then on. Commits after the declaration write their own
-    /// entries, so nothing is missed. A build that fails (error or panic), or cannot start,
-    /// marks the index failed. The builder works for this one incarnation (`generation`): once
-    /// the index is dropped, or dropped and declared again, it stops and touches nothing.
-    fn build_index(self: &Arc<Self>, field: &str, generation: Option<u64>) {
-        let snapshot = self.snapshots.take();
-        // The builder holds the database only weakly: closing it stops the build (it resumes
-        // on the next open), and never keeps the directory locked.
-        let weak = Arc::downgrade(self);
-        let owned_field = field.to_string();
-        let started = std::thread::Builder::new()
-            // The name is for debuggers only; a field never reaches the OS in it.
-            .name("index-build".into())
-            .spawn(move || {
-                let field = owned_field;
-                let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    Inner::fill_index(&weak, &field, generation, snapshot)
-                }));
-                let reason = match outcome {
-                    Ok(Ok(())) => return,
-                    Ok(Err(e)) => e.to_string(),
-                    Err(panic) => format!("the build panicked: {}", panic_message(&*panic)),
-                };
-                tracing::error!("building index {field:?} failed: {reason}");
-                if let Some(this) = weak.upgrade() {
-                    this.fail_index(&field, generation, &reason);
-                }
+/// Removes an index and its entries. A declared index is found by its exact name even if
+/// that name would no longer be accepted (so a failed legacy index can be dropped).
+pub(crate) fn drop_index(engine: &Engine, field: &str) -> Result<()> {
+    let field = if engine.indexes().contains_key(field) {
+        field.to_string()
+    } else {
+        FieldPath::parse(field)?.to_string()
+    };
+    let (index, legacy_others) = {
+        let _commits_paused = engine.commit_lock.lock();
+        let mut indexes = engine.indexes_mut();
+        let Some(index) = indexes.remove(&field) else {
+            return Err(Error::NotFound {
+                key: format!("index {field}"),
             });
-        if let Err(e) = started {
-            let reason = format!("the builder could not start: {e}");
-            self.fail_index(field, generation, &reason);
-        }
-    }
-
-    /// A copy of the index on `field`, if it is still the incarnation `generation` (a read lock
-    /// only: queries are not held up).
-    fn current_incarnation(&self, field: &str, generation: Option<u64>) -> Option<Index> {
-        self.indexes()
-            .get(field)
-            .filter(|index| index.def.generation == generation)
-            .cloned()
-    }
-
-    /// The index on `field`, if it is still the incarnation `generation`.
-    fn incarnation<'a>(
-        indexes: &'a mut BTreeMap<String, Index>,
-        field: &str,
-        generation: Option<u64>,
-    ) -> Option<&'a mut Index> {
-        indexes
-            .get_mut(field)
-            .filter(|index| index.def.generation == generation)
-    }
-
-    /// Persists that an index cannot be built (best effort: it is failed in memory at least).
-    fn fail_index(&self, field: &str, generation: Option<u64>, reason: &str) {
-        let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
-        let mut indexes = self.indexes_mut();
-        let Some(index) = Inner::incarnation(&mut indexes, field, generation) else {
-            return; // dropped meanwhile
         };
-        index.def.failed = Some(reason.to_string());
-        let persisted = encode(&index.current_def()).and_then(|def| {
-            self.meta.apply(vec![(index_def_key(field), Some(def))])?;
-            self.meta.flush()
-        });
-        if let Err(e) = persisted {
-            tracing::error!("recording that index {field:?} failed: {e}");
-        }
-    }
+        engine.meta.apply(vec![(index_def_key(&field), None)])?;
+        let legacy_others: Vec<Index> = indexes
+            .values()
+            .filter(|other| other.def.generation.is_none())
+            .cloned()
+            .collect();
+        (index, legacy_others)
+    };
+    // Outside the commit lock: the keys are this incarnation's alone, and a new index on
+    // the field (declared meanwhile) has a generation, so prefixes, of its own. A legacy
+    // index's prefix may overlap another legacy one's (`a` and `a\0b`): keys that may be
+    // the other's are left alone.
+    let owned = |key: &[u8]| {
+        index.def.generation.is_some()
+            || !legacy_others.iter().any(|other| {
+                key.get(other.prefix.len()..)
+                    .filter(|_| key.starts_with(&other.prefix))
+                    .is_some_and(|rest| split_index_entry(rest).is_some())
+                    || key
+                        .strip_prefix(other.posting_prefix.as_slice())
+                        .is_some_and(|rest| asterope_serialization::ordered_len(rest).is_some())
+            })
+    };
+    delete_prefix(&engine.meta, &index.prefix, owned)?;
+    delete_prefix(&engine.meta, &index.posting_prefix, owned)?;
+    engine.meta.flush()
+}
 
-    fn fill_index(
-        weak: &Weak<Inner>,
-        field: &str,
-        generation: Option<u64>,
-        snapshot: Snapshot,
-    ) -> Result<()> {
-        #[cfg(test)]
-        if field == tests::PANICKING_FIELD {
-            panic!("a build that panics");
-        }
+/// Fills a declared index from the objects visible now, on a background thread, then marks
+/// it ready for snapshots from then on. Commits after the declaration write their own
+/// entries, so nothing is missed. A build that fails (error or panic), or cannot start,
+/// marks the index failed. The builder works for this one incarnation (`generation`): once
+/// the index is dropped, or dropped and declared again, it stops and touches nothing.
+fn build_index(engine: &Arc<Engine>, field: &str, generation: Option<u64>) {
+    let snapshot = engine.snapshots.take();
+    // The builder holds the database only weakly: closing it stops the build (it resumes
+    // on the next open), and never keeps the directory locked.
+    let weak = Arc::downgrade(engine);
+    let owned_field = field.to_string();
+    let started = std::thread::Builder::new()
+        // The name is for debuggers only; a field never reaches the OS in it.
+        .name("index-build".into())
+        .spawn(move || {
+            let field = owned_field;
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                fill_index(&weak, &field, generation, snapshot)
+            }));
+            let reason = match outcome {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => format!("the build panicked: {}", panic_message(&*panic)),
+            };
+            tracing::error!("building index {field:?} failed: {reason}");
+            if let Some(this) = weak.upgrade() {
+                fail_index(&this, &field, generation, &reason);
+            }
+        });
+    if let Err(e) = started {
+        let reason = format!("the builder could not start: {e}");
+        fail_index(engine, field, generation, &reason);
+    }
+}
+
+/// A copy of the index on `field`, if it is still the incarnation `generation` (a read lock
+/// only: queries are not held up).
+fn current_incarnation(engine: &Engine, field: &str, generation: Option<u64>) -> Option<Index> {
+    engine
+        .indexes()
+        .get(field)
+        .filter(|index| index.def.generation == generation)
+        .cloned()
+}
+
+/// The index on `field`, if it is still the incarnation `generation`.
+fn incarnation<'a>(
+    indexes: &'a mut BTreeMap<String, Index>,
+    field: &str,
+    generation: Option<u64>,
+) -> Option<&'a mut Index> {
+    indexes
+        .get_mut(field)
+        .filter(|index| index.def.generation == generation)
+}
+
+/// Persists that an index cannot be built (best effort: it is failed in memory at least).
+fn fail_index(engine: &Engine, field: &str, generation: Option<u64>, reason: &str) {
+    let _commits_paused = engine.commit_lock.lock();
+    let mut indexes = engine.indexes_mut();
+    let Some(index) = incarnation(&mut indexes, field, generation) else {
+        return; // dropped meanwhile
+    };
+    index.def.failed = Some(reason.to_string());
+    let persisted = encode(&index.current_def()).and_then(|def| {
+        engine.meta.apply(vec![(index_def_key(field), Some(def))])?;
+        engine.meta.flush()
+    });
+    if let Err(e) = persisted {
+        tracing::error!("recording that index {field:?} failed: {e}");
+    }
+}
+
+fn fill_index(
+    weak: &Weak<Engine>,
+    field: &str,
+    generation: Option<u64>,
+    snapshot: Snapshot,
+) -> Result<()> {
+    #[cfg(test)]
+    if field == tests::PANICKING_FIELD {
+        panic!("a build that panics");
+    }
+    let Some(this) = weak.upgrade() else {
+        return Ok(());
+    };
+    let Some(index) = current_incarnation(&this, field, generation) else {
+        return Ok(());
+    };
+    let mut batch = Vec::new();
+    let mut resume: Option<Vec<u8>> = None;
+    drop(this);
+    loop {
+        // Work in bounded passes, each holding the database only while it runs.
         let Some(this) = weak.upgrade() else {
             return Ok(());
         };
-        let Some(index) = this.current_incarnation(field, generation) else {
-            return Ok(());
+        let start = match &resume {
+            Some(key) => Bound::Excluded(key.as_slice()),
+            None => Bound::Unbounded,
         };
-        let mut batch = Vec::new();
-        let mut resume: Option<Vec<u8>> = None;
-        drop(this);
-        loop {
-            // Work in bounded passes, each holding the database only while it runs.
-            let Some(this) = weak.upgrade() else {
-                return Ok(());
-            };
-            let start = match &resume {
-                Some(key) => Bound::Excluded(key.as_slice()),
-                None => Bound::Unbounded,
-            };
-            let mut passed = 0;
-            // Versions stay encoded: entries need the indexed field alone, and a covering
-            // entry takes the stored encoding as it is.
-            let mut found = Vec::new();
-            for item in crate::mvcc::scan_at(&this.meta, start, snapshot.ts) {
-                let (key, version, encoded) = item?;
-                resume = Some(key.as_bytes().to_vec());
-                found.push((key, version, encoded));
-                passed += 1;
-                if passed == INDEX_BUILD_BATCH {
-                    break;
-                }
+        let mut passed = 0;
+        // Versions stay encoded: entries need the indexed field alone, and a covering
+        // entry takes the stored encoding as it is.
+        let mut found = Vec::new();
+        for item in crate::mvcc::scan_at(&this.meta, start, snapshot.ts) {
+            let (key, version, encoded) = item?;
+            resume = Some(key.as_bytes().to_vec());
+            found.push((key, version, encoded));
+            passed += 1;
+            if passed == INDEX_BUILD_BATCH {
+                break;
             }
-            // Under the commit lock, the versions found are checked against what commits did
-            // since: a version collected meanwhile gets no entry (it would be an orphan), one
-            // replaced meanwhile gets its supersession, as the replacing commit would have
-            // written had the entry existed.
-            let serialise = this.last_version.lock().unwrap_or_else(|e| e.into_inner());
-            if this.current_incarnation(field, generation).is_none() {
-                return Ok(());
-            }
-            let top_field = index
-                .path
-                .segments()
-                .first()
-                .map_or(&b""[..], |s| s.as_bytes());
-            for (key, version, encoded) in found {
-                let superseded = if newest_version(&this.meta, &key)? == Some(version) {
-                    None // still the newest: one point lookup told (the usual case)
-                } else {
-                    let versions = versions_of(&this.meta, &key)?;
-                    let Some(position) = versions.iter().position(|(ts, _)| *ts == version) else {
-                        continue;
-                    };
-                    position
-                        .checked_sub(1)
-                        .and_then(|newer| versions.get(newer))
-                        .map(|(ts, _)| *ts)
-                };
-                let wanted = |name: &[u8]| name == top_field;
-                let Some(metadata) = decode_version_fields(key.as_bytes(), &encoded, wanted)?
-                else {
+        }
+        // Under the commit lock, the versions found are checked against what commits did
+        // since: a version collected meanwhile gets no entry (it would be an orphan), one
+        // replaced meanwhile gets its supersession, as the replacing commit would have
+        // written had the entry existed.
+        let commits_paused = this.commit_lock.lock();
+        if current_incarnation(&this, field, generation).is_none() {
+            return Ok(());
+        }
+        let top_field = index
+            .path
+            .segments()
+            .first()
+            .map_or(&b""[..], |s| s.as_bytes());
+        for (key, version, encoded) in found {
+            let superseded = if newest_version(&this.meta, &key)? == Some(version) {
+                None // still the newest: one point lookup told (the usual case)
+            } else {
+                let versions = versions_of(&this.meta, &key)?;
+                let Some(position) = versions.iter().position(|(ts, _)| *ts == version) else {
                     continue;
                 };
-                let entries = index.entries(key.as_bytes(), version, &metadata);
-                if entries.len() > 1 {
-                    index.mark_multikey();
-                }
-                let covered = match (superseded, entries.len()) {
-                    (None, 1) => Some(&encoded[..]),
-                    _ => None,
-                };
-                let value = entry_value(superseded, covered);
-                batch.extend(entries.into_iter().map(|k| (k, Some(value.clone()))));
+                position
+                    .checked_sub(1)
+                    .and_then(|newer| versions.get(newer))
+                    .map(|(ts, _)| *ts)
+            };
+            let wanted = |name: &[u8]| name == top_field;
+            let Some(metadata) = decode_version_fields(key.as_bytes(), &encoded, wanted)? else {
+                continue;
+            };
+            let entries = index.entries(key.as_bytes(), version, &metadata);
+            if entries.len() > 1 {
+                index.mark_multikey();
             }
-            this.meta.apply(std::mem::take(&mut batch))?;
-            drop(serialise);
-            if passed < INDEX_BUILD_BATCH {
-                return this.finish_index(field, &index, &snapshot);
-            }
+            let covered = match (superseded, entries.len()) {
+                (None, 1) => Some(&encoded[..]),
+                _ => None,
+            };
+            let value = entry_value(superseded, covered);
+            batch.extend(entries.into_iter().map(|k| (k, Some(value.clone()))));
+        }
+        this.meta.apply(std::mem::take(&mut batch))?;
+        drop(commits_paused);
+        if passed < INDEX_BUILD_BATCH {
+            return finish_index(&this, field, &index, &snapshot);
         }
     }
+}
 
-    /// Marks a filled index ready for snapshots at or after the one it was filled from.
-    fn finish_index(&self, field: &str, index: &Index, snapshot: &Snapshot) -> Result<()> {
-        let _serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
-        let generation = index.def.generation;
-        if Inner::incarnation(&mut self.indexes_mut(), field, generation).is_none() {
-            return Ok(());
-        }
-        let def = IndexDef {
-            ready_at: Some(snapshot.ts),
-            ..index.current_def()
-        };
-        self.meta
-            .apply(vec![(index_def_key(field), Some(encode(&def)?))])?;
-        self.meta.flush()?;
-        if let Some(index) = Inner::incarnation(&mut self.indexes_mut(), field, generation) {
-            index.def.ready_at = def.ready_at;
-        }
-        Ok(())
+/// Marks a filled index ready for snapshots at or after the one it was filled from.
+fn finish_index(engine: &Engine, field: &str, index: &Index, snapshot: &Snapshot) -> Result<()> {
+    let _commits_paused = engine.commit_lock.lock();
+    let generation = index.def.generation;
+    if incarnation(&mut engine.indexes_mut(), field, generation).is_none() {
+        return Ok(());
     }
+    let def = IndexDef {
+        ready_at: Some(snapshot.ts),
+        ..index.current_def()
+    };
+    engine
+        .meta
+        .apply(vec![(index_def_key(field), Some(encode(&def)?))])?;
+    engine.meta.flush()?;
+    if let Some(index) = incarnation(&mut engine.indexes_mut(), field, generation) {
+        index.def.ready_at = def.ready_at;
+    }
+    Ok(())
 }
 
 /// Declares an index on `field` in a closed data directory with a definition that cannot be

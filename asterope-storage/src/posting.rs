@@ -412,7 +412,7 @@ mod tests {
 
     /// The tree key of the list of a `patient_id` value.
     fn list_key_of(db: &Database, patient: &str) -> Vec<u8> {
-        let indexes = db.inner.indexes();
+        let indexes = db.engine.indexes();
         let mut key = indexes
             .get("patient_id")
             .expect("the patient_id index")
@@ -475,15 +475,17 @@ mod tests {
             put_patient(&db, &format!("c/{i:02}"), "C").await;
         }
         let query = Query::new(field("patient_id").eq("C"));
-        let old = db.snapshot();
+        let old = db.engine.snapshot();
         for i in 0..5 {
             db.delete(&Key::new(format!("c/{i:02}")).unwrap(), Default::default())
                 .await
                 .unwrap();
         }
-        let count_at = |ts| db.with_query(ts, None, |q| q.count(&query)).unwrap();
+        let count_at = |version| {
+            crate::objects::with_query(&db.engine, version, None, |q| q.count(&query)).unwrap()
+        };
         assert_eq!(count_at(old.ts), 40);
-        assert_eq!(count_at(db.snapshot().ts), 35);
+        assert_eq!(count_at(db.engine.snapshot().ts), 35);
         let stored = db
             .meta_store()
             .get(&list_key_of(&db, "C"))
