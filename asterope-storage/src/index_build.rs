@@ -317,7 +317,7 @@ fn fill_index(
         // Versions stay encoded: entries need the indexed field alone, and a covering
         // entry takes the stored encoding as it is.
         let mut found = Vec::new();
-        for item in crate::mvcc::scan_at(&this.meta, start, snapshot.ts) {
+        for item in crate::mvcc::scan_at(&this.meta, start, snapshot.version) {
             let (key, version, encoded) = item?;
             resume = Some(key.as_bytes().to_vec());
             found.push((key, version, encoded));
@@ -344,13 +344,14 @@ fn fill_index(
                 None // still the newest: one point lookup told (the usual case)
             } else {
                 let versions = versions_of(&this.meta, &key)?;
-                let Some(position) = versions.iter().position(|(ts, _)| *ts == version) else {
+                let Some(position) = versions.iter().position(|(found, _)| *found == version)
+                else {
                     continue;
                 };
                 position
                     .checked_sub(1)
                     .and_then(|newer| versions.get(newer))
-                    .map(|(ts, _)| *ts)
+                    .map(|(newer, _)| *newer)
             };
             let wanted = |name: &[u8]| name == top_field;
             let Some(metadata) = decode_version_fields(key.as_bytes(), &encoded, wanted)? else {
@@ -383,7 +384,7 @@ fn finish_index(engine: &Engine, field: &str, index: &Index, snapshot: &Snapshot
         return Ok(());
     }
     let def = IndexDef {
-        ready_at: Some(snapshot.ts),
+        ready_at: Some(snapshot.version),
         ..index.current_def()
     };
     engine

@@ -152,7 +152,7 @@ impl Database {
             }
             // Which keys name each damaged blob.
             let by_id: HashMap<BlobId, usize> = ids.into_iter().zip(0..).collect();
-            for item in crate::mvcc::scan_at(&engine.meta, Bound::Unbounded, snapshot.ts) {
+            for item in crate::mvcc::scan_at(&engine.meta, Bound::Unbounded, snapshot.version) {
                 let (key, _, encoded) = item?;
                 let Some(footprint) = decode_version_footprint(key.as_bytes(), &encoded)? else {
                     continue;

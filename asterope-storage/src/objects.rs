@@ -60,10 +60,10 @@ pub(crate) fn get_at(
     Ok(GetResult { info, range, body })
 }
 
-/// Runs `f` with a query context at snapshot `version`.
+/// Runs `f` with a query context at snapshot version `snapshot`.
 pub(crate) fn with_query<T>(
     engine: &Engine,
-    version: u64,
+    snapshot: u64,
     overlay: Option<&Overlay>,
     f: impl FnOnce(&QueryContext<'_>) -> Result<T>,
 ) -> Result<T> {
@@ -71,7 +71,7 @@ pub(crate) fn with_query<T>(
     let context = QueryContext {
         meta: &engine.meta,
         indexes: &indexes,
-        ts: version,
+        snapshot,
         overlay,
     };
     f(&context)

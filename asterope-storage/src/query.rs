@@ -22,7 +22,7 @@ use asterope_core::{
 };
 
 use crate::index::{
-    entry_visible, parse_entry_value, plan, successor, Index, IndexPlan, ENTRY_STAMP_LEN,
+    entry_visible, parse_entry_value, plan, successor, Index, IndexPlan, SUPERSEDED_LEN,
 };
 use crate::keys::split_index_entry;
 use crate::meta::{MetaBytes, MetaStore};
@@ -40,7 +40,8 @@ pub(crate) type Overlay = BTreeMap<Key, Option<ObjectRecord>>;
 pub(crate) struct QueryContext<'a> {
     pub(crate) meta: &'a MetaStore,
     pub(crate) indexes: &'a BTreeMap<String, Index>,
-    pub(crate) ts: u64,
+    /// The version of the snapshot the query reads at.
+    pub(crate) snapshot: u64,
     pub(crate) overlay: Option<&'a Overlay>,
 }
 
@@ -72,7 +73,7 @@ impl Page {
 impl QueryContext<'_> {
     /// How `query` would run.
     pub(crate) fn explain(&self, query: &Query) -> QueryPlan {
-        match plan(&query.filter, self.indexes, self.ts) {
+        match plan(&query.filter, self.indexes, self.snapshot) {
             Some(p) => QueryPlan {
                 access: "index".into(),
                 detail: format!("index {} ({})", p.field, p.kind),
@@ -146,7 +147,7 @@ impl QueryContext<'_> {
     pub(crate) fn count(&self, query: &Query) -> Result<u64> {
         query.filter.check_limits()?;
         let staged = self.overlay.is_some_and(|o| !o.is_empty());
-        if let Some(exact) = plan(&query.filter, self.indexes, self.ts).filter(|p| p.exact) {
+        if let Some(exact) = plan(&query.filter, self.indexes, self.snapshot).filter(|p| p.exact) {
             if !staged {
                 let prefix = query.key_prefix.as_deref().unwrap_or("").as_bytes();
                 if prefix.is_empty() {
@@ -177,7 +178,7 @@ impl QueryContext<'_> {
         let mut total = 0;
         for (i, (start, end)) in plan.ranges.iter().enumerate() {
             if let Some(value) = plan.points.get(i) {
-                if let Some(count) = PostingList::count(self.meta, index, value, self.ts)? {
+                if let Some(count) = PostingList::count(self.meta, index, value, self.snapshot)? {
                     total += count;
                     continue;
                 }
@@ -212,7 +213,7 @@ impl QueryContext<'_> {
             let mut of_value = 0u64;
             for entry in self.meta.range(lower.clone(), end.clone()) {
                 let (tree_key, entry_value) = entry?;
-                let (encoded, _, ts) = tree_key
+                let (encoded, _, version) = tree_key
                     .get(index.prefix.len()..)
                     .and_then(split_index_entry)
                     .ok_or_else(malformed)?;
@@ -222,7 +223,7 @@ impl QueryContext<'_> {
                     value.extend_from_slice(value_start);
                     of_value = 0;
                 }
-                if entry_visible(ts, parse_entry_value(&entry_value).0, self.ts) {
+                if entry_visible(version, parse_entry_value(&entry_value).0, self.snapshot) {
                     total += 1;
                     of_value += 1;
                 }
@@ -231,7 +232,8 @@ impl QueryContext<'_> {
                     let whole = admits_from(start, &value) && admits_until(end, &value_end);
                     let encoded = &value[index.prefix.len()..];
                     if whole {
-                        if let Some(count) = PostingList::count(self.meta, index, encoded, self.ts)?
+                        if let Some(count) =
+                            PostingList::count(self.meta, index, encoded, self.snapshot)?
                         {
                             total = total - of_value + count;
                             lower = Bound::Included(value_end);
@@ -289,7 +291,7 @@ impl QueryContext<'_> {
             (prefix.is_empty() || key.as_str().starts_with(prefix))
                 && after.is_none_or(|a| key.as_str() > a)
         };
-        let index_plan = plan(&query.filter, self.indexes, self.ts);
+        let index_plan = plan(&query.filter, self.indexes, self.snapshot);
         // An exact plan's candidates match by construction: no re-check.
         let exact = index_plan.as_ref().is_some_and(|p| p.exact);
         let candidates: Rows<'q> = match index_plan {
@@ -354,9 +356,11 @@ impl QueryContext<'_> {
                 (Some(staged), _) => Ok(staged.clone().map(Row::Decoded)),
                 (None, Some(bytes)) => Ok(Some(Row::Encoded {
                     bytes,
-                    offset: ENTRY_STAMP_LEN,
+                    offset: SUPERSEDED_LEN,
                 })),
-                (None, None) => read_at(self.meta, &key, self.ts).map(|r| r.map(Row::Decoded)),
+                (None, None) => {
+                    read_at(self.meta, &key, self.snapshot).map(|r| r.map(Row::Decoded))
+                }
             };
             found.map(|row| row.map(|row| (key, row))).transpose()
         }))
@@ -373,18 +377,18 @@ impl QueryContext<'_> {
         let index = self.planned_index(plan)?;
         for (i, (start, end)) in plan.ranges.iter().enumerate() {
             if let Some(value) = plan.points.get(i) {
-                if let Some(list) = PostingList::read(self.meta, index, value, self.ts)? {
+                if let Some(list) = PostingList::read(self.meta, index, value, self.snapshot)? {
                     list.for_each(&mut found)?;
                     continue;
                 }
             }
             for entry in self.meta.range(start.clone(), end.clone()) {
                 let (tree_key, value) = entry?;
-                let (_, key, ts) = tree_key
+                let (_, key, version) = tree_key
                     .get(index.prefix.len()..)
                     .and_then(split_index_entry)
                     .ok_or_else(|| Error::internal("malformed index entry"))?;
-                if entry_visible(ts, parse_entry_value(&value).0, self.ts) {
+                if entry_visible(version, parse_entry_value(&value).0, self.snapshot) {
                     found(key, &value)?;
                 }
             }
@@ -403,7 +407,7 @@ impl QueryContext<'_> {
             _ if prefix.is_empty() => Bound::Unbounded,
             _ => Bound::Included(prefix.as_bytes()),
         };
-        let mut base = scan_at(self.meta, start, self.ts)
+        let mut base = scan_at(self.meta, start, self.snapshot)
             .map(|item| item.map(|(key, _, bytes)| (key, Row::Encoded { bytes, offset: 0 })))
             .peekable();
         let empty = Overlay::new();

@@ -21,7 +21,8 @@ pub(crate) type Rows<'q> = Box<dyn Iterator<Item = Result<(Key, Row)>> + 'q>;
 /// One candidate row: a record at hand, or a stored encoding decoded only as far as needed.
 pub(crate) enum Row {
     Decoded(ObjectRecord),
-    /// An encoded version record: `bytes[offset..]` (an index entry's starts after its stamp).
+    /// An encoded version record: `bytes[offset..]` (an index entry's starts after its superseding
+    /// version).
     Encoded {
         bytes: MetaBytes,
         offset: usize,

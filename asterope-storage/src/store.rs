@@ -41,7 +41,8 @@ impl Store for Database {
         // Refuse early what would be refused at commit, before the body is consumed.
         if options.condition.if_version.is_some() {
             let snapshot = self.engine.snapshot();
-            let current = read_at(&self.engine.meta, key, snapshot.ts)?.map_or(0, |r| r.version);
+            let current =
+                read_at(&self.engine.meta, key, snapshot.version)?.map_or(0, |r| r.version);
             options.condition.check(key, current)?;
         }
         let condition = options.condition;
@@ -51,14 +52,14 @@ impl Store for Database {
 
     async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let snapshot = self.engine.snapshot();
-        let record = read_at(&self.engine.meta, key, snapshot.ts)?;
+        let record = read_at(&self.engine.meta, key, snapshot.version)?;
         get_at(&self.engine, key, record, None, options)
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectInfo> {
         let snapshot = self.engine.snapshot();
         let record =
-            read_at(&self.engine.meta, key, snapshot.ts)?.ok_or_else(|| Error::NotFound {
+            read_at(&self.engine.meta, key, snapshot.version)?.ok_or_else(|| Error::NotFound {
                 key: key.to_string(),
             })?;
         Ok(record.info(key.clone()))
@@ -91,24 +92,28 @@ impl Store for Database {
     async fn list(&self, options: ListOptions) -> Result<ListPage> {
         let query = list_query(&options)?;
         let snapshot = self.engine.snapshot();
-        let page = with_query(&self.engine, snapshot.ts, None, |q| list_page(q, &query))?;
+        let page = with_query(&self.engine, snapshot.version, None, |q| {
+            list_page(q, &query)
+        })?;
         Ok(page.into_list_page())
     }
 
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         let snapshot = self.engine.snapshot();
-        let page = with_query(&self.engine, snapshot.ts, None, |q| q.page(query))?;
+        let page = with_query(&self.engine, snapshot.version, None, |q| q.page(query))?;
         Ok(page.into_query_page())
     }
 
     async fn count(&self, query: &Query) -> Result<u64> {
         let snapshot = self.engine.snapshot();
-        with_query(&self.engine, snapshot.ts, None, |q| q.count(query))
+        with_query(&self.engine, snapshot.version, None, |q| q.count(query))
     }
 
     async fn explain(&self, query: &Query) -> Result<QueryPlan> {
         let snapshot = self.engine.snapshot();
-        with_query(&self.engine, snapshot.ts, None, |q| Ok(q.explain(query)))
+        with_query(&self.engine, snapshot.version, None, |q| {
+            Ok(q.explain(query))
+        })
     }
 
     async fn create_index(&self, field: &str) -> Result<IndexInfo> {
@@ -138,7 +143,7 @@ impl Store for Database {
         let (objects, logical_bytes, distinct_bytes) = tokio::task::spawn_blocking(move || {
             let (mut objects, mut logical, mut distinct) = (0u64, 0u64, 0u64);
             let mut seen = HashSet::new();
-            let versions = crate::mvcc::scan_at(&engine.meta, Bound::Unbounded, snapshot.ts);
+            let versions = crate::mvcc::scan_at(&engine.meta, Bound::Unbounded, snapshot.version);
             for item in versions {
                 let (key, _, encoded) = item?;
                 let Some(footprint) = decode_version_footprint(key.as_bytes(), &encoded)? else {

@@ -43,7 +43,7 @@ impl DbTransaction {
 
     /// The state of `key` as this transaction sees it.
     fn visible(&self, key: &Key, staged: &BTreeMap<Key, Intent>) -> Result<Option<ObjectRecord>> {
-        let base = read_at(&self.engine.meta, key, self.snapshot.ts)?;
+        let base = read_at(&self.engine.meta, key, self.snapshot.version)?;
         Ok(match staged.get(key) {
             None => base,
             Some(intent) => staged_state(base, &intent.write),
@@ -94,7 +94,7 @@ fn staged_state(base: Option<ObjectRecord>, write: &Write) -> Option<ObjectRecor
 #[async_trait::async_trait]
 impl Transaction for DbTransaction {
     fn snapshot_version(&self) -> u64 {
-        self.snapshot.ts
+        self.snapshot.version
     }
 
     async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
@@ -193,7 +193,7 @@ impl Transaction for DbTransaction {
                 key: key.to_string(),
             });
         }
-        let base_exists = read_at(&self.engine.meta, key, self.snapshot.ts)?.is_some();
+        let base_exists = read_at(&self.engine.meta, key, self.snapshot.version)?.is_some();
         if base_exists {
             staged.insert(
                 key.clone(),
@@ -213,7 +213,7 @@ impl Transaction for DbTransaction {
         let query = list_query(&options)?;
         let staged = self.staged.lock().await;
         let overlay = self.overlay(&staged)?;
-        let page = with_query(&self.engine, self.snapshot.ts, Some(&overlay), |q| {
+        let page = with_query(&self.engine, self.snapshot.version, Some(&overlay), |q| {
             list_page(q, &query)
         })?;
         Ok(page.into_list_page())
@@ -222,7 +222,7 @@ impl Transaction for DbTransaction {
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         let staged = self.staged.lock().await;
         let overlay = self.overlay(&staged)?;
-        let page = with_query(&self.engine, self.snapshot.ts, Some(&overlay), |q| {
+        let page = with_query(&self.engine, self.snapshot.version, Some(&overlay), |q| {
             q.page(query)
         })?;
         Ok(page.into_query_page())
@@ -231,13 +231,13 @@ impl Transaction for DbTransaction {
     async fn count(&self, query: &Query) -> Result<u64> {
         let staged = self.staged.lock().await;
         let overlay = self.overlay(&staged)?;
-        with_query(&self.engine, self.snapshot.ts, Some(&overlay), |q| {
+        with_query(&self.engine, self.snapshot.version, Some(&overlay), |q| {
             q.count(query)
         })
     }
 
     async fn explain(&self, query: &Query) -> Result<QueryPlan> {
-        with_query(&self.engine, self.snapshot.ts, None, |q| {
+        with_query(&self.engine, self.snapshot.version, None, |q| {
             Ok(q.explain(query))
         })
     }
@@ -245,9 +245,9 @@ impl Transaction for DbTransaction {
     async fn commit(self: Box<Self>) -> Result<u64> {
         let staged = std::mem::take(&mut *self.staged.lock().await);
         if staged.is_empty() {
-            return Ok(self.snapshot.ts);
+            return Ok(self.snapshot.version);
         }
-        let (version, _) = commit(&self.engine, Some(self.snapshot.ts), staged).await?;
+        let (version, _) = commit(&self.engine, Some(self.snapshot.version), staged).await?;
         Ok(version)
     }
 
