@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use asterope::{
-    and, compare_values, field, not, or, Condition, Database, Error, Filter, Key, ListOptions,
-    Metadata, ObjectInfo, Predicate, Query, SortSpec, Store, StoreExt, Timestamp, Value,
+    and, compare_values, field, not, or, Condition, Database, Error, Filter, IndexState, Key,
+    ListOptions, Metadata, ObjectInfo, PlanAccess, Predicate, Query, SortSpec, Store, StoreExt,
+    Timestamp, Value,
 };
 use common::pattern;
 
@@ -383,7 +384,7 @@ async fn wait_ready(db: &Database, fields: &[&str]) -> asterope::Result<()> {
         let ready = fields.iter().all(|f| {
             indexes
                 .iter()
-                .any(|index| index.field == *f && index.state == "ready")
+                .any(|index| index.field == *f && index.state == IndexState::Ready)
         });
         if ready {
             return Ok(());
@@ -424,7 +425,7 @@ async fn compare_with_model(
     db: &Database,
     model: &BTreeMap<String, Metadata>,
     query: &Query,
-) -> asterope::Result<(Option<String>, String)> {
+) -> asterope::Result<(Option<String>, PlanAccess)> {
     let plan = db.explain(query).await?;
     let page = db.query(query).await?;
     let count = db.count(query).await?;
@@ -543,7 +544,7 @@ async fn check_random_filters(scalars_only: bool) -> asterope::Result<()> {
             }
             let (problem, access) = compare_with_model(&db, &model, &query).await?;
             total += 1;
-            if access == "index" {
+            if access == PlanAccess::Index {
                 through_index += 1;
             }
             if let Some(problem) = problem {
@@ -597,7 +598,7 @@ async fn explain_uses_an_index_only_for_indexable_predicates() -> asterope::Resu
     let before = db
         .explain(&Query::new(field("patient_id").eq("P001")))
         .await?;
-    assert_eq!(before.access, "scan");
+    assert_eq!(before.access, PlanAccess::Scan);
     assert_eq!(before.index, None);
 
     db.create_index("patient_id").await?;
@@ -660,7 +661,7 @@ async fn explain_uses_an_index_only_for_indexable_predicates() -> asterope::Resu
     ];
     for (filter, index, kind) in indexed {
         let plan = db.explain(&Query::new(filter.clone())).await?;
-        assert_eq!(plan.access, "index", "{filter:?}: {plan:?}");
+        assert_eq!(plan.access, PlanAccess::Index, "{filter:?}: {plan:?}");
         assert_eq!(plan.index.as_deref(), Some(index), "{filter:?}: {plan:?}");
         assert!(plan.detail.contains(kind), "{filter:?}: {plan:?}");
         let (problem, _) =
@@ -689,7 +690,7 @@ async fn explain_uses_an_index_only_for_indexable_predicates() -> asterope::Resu
     ];
     for filter in scanned {
         let plan = db.explain(&Query::new(filter.clone())).await?;
-        assert_eq!(plan.access, "scan", "{filter:?}: {plan:?}");
+        assert_eq!(plan.access, PlanAccess::Scan, "{filter:?}: {plan:?}");
         assert_eq!(plan.index, None, "{filter:?}: {plan:?}");
         let (problem, _) =
             compare_with_model(&db, &model, &Query::new(filter).with_limit(10_000)).await?;
@@ -738,7 +739,7 @@ async fn array_elements_are_found_through_an_index() -> asterope::Result<()> {
     for filter in filters {
         let query = Query::new(filter).with_limit(100);
         let (problem, access) = compare_with_model(&db, &model, &query).await?;
-        assert_eq!(access, "index");
+        assert_eq!(access, PlanAccess::Index);
         problems.extend(problem);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -777,7 +778,7 @@ async fn comparisons_on_several_values_through_an_index() -> asterope::Result<()
         assert_eq!(naive(&model, filter, None), ["f/1", "f/2"]);
         let query = Query::new(filter.clone()).with_limit(100);
         let (problem, access) = compare_with_model(&db, &model, &query).await?;
-        assert_eq!(access, "scan");
+        assert_eq!(access, PlanAccess::Scan);
         assert_eq!(problem, None);
     }
 
@@ -787,7 +788,7 @@ async fn comparisons_on_several_values_through_an_index() -> asterope::Result<()
     for filter in &forms {
         let query = Query::new(filter.clone()).with_limit(100);
         let (problem, access) = compare_with_model(&db, &model, &query).await?;
-        assert_eq!(access, "index", "{filter:?}");
+        assert_eq!(access, PlanAccess::Index, "{filter:?}");
         problems.extend(problem);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -976,7 +977,7 @@ async fn indexed_queries_see_one_snapshot_while_writers_run() -> asterope::Resul
 
     let filter = field("patient_id").eq("A");
     let query = Query::new(filter.clone()).with_limit(10_000);
-    assert_eq!(db.explain(&query).await?.access, "index");
+    assert_eq!(db.explain(&query).await?.access, PlanAccess::Index);
     let mut rounds_with_writes_between = 0;
     for _ in 0..6 {
         let txn = db.begin().await?;
@@ -1042,7 +1043,7 @@ async fn indexed_queries_see_one_snapshot_while_writers_run() -> asterope::Resul
     for patient in ["A", "B"] {
         let q = Query::new(field("patient_id").eq(patient)).with_limit(10_000);
         let (problem, access) = compare_with_model(&db, &model, &q).await?;
-        assert_eq!(access, "index");
+        assert_eq!(access, PlanAccess::Index);
         assert_eq!(problem, None);
     }
     Ok(())
@@ -1108,10 +1109,10 @@ async fn check_maintenance(
         let plan = db.explain(&query).await?;
         match index.filter(|i| indexes.contains(i)) {
             Some(i) => {
-                assert_eq!(access, "index", "{stage}: {filter:?}");
+                assert_eq!(access, PlanAccess::Index, "{stage}: {filter:?}");
                 assert_eq!(plan.index.as_deref(), Some(i), "{stage}: {filter:?}");
             }
-            None => assert_eq!(access, "scan", "{stage}: {filter:?}"),
+            None => assert_eq!(access, PlanAccess::Scan, "{stage}: {filter:?}"),
         }
     }
     Ok(())
@@ -1184,7 +1185,7 @@ async fn indexes_follow_overwrites_deletes_drop_and_reopen() -> asterope::Result
         let listed = db.list_indexes().await?;
         assert_eq!(listed.len(), 1, "{listed:?}");
         assert_eq!(listed[0].field, "patient_id");
-        assert_eq!(listed[0].state, "ready");
+        assert_eq!(listed[0].state, IndexState::Ready);
         check_maintenance(&db, &model, &["patient_id"], "after reopen").await?;
 
         // More writes after the reopen, then an index declared again over the survivors.
@@ -1241,7 +1242,7 @@ async fn exact_index_counts_see_only_their_snapshot() -> asterope::Result<()> {
         field("study_date").gt(date(2, false)),
         field("study_date").lte(date(6, false)),
     ]));
-    assert_eq!(db.explain(&days).await?.access, "index");
+    assert_eq!(db.explain(&days).await?.access, PlanAccess::Index);
 
     let old = db.begin().await?;
     for i in 0..4 {
@@ -1312,7 +1313,7 @@ async fn counts_of_popular_values_match_their_rows_at_every_snapshot() -> astero
         }
         let expected = [50u64, 55, 95, 46];
         for (query, want) in queries().into_iter().zip(expected) {
-            assert_eq!(db.explain(&query).await?.access, "index");
+            assert_eq!(db.explain(&query).await?.access, PlanAccess::Index);
             let count = db.count(&query).await?;
             assert_eq!(count, want, "{:?}", query.filter);
             let rows = db

@@ -12,7 +12,7 @@ use std::ops::Bound;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 
-use asterope_core::{Error, FieldPath, IndexInfo, Result};
+use asterope_core::{Error, FieldPath, IndexInfo, IndexState, Result};
 use asterope_serialization::{decode, encode};
 
 use crate::engine::Engine;
@@ -27,11 +27,6 @@ use crate::mvcc::{decode_version_fields, newest_version, versions_of, Snapshot};
 
 /// Index entries written per batch while building or dropping an index.
 pub(crate) const INDEX_BUILD_BATCH: usize = 1000;
-
-/// State names of [`IndexInfo::state`].
-const READY: &str = "ready";
-const BUILDING: &str = "building";
-const FAILED: &str = "failed";
 
 /// Reads every index definition. One that cannot be used is kept as a failed index (persisted
 /// by the returned batch) rather than failing the open; a definition whose name is not UTF-8
@@ -111,13 +106,13 @@ fn delete_prefix(meta: &MetaStore, prefix: &[u8], owned: impl Fn(&[u8]) -> bool)
 /// How an index is presented to users.
 pub(crate) fn index_info(field: &str, index: &Index) -> IndexInfo {
     let state = match (&index.def.failed, index.def.ready_at) {
-        (Some(_), _) => FAILED,
-        (None, Some(_)) => READY,
-        (None, None) => BUILDING,
+        (Some(_), _) => IndexState::Failed,
+        (None, Some(_)) => IndexState::Ready,
+        (None, None) => IndexState::Building,
     };
     IndexInfo {
         field: field.to_string(),
-        state: state.into(),
+        state,
     }
 }
 
@@ -164,7 +159,7 @@ pub(crate) fn create_index(engine: &Arc<Engine>, field: &str) -> Result<IndexInf
     build_index(engine, &field, Some(generation));
     Ok(IndexInfo {
         field,
-        state: BUILDING.into(),
+        state: IndexState::Building,
     })
 }
 
@@ -422,7 +417,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use asterope_core::{Key, Metadata, Store, StoreExt};
+    use asterope_core::{Key, Metadata, PlanAccess, Store, StoreExt};
 
     use super::*;
     use crate::Database;
@@ -430,7 +425,7 @@ mod tests {
     /// An index whose build panics (the builder checks for it in test builds).
     pub(super) const PANICKING_FIELD: &str = "panics_when_built";
 
-    async fn state_of(db: &Database, field: &str) -> Option<String> {
+    async fn state_of(db: &Database, field: &str) -> Option<IndexState> {
         let listed = db.list_indexes().await.unwrap();
         listed
             .into_iter()
@@ -438,9 +433,9 @@ mod tests {
             .map(|i| i.state)
     }
 
-    async fn wait_for_state(db: &Database, field: &str, wanted: &str) {
+    async fn wait_for_state(db: &Database, field: &str, wanted: IndexState) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while state_of(db, field).await.as_deref() != Some(wanted) {
+        while state_of(db, field).await != Some(wanted) {
             assert!(Instant::now() < deadline, "index {field:?} never {wanted}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -481,8 +476,8 @@ mod tests {
         }
         for _ in 0..2 {
             let db = Database::open(dir.path()).unwrap();
-            assert_eq!(state_of(&db, "a\0b").await.as_deref(), Some(FAILED));
-            assert_eq!(state_of(&db, "garbled").await.as_deref(), Some(FAILED));
+            assert_eq!(state_of(&db, "a\0b").await, Some(IndexState::Failed));
+            assert_eq!(state_of(&db, "garbled").await, Some(IndexState::Failed));
             let (info, bytes) = db.get_bytes(&Key::new("k").unwrap()).await.unwrap();
             assert_eq!((info.size, &bytes[..]), (1, &b"x"[..]));
         }
@@ -508,8 +503,8 @@ mod tests {
             }
         }
         let db = Database::open(dir.path()).unwrap();
-        wait_for_state(&db, "a", READY).await;
-        assert_eq!(state_of(&db, "a\0b").await.as_deref(), Some(FAILED));
+        wait_for_state(&db, "a", IndexState::Ready).await;
+        assert_eq!(state_of(&db, "a\0b").await, Some(IndexState::Failed));
         for i in 0..20 {
             let mut meta = Metadata::new();
             meta.insert("a".into(), i.into());
@@ -517,7 +512,10 @@ mod tests {
             db.put_bytes(&key, "x".into(), meta).await.unwrap();
         }
         let by_index = Query::new(field("a").gte(0));
-        assert_eq!(db.explain(&by_index).await.unwrap().access, "index");
+        assert_eq!(
+            db.explain(&by_index).await.unwrap().access,
+            PlanAccess::Index
+        );
         db.drop_index("a\0b").await.unwrap();
         assert_eq!(db.count(&by_index).await.unwrap(), 20);
         db.drop_index("a").await.unwrap();
@@ -538,7 +536,7 @@ mod tests {
             let key = Key::new("k").unwrap();
             db.put_bytes(&key, "x".into(), meta).await.unwrap();
             db.create_index("g").await.unwrap();
-            wait_for_state(&db, "g", READY).await;
+            wait_for_state(&db, "g", IndexState::Ready).await;
             // A drop that removed the definition, then crashed before its cleanup.
             db.meta_store()
                 .apply(vec![(index_def_key("g"), None)])
@@ -565,17 +563,17 @@ mod tests {
         {
             let db = Database::open(dir.path()).unwrap();
             let info = db.create_index(PANICKING_FIELD).await.unwrap();
-            assert_eq!(info.state, BUILDING);
-            wait_for_state(&db, PANICKING_FIELD, FAILED).await;
+            assert_eq!(info.state, IndexState::Building);
+            wait_for_state(&db, PANICKING_FIELD, IndexState::Failed).await;
             // Another index still builds; commits go on.
             db.create_index("b").await.unwrap();
-            wait_for_state(&db, "b", READY).await;
+            wait_for_state(&db, "b", IndexState::Ready).await;
         }
         // The failure was persisted: the next open neither resumes the build nor fails.
         let db = Database::open(dir.path()).unwrap();
         assert_eq!(
-            state_of(&db, PANICKING_FIELD).await.as_deref(),
-            Some(FAILED)
+            state_of(&db, PANICKING_FIELD).await,
+            Some(IndexState::Failed)
         );
         db.drop_index(PANICKING_FIELD).await.unwrap();
         assert_eq!(state_of(&db, PANICKING_FIELD).await, None);
@@ -593,7 +591,7 @@ mod tests {
             );
         }
         let db = Database::open(dir.path()).unwrap();
-        wait_for_state(&db, PANICKING_FIELD, FAILED).await;
+        wait_for_state(&db, PANICKING_FIELD, IndexState::Failed).await;
         let key = Key::new("still/writable").unwrap();
         db.put_bytes(&key, "y".into(), Metadata::new())
             .await

@@ -396,7 +396,7 @@ mod tests {
             .await
             .unwrap()
             .iter()
-            .any(|i| i.state != "ready")
+            .any(|i| i.state != asterope_core::IndexState::Ready)
         {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use asterope_core::{
-    Error, Key, ListPage, ObjectInfo, Query, QueryPage, QueryPlan, Result, SortSpec, Value,
-    DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+    Error, Key, ListPage, ObjectInfo, PlanAccess, Query, QueryPage, QueryPlan, Result, SortSpec,
+    Value, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
 
 use crate::index::{
@@ -75,12 +75,12 @@ impl QueryContext<'_> {
     pub(crate) fn explain(&self, query: &Query) -> QueryPlan {
         match plan(&query.filter, self.indexes, self.snapshot) {
             Some(p) => QueryPlan {
-                access: "index".into(),
+                access: PlanAccess::Index,
                 detail: format!("index {} ({})", p.field, p.kind),
                 index: Some(p.field),
             },
             None => QueryPlan {
-                access: "scan".into(),
+                access: PlanAccess::Scan,
                 index: None,
                 detail: match query.key_prefix.as_deref().filter(|p| !p.is_empty()) {
                     Some(prefix) => format!("scan of the keys under prefix {prefix:?}"),
