@@ -93,7 +93,7 @@ impl DatabaseBuilder {
             self.capacity_limit,
         )?);
         crate::upgrade::upgrade_format2(&meta, &space)?;
-        let (indexes, garbage) = crate::index_build::load_definitions(&meta)?;
+        let (indexes, garbage) = crate::index_catalog::load_definitions(&meta)?;
         let last_committed = crate::recovery::recover(&meta, &space, &indexes, garbage)?;
         let engine = Arc::new(Engine::new(
             dir,

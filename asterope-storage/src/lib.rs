@@ -53,6 +53,7 @@ mod extent;
 pub mod fault;
 mod index;
 mod index_build;
+mod index_catalog;
 mod integrity;
 mod keys;
 mod lock;
@@ -78,7 +79,7 @@ pub use compact::CompactionSchedule;
 pub use database::{Database, DatabaseBuilder, SpaceStats};
 #[cfg(feature = "test-support")]
 #[doc(hidden)]
-pub use index_build::declare_unreadable_index;
+pub use index_catalog::declare_unreadable_index;
 pub use integrity::{DamagedBlob, VerifyReport};
 #[cfg(feature = "test-support")]
 #[doc(hidden)]

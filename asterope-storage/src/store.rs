@@ -117,11 +117,11 @@ impl Store for Database {
     }
 
     async fn create_index(&self, field: &str) -> Result<IndexInfo> {
-        crate::index_build::create_index(&self.engine, field)
+        crate::index_catalog::create_index(&self.engine, field)
     }
 
     async fn drop_index(&self, field: &str) -> Result<()> {
-        crate::index_build::drop_index(&self.engine, field)
+        crate::index_catalog::drop_index(&self.engine, field)
     }
 
     async fn list_indexes(&self) -> Result<Vec<IndexInfo>> {
@@ -129,7 +129,7 @@ impl Store for Database {
             .engine
             .indexes()
             .iter()
-            .map(|(field, index)| crate::index_build::index_info(field, index))
+            .map(|(field, index)| crate::index_catalog::index_info(field, index))
             .collect())
     }
 
