@@ -189,7 +189,12 @@ async fn main() -> asterope::Result<()> {
         sql_load += started.elapsed();
         i += batch;
     }
-    while db.list_indexes().await?.iter().any(|i| i.state != "ready") {
+    while db
+        .list_indexes()
+        .await?
+        .iter()
+        .any(|i| i.state != asterope::IndexState::Ready)
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     std::fs::write(&loaded_marker, b"").unwrap();

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use asterope::{
-    Access, ByteRange, Client, CompactionSchedule, Condition, Database, Error, GetOptions, Key,
-    ListOptions, PutOptions, Query, Result, ServerConfig, Sha256Digest, SortSpec, Store, StoreExt,
-    Tokens,
+    Access, ByteRange, Client, CompactionSchedule, Condition, Database, Error, GetOptions,
+    IndexState, Key, ListOptions, PutOptions, Query, Result, ServerConfig, Sha256Digest, SortSpec,
+    Store, StoreExt, Tokens,
 };
 use asterope_serialization::{object_info_to_json, parse_filter};
 use clap::parser::ValueSource;
@@ -459,7 +459,7 @@ async fn run(cli: Cli) -> Result<()> {
                 let mut info = db.create_index(&field).await?;
                 // The build runs in the background; an embedded process that exits stops it
                 // (the next open resumes it), so by default the command waits until it is done.
-                while !no_wait && info.state == "building" {
+                while !no_wait && info.state == IndexState::Building {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     info = db
                         .list_indexes()
@@ -471,7 +471,7 @@ async fn run(cli: Cli) -> Result<()> {
                         })?;
                 }
                 print_json(&serde_json::json!({"field": info.field, "state": info.state}));
-                if info.state == "failed" {
+                if info.state == IndexState::Failed {
                     return Err(Error::internal(format!(
                         "the index on {} could not be built (it is listed as failed; \
                          `asterope index drop` removes it)",

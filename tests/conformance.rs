@@ -7,8 +7,9 @@ mod common;
 mod server;
 
 use asterope::{
-    field, ByteRange, Client, Condition, Database, Error, GetOptions, Key, ListOptions, Metadata,
-    PutOptions, Query, ServerConfig, SortSpec, Store, StoreExt, Timestamp, Value,
+    field, ByteRange, Client, Condition, Database, Error, GetOptions, IndexState, Key, ListOptions,
+    Metadata, PlanAccess, PutOptions, Query, ServerConfig, SortSpec, Store, StoreExt, Timestamp,
+    Value,
 };
 use asterope_serialization::metadata_from_json_str;
 use bytes::Bytes;
@@ -444,14 +445,17 @@ async fn queries_and_indexes(store: &dyn Store) {
             .await
             .unwrap()
             .iter()
-            .all(|i| i.state == "ready")
+            .all(|i| i.state == IndexState::Ready)
         {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let query = Query::new(field("patient_id").eq("P1")).with_key_prefix("q/");
-    assert_eq!(store.explain(&query).await.unwrap().access, "index");
+    assert_eq!(
+        store.explain(&query).await.unwrap().access,
+        PlanAccess::Index
+    );
     let keys: Vec<String> = store
         .query(&query)
         .await
@@ -486,7 +490,7 @@ async fn queries_and_indexes(store: &dyn Store) {
             .await
             .unwrap()
             .access,
-        "scan"
+        PlanAccess::Scan
     );
     let err = store
         .query(&Query::new(field("x").eq(1)).with_limit(1_000_000))
@@ -498,7 +502,10 @@ async fn queries_and_indexes(store: &dyn Store) {
         store.drop_index("patient_id").await.unwrap_err().code(),
         "not_found"
     );
-    assert_eq!(store.explain(&query).await.unwrap().access, "scan");
+    assert_eq!(
+        store.explain(&query).await.unwrap().access,
+        PlanAccess::Scan
+    );
 }
 
 /// Keys never become file paths: nothing named after a key appears anywhere near the store.

@@ -44,7 +44,7 @@ async fn a_previous_format_directory_is_upgraded_on_open() -> asterope::Result<(
         // The same content under two keys: one copy, named by both.
         db.put_bytes(&key("a-copy"), big.clone(), patient("P3"))
             .await?;
-        while db.list_indexes().await?[0].state != "ready" {
+        while db.list_indexes().await?[0].state != asterope::IndexState::Ready {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }

@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asterope::{field, Database, Key, Metadata, ObjectOps, PutOptions, Query, Result, Store};
+use asterope::{
+    field, Database, IndexState, Key, Metadata, ObjectOps, PlanAccess, PutOptions, Query, Result,
+    Store,
+};
 use futures::stream::{self, StreamExt};
 
 const OBJECTS: usize = 5_000;
@@ -31,13 +34,9 @@ async fn wait_ready(db: &Database) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let indexes = db.list_indexes().await?;
-        match indexes
-            .iter()
-            .find(|i| i.field == "f")
-            .map(|i| i.state.as_str())
-        {
-            Some("ready") => return Ok(()),
-            Some("building") => {}
+        match indexes.iter().find(|i| i.field == "f").map(|i| i.state) {
+            Some(IndexState::Ready) => return Ok(()),
+            Some(IndexState::Building) => {}
             other => panic!("index f is {other:?}"),
         }
         assert!(Instant::now() < deadline, "the index never became ready");
@@ -60,7 +59,7 @@ async fn index_dropped_and_recreated_at_once_is_complete() -> Result<()> {
     // answered by an index).
     let by_index = Query::new(field("f").gte(0));
     let by_scan = Query::new(field("f").exists(true));
-    assert_eq!(db.explain(&by_index).await?.access, "index");
+    assert_eq!(db.explain(&by_index).await?.access, PlanAccess::Index);
     assert_eq!(db.count(&by_scan).await?, OBJECTS as u64);
 
     for round in 0..ROUNDS {

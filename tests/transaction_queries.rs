@@ -8,8 +8,8 @@ mod server;
 use std::time::Duration;
 
 use asterope::{
-    field, Client, Condition, Database, Key, Metadata, PutOptions, Query, ServerConfig, Store,
-    StoreExt, Value,
+    field, Client, Condition, Database, IndexState, Key, Metadata, PlanAccess, PutOptions, Query,
+    ServerConfig, Store, StoreExt, Value,
 };
 use common::{chunked, pattern};
 use server::TestServer;
@@ -29,7 +29,7 @@ async fn wait_ready(store: &dyn Store, field: &str) {
         let indexes = store.list_indexes().await.unwrap();
         if indexes
             .iter()
-            .any(|i| i.field == field && i.state == "ready")
+            .any(|i| i.field == field && i.state == IndexState::Ready)
         {
             return;
         }
@@ -76,9 +76,9 @@ async fn count_and_explain_run_inside_the_transaction(store: &dyn Store) {
     );
     assert_eq!(store.count(&new).await.unwrap(), 1);
     assert_eq!(store.count(&old).await.unwrap(), 1);
-    assert_eq!(store.explain(&new).await.unwrap().access, "index");
+    assert_eq!(store.explain(&new).await.unwrap().access, PlanAccess::Index);
     let inside = tx.explain(&new).await.unwrap();
-    assert_eq!(inside.access, "scan", "{inside:?}");
+    assert_eq!(inside.access, PlanAccess::Scan, "{inside:?}");
 
     tx.commit().await.unwrap();
     assert_eq!(store.count(&new).await.unwrap(), 3);

@@ -257,7 +257,7 @@ fn index_info(json: &serde_json::Value) -> Result<IndexInfo> {
     };
     Ok(IndexInfo {
         field: text("field")?,
-        state: text("state")?,
+        state: text("state")?.parse()?,
     })
 }
 
@@ -536,8 +536,11 @@ impl ObjectOps for Client {
     async fn explain(&self, query: &Query) -> Result<QueryPlan> {
         let json = self.post_query("/v1/query/explain", query).await?;
         let text = |name: &str| json.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        let access = text("access")
+            .ok_or_else(|| Error::internal("explain reply lacks access"))?
+            .parse()?;
         Ok(QueryPlan {
-            access: text("access").unwrap_or_default(),
+            access,
             index: text("index"),
             detail: text("detail").unwrap_or_default(),
         })

@@ -17,6 +17,7 @@ mod key;
 mod object;
 pub mod protocol;
 mod query;
+mod states;
 mod store;
 mod transaction;
 mod value;
@@ -33,6 +34,7 @@ pub use query::{
     and, compare_values, field, not, or, FieldCondition, FieldPath, Filter, Predicate, Query,
     SortSpec, MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_IN_LIST_LEN,
 };
+pub use states::{IndexState, PlanAccess};
 pub use store::{ByteStream, GetResult, ObjectOps, Store, StoreExt};
 pub use transaction::{CompactionReport, IndexInfo, QueryPage, QueryPlan, StoreStats, Transaction};
 pub use value::{Metadata, Text, Timestamp, Value};

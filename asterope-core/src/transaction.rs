@@ -18,8 +18,8 @@ pub struct QueryPage {
 /// How a query is (or would be) executed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryPlan {
-    /// `"index"` or `"scan"`.
-    pub access: String,
+    /// Whether the query reads an index or scans (on the wire: `"index"` or `"scan"`).
+    pub access: crate::PlanAccess,
     /// The indexed field used, for an index plan.
     pub index: Option<String>,
     /// Human-readable description, e.g. `index patient_id (equality)`.
@@ -70,9 +70,8 @@ pub struct CompactionReport {
 pub struct IndexInfo {
     /// The indexed field path (dotted).
     pub field: String,
-    /// `"building"` (filling from existing objects; queries scan meanwhile), `"ready"`, or
-    /// `"failed"` (the build could not complete: queries scan, the index can only be dropped).
-    pub state: String,
+    /// Building, ready or failed (on the wire: `"building"`, `"ready"`, `"failed"`).
+    pub state: crate::IndexState,
 }
 
 /// An interactive transaction with snapshot isolation: the [`ObjectOps`] at a snapshot.

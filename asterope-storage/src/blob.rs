@@ -28,6 +28,11 @@ impl BlobId {
     pub(crate) fn random() -> BlobId {
         BlobId(*uuid::Uuid::new_v4().as_bytes())
     }
+
+    /// The id as hex, for messages.
+    pub(crate) fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Where a blob's bytes are and how to check them.

@@ -10,6 +10,10 @@
 //! overwritten blob's: readers streaming them keep them until they finish, so no blob is ever
 //! unreadable. A crash at any point leaves each blob entry naming either its old runs or its new
 //! ones, both durable; the space of the other is free again on open.
+//!
+//! Compaction sees the database only through [`Compaction`]: the metadata store (blob
+//! entries), the space, and the commit lock a switch holds so that no commit changes an entry
+//! between the check and the apply.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -18,11 +22,11 @@ use asterope_core::{CompactionReport, Error, Result};
 
 use crate::alloc::Run;
 use crate::blob::{BlobEntry, BlobId};
-use crate::database::{CompactionSchedule, Inner};
+use crate::engine::{CommitLock, Engine};
 use crate::extent::{Extent, ExtentId};
 use crate::keys::{blob_id_of, blob_key, BLOB_PREFIX};
-use crate::meta::BatchOp;
-use crate::space::Reservation;
+use crate::meta::{BatchOp, MetaStore};
+use crate::space::{Reservation, Space};
 
 /// An extent is worth evacuating when at most this share of it is in use.
 const SPARSE_PERCENT: u64 = 50;
@@ -32,6 +36,25 @@ const MOVE_BATCH_BYTES: u64 = 64 << 20;
 const COPY_PIECE: u64 = 4 << 20;
 /// Free runs shorter than this are not worth a hole.
 const MIN_HOLE: u64 = 64 << 10;
+
+/// When and how much background compaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactionSchedule {
+    /// Time between passes.
+    pub interval: Duration,
+    /// Live bytes one pass may move at most (deleting empty extents and punching holes in free
+    /// ranges cost no copying and are not limited).
+    pub budget_bytes: u64,
+}
+
+impl Default for CompactionSchedule {
+    fn default() -> Self {
+        CompactionSchedule {
+            interval: Duration::from_secs(60),
+            budget_bytes: 256 << 20,
+        }
+    }
+}
 
 /// One blob's copy, waiting to be switched over.
 struct Move {
@@ -44,13 +67,31 @@ struct Move {
     reservation: Reservation,
 }
 
-impl Inner {
-    /// One compaction pass moving at most `budget` live bytes.
-    pub(crate) fn compact(&self, budget: u64) -> Result<CompactionReport> {
-        let _one_pass = self
-            .compaction_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+/// One compaction pass moving at most `budget` live bytes (one pass at a time).
+pub(crate) fn compact(engine: &Engine, budget: u64) -> Result<CompactionReport> {
+    let _one_pass = engine
+        .compaction_lock
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    Compaction {
+        meta: &engine.meta,
+        space: &engine.space,
+        commit_lock: &engine.commit_lock,
+    }
+    .pass(budget)
+}
+
+/// What compaction works on: the blob table, the space, and the commit lock its switches take.
+struct Compaction<'a> {
+    meta: &'a MetaStore,
+    space: &'a Arc<Space>,
+    commit_lock: &'a CommitLock,
+}
+
+impl Compaction<'_> {
+    /// Empties sparse extents (moving at most `budget` live bytes), removes empty ones and
+    /// punches holes in free ranges.
+    fn pass(&self, budget: u64) -> Result<CompactionReport> {
         let disk_before = self.space.disk_bytes()?;
         let mut report = CompactionReport::default();
         // Extents evacuated by an earlier pass stay draining until the readers of their old
@@ -131,7 +172,7 @@ impl Inner {
                     continue; // deleted since the listing
                 };
                 let from = BlobEntry::decode(&bytes)?.layout.runs;
-                let mut reservation = Reservation::new(Arc::clone(&self.space));
+                let mut reservation = Reservation::new(Arc::clone(self.space));
                 let mut to = Vec::with_capacity(from.len());
                 for run in &from {
                     if run.extent != extent {
@@ -211,7 +252,8 @@ impl Inner {
         extent: ExtentId,
         report: &mut CompactionReport,
     ) -> Result<()> {
-        let serialise = self.last_version.lock().unwrap_or_else(|e| e.into_inner());
+        // No commit may change a blob entry between the check below and the apply.
+        let commits_paused = self.commit_lock.lock();
         let mut ops: Vec<BatchOp> = Vec::new();
         let mut switched = Vec::new();
         let mut retired = Vec::new();
@@ -241,7 +283,7 @@ impl Inner {
             return Ok(());
         }
         self.meta.apply(ops)?;
-        drop(serialise);
+        drop(commits_paused);
         // Committed entries now name the copies: never free them, even if the flush fails.
         for reservation in switched {
             reservation.keep();
@@ -256,8 +298,8 @@ impl Inner {
 
 /// Runs a compaction pass every `schedule.interval` for as long as the database is open. The
 /// thread holds the database only during a pass.
-pub(crate) fn start_background(inner: &Arc<Inner>, schedule: CompactionSchedule) -> Result<()> {
-    let weak: Weak<Inner> = Arc::downgrade(inner);
+pub(crate) fn start_background(engine: &Arc<Engine>, schedule: CompactionSchedule) -> Result<()> {
+    let weak: Weak<Engine> = Arc::downgrade(engine);
     std::thread::Builder::new()
         .name("compaction".into())
         .spawn(move || loop {
@@ -270,10 +312,10 @@ pub(crate) fn start_background(inner: &Arc<Inner>, schedule: CompactionSchedule)
                     return;
                 }
             }
-            let Some(inner) = weak.upgrade() else {
+            let Some(engine) = weak.upgrade() else {
                 return;
             };
-            if let Err(e) = inner.compact(schedule.budget_bytes) {
+            if let Err(e) = compact(&engine, schedule.budget_bytes) {
                 tracing::warn!("background compaction: {e}");
             }
         })

@@ -3,12 +3,12 @@
 //!
 //! An entry maps (field, order-preserving encoded value, key, version) to the version's
 //! *supersession* ([`entry_value`]): none while the version is its key's newest, else the commit
-//! timestamp of the version that replaced it (or deleted the key), and, while it is the newest,
+//! version that replaced it (or deleted the key), and, while it is the newest,
 //! a copy of the version's record. A version whose field holds an array
 //! contributes one entry per distinct scalar element. Entries are written in the same atomic
 //! batch as the version, marked superseded in the batch that replaces it, and removed with it by
 //! garbage collection; so an entry alone tells whether a snapshot sees its version:
-//! `ts <= snapshot < superseded`.
+//! `version <= snapshot < superseded`.
 //!
 //! A query reads candidates from an index and re-reads each at its snapshot, re-checking the
 //! whole filter, so results are exactly those of a scan. When the index answers the filter
@@ -29,7 +29,7 @@ use crate::keys::{index_entry_key, index_prefix, posting_prefix};
 /// Persisted state of an index definition.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct IndexDef {
-    /// Snapshots at or after this timestamp may use the index; `None` while it is being built.
+    /// Snapshots at or after this version may use the index; `None` while it is being built.
     pub(crate) ready_at: Option<u64>,
     /// Some version has reached more than one value through this path (an array). Once set,
     /// range conditions can no longer be intersected into one key range: different values may
@@ -112,10 +112,10 @@ impl Index {
 
     /// The tree keys of the entries contributed by one version of `key`: one per distinct
     /// scalar value the path reaches, the elements of an array included.
-    pub(crate) fn entries(&self, key: &[u8], ts: u64, metadata: &Metadata) -> Vec<Vec<u8>> {
+    pub(crate) fn entries(&self, key: &[u8], version: u64, metadata: &Metadata) -> Vec<Vec<u8>> {
         self.values(metadata)
             .into_iter()
-            .map(|value| index_entry_key(&self.prefix, &value, key, ts))
+            .map(|value| index_entry_key(&self.prefix, &value, key, version))
             .collect()
     }
 
@@ -138,9 +138,9 @@ impl Index {
         encoded
     }
 
-    /// Whether a snapshot at `ts` may use this index.
-    pub(crate) fn usable_at(&self, ts: u64) -> bool {
-        self.def.failed.is_none() && self.def.ready_at.is_some_and(|ready| ready <= ts)
+    /// Whether a snapshot at version `snapshot` may use this index.
+    pub(crate) fn usable_at(&self, snapshot: u64) -> bool {
+        self.def.failed.is_none() && self.def.ready_at.is_some_and(|ready| ready <= snapshot)
     }
 }
 
@@ -170,21 +170,21 @@ pub(crate) struct IndexPlan {
 /// instead of looking the key up (a covering index). Superseded and multikey entries carry no
 /// record.
 pub(crate) fn entry_value(superseded: Option<u64>, record: Option<&[u8]>) -> Vec<u8> {
-    let stamp = superseded.unwrap_or(u64::MAX).to_be_bytes();
+    let superseded = superseded.unwrap_or(u64::MAX).to_be_bytes();
     match record {
-        Some(record) => [&stamp[..], record].concat(),
-        None => stamp.to_vec(),
+        Some(record) => [&superseded[..], record].concat(),
+        None => superseded.to_vec(),
     }
 }
 
-/// Length of the supersession stamp that starts an entry's value (a covered record follows).
-pub(crate) const ENTRY_STAMP_LEN: usize = 8;
+/// Length of the superseding version that starts an entry's value (a covered record follows).
+pub(crate) const SUPERSEDED_LEN: usize = 8;
 
 /// Splits an entry value into supersession and covered record.
 pub(crate) fn parse_entry_value(value: &[u8]) -> (u64, Option<&[u8]>) {
-    match value.split_first_chunk::<ENTRY_STAMP_LEN>() {
-        Some((stamp, record)) => (
-            u64::from_be_bytes(*stamp),
+    match value.split_first_chunk::<SUPERSEDED_LEN>() {
+        Some((superseded, record)) => (
+            u64::from_be_bytes(*superseded),
             (!record.is_empty()).then_some(record),
         ),
         None => (u64::MAX, None),
@@ -197,13 +197,13 @@ pub(crate) fn entry_visible(version: u64, superseded: u64, snapshot: u64) -> boo
 }
 
 /// Picks an index for the filter: the best field condition of its top-level conjunction that an
-/// index usable at `ts` can answer (equality, then `$in`, then ranges, then prefixes). Range
-/// conditions on one field in separate conjuncts (`{"$and": [{"d": {"$gte": a}}, {"d":
-/// {"$lt": b}}]}`) are combined into one range.
+/// index usable at version `snapshot` can answer (equality, then `$in`, then ranges, then
+/// prefixes). Range conditions on one field in separate conjuncts (`{"$and": [{"d": {"$gte": a}},
+/// {"d": {"$lt": b}}]}`) are combined into one range.
 pub(crate) fn plan(
     filter: &Filter,
     indexes: &BTreeMap<String, Index>,
-    ts: u64,
+    snapshot: u64,
 ) -> Option<IndexPlan> {
     let conjuncts: Vec<&Filter> = match filter {
         Filter::And(parts) => parts.iter().collect(),
@@ -238,7 +238,7 @@ pub(crate) fn plan(
             continue;
         };
         let field = path.to_string();
-        let Some(index) = indexes.get(&field).filter(|i| i.usable_at(ts)) else {
+        let Some(index) = indexes.get(&field).filter(|i| i.usable_at(snapshot)) else {
             continue;
         };
         match predicate {

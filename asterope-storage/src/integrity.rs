@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::alloc::Run;
 use crate::blob::{BlobEntry, BlobId, CHECKSUM_BLOCK};
-use crate::database::{hex_id, Database, Inner};
+use crate::database::Database;
+use crate::engine::Engine;
 use crate::keys::{blob_id_of, blob_key, content_key, BLOB_PREFIX};
 use crate::meta::MetaStore;
 use crate::mvcc::decode_version_footprint;
@@ -74,25 +75,25 @@ pub(crate) fn content_owner(
 /// Finds the stored blob a put of this content would share, and checks its bytes against the
 /// put's block CRCs. `None`: deduplication is off, the blob is empty, or nothing is stored.
 pub(crate) fn find_twin(
-    inner: &Inner,
+    engine: &Engine,
     sha256: Sha256Digest,
     size: u64,
     block_crcs: &[u32],
 ) -> Result<Option<Twin>> {
-    if !inner.dedup || size == 0 {
+    if !engine.dedup || size == 0 {
         return Ok(None);
     }
     // Pinned before the lookup: the runs read below cannot be reused meanwhile.
-    let _pin = inner.space.pin();
-    let Some(id) = content_owner(&inner.meta, sha256, size)? else {
+    let _pin = engine.space.pin();
+    let Some(id) = content_owner(&engine.meta, sha256, size)? else {
         return Ok(None);
     };
-    let Some(entry) = inner.meta.get(&blob_key(&id))? else {
+    let Some(entry) = engine.meta.get(&blob_key(&id))? else {
         return Ok(None);
     };
     let entry = BlobEntry::decode(&entry)?;
     let damaged = entry.size != size
-        || damage(&inner.space, &entry.layout.runs, size, block_crcs, None).is_some();
+        || damage(&engine.space, &entry.layout.runs, size, block_crcs, None).is_some();
     Ok(Some(Twin { id, damaged }))
 }
 
@@ -142,16 +143,16 @@ impl Database {
     /// damaged one with the keys it serves. Putting the original content again (under any
     /// key) repairs a damaged blob for all of them.
     pub async fn verify_blobs(&self) -> Result<VerifyReport> {
-        let inner = Arc::clone(&self.inner);
-        let snapshot = self.snapshot();
+        let engine = Arc::clone(&self.engine);
+        let snapshot = engine.snapshot();
         tokio::task::spawn_blocking(move || {
-            let (mut report, ids) = verify_all(&inner)?;
+            let (mut report, ids) = verify_all(&engine)?;
             if report.damaged.is_empty() {
                 return Ok(report);
             }
             // Which keys name each damaged blob.
             let by_id: HashMap<BlobId, usize> = ids.into_iter().zip(0..).collect();
-            for item in crate::mvcc::scan_at(&inner.meta, Bound::Unbounded, snapshot.ts) {
+            for item in crate::mvcc::scan_at(&engine.meta, Bound::Unbounded, snapshot.version) {
                 let (key, _, encoded) = item?;
                 let Some(footprint) = decode_version_footprint(key.as_bytes(), &encoded)? else {
                     continue;
@@ -169,17 +170,17 @@ impl Database {
 }
 
 /// Checks every blob; the report, and the id of each damaged blob in report order.
-fn verify_all(inner: &Inner) -> Result<(VerifyReport, Vec<BlobId>)> {
+fn verify_all(engine: &Engine) -> Result<(VerifyReport, Vec<BlobId>)> {
     let mut report = VerifyReport::default();
     let mut ids = Vec::new();
-    for entry in inner.meta.scan_prefix(BLOB_PREFIX) {
+    for entry in engine.meta.scan_prefix(BLOB_PREFIX) {
         let (tree_key, value) = entry?;
         let id = blob_id_of(&tree_key).ok_or_else(|| Error::internal("malformed blob key"))?;
         let blob = BlobEntry::decode(&value)?;
         // Each blob under its own pin: a blob moved by compaction meanwhile keeps its old runs.
-        let pin = inner.space.pin();
+        let pin = engine.space.pin();
         let problem = damage(
-            &inner.space,
+            &engine.space,
             &blob.layout.runs,
             blob.size,
             &blob.layout.block_crcs,
@@ -195,7 +196,7 @@ fn verify_all(inner: &Inner) -> Result<(VerifyReport, Vec<BlobId>)> {
                 size: blob.size,
                 keys: Vec::new(),
                 code,
-                reason: format!("blob {}: {reason}", hex_id(&id)),
+                reason: format!("blob {}: {reason}", id.to_hex()),
             });
         }
     }

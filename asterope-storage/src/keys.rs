@@ -18,9 +18,9 @@
 //! ```
 //!
 //! User keys never contain NUL, so `key 0x00` separates a key from its version suffix without
-//! disturbing key order, and nothing a user can name starts with `0x00`. The commit timestamp is
-//! stored inverted so that a key's newest version comes first: a snapshot read at `ts` is one
-//! seek to `key 0x00 !ts`.
+//! disturbing key order, and nothing a user can name starts with `0x00`. The commit version is
+//! stored inverted so that a key's newest version comes first: a snapshot read at version `v` is
+//! one seek to `key 0x00 !v`.
 //!
 //! Every index declared gets a new *generation*, and its entries and posting lists live under
 //! prefixes made of that number alone: fixed-length, so no index's prefix is a prefix of
@@ -53,19 +53,19 @@ pub(crate) const CONTENT_PREFIX: &[u8] = b"\0content\0";
 /// Smallest tree key of the user region.
 pub(crate) const USER_REGION_START: &[u8] = &[1];
 
-/// Bytes after the user key in a version key: the separator and the inverted timestamp.
+/// Bytes after the user key in a version key: the separator and the inverted version.
 const VERSION_SUFFIX: usize = 9;
 
-/// `key 0x00 !ts`.
-pub(crate) fn version_key(key: &[u8], ts: u64) -> Vec<u8> {
+/// `key 0x00 !version`.
+pub(crate) fn version_key(key: &[u8], version: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + VERSION_SUFFIX);
     out.extend_from_slice(key);
     out.push(0);
-    out.extend_from_slice(&(!ts).to_be_bytes());
+    out.extend_from_slice(&(!version).to_be_bytes());
     out
 }
 
-/// Splits a version key into user key and commit timestamp.
+/// Splits a version key into user key and commit version.
 pub(crate) fn split_version_key(tree_key: &[u8]) -> Option<(&[u8], u64)> {
     let split = tree_key.len().checked_sub(VERSION_SUFFIX)?;
     let (key, suffix) = tree_key.split_at(split);
@@ -135,21 +135,21 @@ pub(crate) fn generation_of(tree_key: &[u8], region: &[u8]) -> Option<u64> {
 }
 
 /// One index entry: prefix, encoded value, user key, version suffix.
-pub(crate) fn index_entry_key(prefix: &[u8], value: &[u8], key: &[u8], ts: u64) -> Vec<u8> {
+pub(crate) fn index_entry_key(prefix: &[u8], value: &[u8], key: &[u8], version: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + value.len() + key.len() + VERSION_SUFFIX);
     out.extend_from_slice(prefix);
     out.extend_from_slice(value);
-    out.extend_from_slice(&version_key(key, ts));
+    out.extend_from_slice(&version_key(key, version));
     out
 }
 
 /// Splits an index entry (after its index's prefix) into encoded value, user key and commit
-/// timestamp.
+/// version.
 pub(crate) fn split_index_entry(after_prefix: &[u8]) -> Option<(&[u8], &[u8], u64)> {
     let value_len = asterope_serialization::ordered_len(after_prefix)?;
     let (value, version_key) = after_prefix.split_at_checked(value_len)?;
-    let (key, ts) = split_version_key(version_key)?;
-    Some((value, key, ts))
+    let (key, version) = split_version_key(version_key)?;
+    Some((value, key, version))
 }
 
 #[cfg(test)]

@@ -43,33 +43,43 @@
 
 mod alloc;
 mod blob;
+mod blob_ledger;
+mod commit;
 mod compact;
 mod database;
+mod engine;
 mod extent;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 mod index;
 mod index_build;
+mod index_catalog;
 mod integrity;
 mod keys;
 mod lock;
 mod meta;
 mod mmap;
 mod mvcc;
+mod objects;
 mod posting;
 mod query;
+mod query_cursor;
+mod query_row;
 mod reader;
 mod record;
+mod recovery;
 mod space;
+mod store;
 mod top_k;
 mod txn;
 mod upgrade;
 mod writer;
 
-pub use database::{CompactionSchedule, Database, DatabaseBuilder, SpaceStats};
+pub use compact::CompactionSchedule;
+pub use database::{Database, DatabaseBuilder, SpaceStats};
 #[cfg(feature = "test-support")]
 #[doc(hidden)]
-pub use index_build::declare_unreadable_index;
+pub use index_catalog::declare_unreadable_index;
 pub use integrity::{DamagedBlob, VerifyReport};
 #[cfg(feature = "test-support")]
 #[doc(hidden)]

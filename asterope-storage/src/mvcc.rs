@@ -1,8 +1,8 @@
 //! Multi-version concurrency control over the metadata tree: snapshots, reads at a snapshot,
 //! and the rule for collecting versions no snapshot can see.
 //!
-//! Every commit gets the next timestamp from the oracle and writes new versions; it never
-//! overwrites one. A snapshot is a timestamp: it sees, per key, the newest version at or below
+//! Every commit gets the next version from the oracle and writes new versions; it never
+//! overwrites one. A snapshot is a version: it sees, per key, the newest version at or below
 //! it. Snapshots are registered while in use so that garbage collection (run by each commit on
 //! the keys it writes) keeps every version some live snapshot can still see.
 
@@ -20,20 +20,20 @@ use crate::record::{Footprint, ObjectRecord, VersionRecord};
 
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotState {
-    /// Timestamp of the last commit whose versions are all applied.
+    /// Version of the last commit whose versions are all applied.
     pub(crate) visible: u64,
-    /// Live snapshots per timestamp.
+    /// Live snapshots per version.
     live: BTreeMap<u64, usize>,
 }
 
 impl SnapshotState {
-    /// Live snapshot timestamps, ascending.
+    /// Live snapshot versions, ascending.
     pub(crate) fn live(&self) -> Vec<u64> {
         self.live.keys().copied().collect()
     }
 }
 
-/// The registry of live snapshots and the visible timestamp.
+/// The registry of live snapshots and the visible version.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshots {
     state: Mutex<SnapshotState>,
@@ -52,16 +52,16 @@ impl Snapshots {
     /// Takes a snapshot of everything committed so far.
     pub(crate) fn take(self: &Arc<Self>) -> Snapshot {
         let mut state = self.lock();
-        let ts = state.visible;
-        *state.live.entry(ts).or_insert(0) += 1;
+        let version = state.visible;
+        *state.live.entry(version).or_insert(0) += 1;
         Snapshot {
-            ts,
+            version,
             registry: Arc::clone(self),
         }
     }
 
     /// Holds the registry: no snapshot can be taken until the guard drops. Commits hold it
-    /// while they decide what to collect, apply, and publish their timestamp.
+    /// while they decide what to collect, apply, and publish their version.
     pub(crate) fn lock(&self) -> MutexGuard<'_, SnapshotState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -70,17 +70,18 @@ impl Snapshots {
 /// A registered snapshot; unregisters on drop.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
-    pub(crate) ts: u64,
+    /// Sees, per key, the newest version at or below this one.
+    pub(crate) version: u64,
     registry: Arc<Snapshots>,
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
         let mut state = self.registry.lock();
-        if let Some(count) = state.live.get_mut(&self.ts) {
+        if let Some(count) = state.live.get_mut(&self.version) {
             *count -= 1;
             if *count == 0 {
-                state.live.remove(&self.ts);
+                state.live.remove(&self.version);
             }
         }
     }
@@ -116,43 +117,43 @@ fn corrupt_record(key: &[u8], error: Error) -> Error {
     }
 }
 
-/// The object as of snapshot `ts`, if it existed then.
+/// The object as of snapshot version `snapshot`, if it existed then.
 ///
 /// Usually the newest version is the one the snapshot sees: then the read is one point lookup,
-/// of the key's newest-version entry, which carries the version's timestamp and a copy of its
+/// of the key's newest-version entry, which carries the version and a copy of its
 /// record. Only a snapshot older than the newest version seeks through the versions.
-pub(crate) fn read_at(meta: &MetaStore, key: &Key, ts: u64) -> Result<Option<ObjectRecord>> {
+pub(crate) fn read_at(meta: &MetaStore, key: &Key, snapshot: u64) -> Result<Option<ObjectRecord>> {
     let Some(latest) = meta.get(&latest_key(key.as_bytes()))? else {
         return Ok(None);
     };
-    let (stamp, record) = latest
+    let (version, record) = latest
         .split_first_chunk::<8>()
         .ok_or_else(|| Error::internal("malformed newest-version entry"))?;
-    if u64::from_be_bytes(*stamp) <= ts {
+    if u64::from_be_bytes(*version) <= snapshot {
         return Ok(decode_version(key.as_bytes(), record)?.into_object());
     }
-    seek_at(meta, key, ts)
+    seek_at(meta, key, snapshot)
 }
 
-/// The commit timestamp of a key's newest version (a tombstone's included), if it has any.
+/// The commit version of a key's newest version (a tombstone's included), if it has any.
 pub(crate) fn newest_version(meta: &MetaStore, key: &Key) -> Result<Option<u64>> {
     let Some(latest) = meta.get(&latest_key(key.as_bytes()))? else {
         return Ok(None);
     };
-    let (stamp, _) = latest
+    let (version, _) = latest
         .split_first_chunk::<8>()
         .ok_or_else(|| Error::internal("malformed newest-version entry"))?;
-    Ok(Some(u64::from_be_bytes(*stamp)))
+    Ok(Some(u64::from_be_bytes(*version)))
 }
 
-/// The newest-version entry of a key: the version's timestamp, then its encoded record.
-pub(crate) fn latest_value(ts: u64, encoded: &[u8]) -> Vec<u8> {
-    [&ts.to_be_bytes()[..], encoded].concat()
+/// The newest-version entry of a key: the version, then its encoded record.
+pub(crate) fn latest_value(version: u64, encoded: &[u8]) -> Vec<u8> {
+    [&version.to_be_bytes()[..], encoded].concat()
 }
 
-/// [`read_at`] by seeking: the first version at or below `ts`.
-fn seek_at(meta: &MetaStore, key: &Key, ts: u64) -> Result<Option<ObjectRecord>> {
-    let start = Bound::Included(version_key(key.as_bytes(), ts));
+/// [`read_at`] by seeking: the first version at or below `snapshot`.
+fn seek_at(meta: &MetaStore, key: &Key, snapshot: u64) -> Result<Option<ObjectRecord>> {
+    let start = Bound::Included(version_key(key.as_bytes(), snapshot));
     let end = Bound::Included(version_key(key.as_bytes(), 0));
     match meta.range(start, end).next() {
         Some(entry) => {
@@ -174,20 +175,20 @@ pub(crate) fn versions_of(meta: &MetaStore, key: &Key) -> Result<Vec<(u64, Versi
     meta.range(start, end)
         .map(|entry| {
             let (tree_key, value) = entry?;
-            let (_, ts) = split_version_key(&tree_key)
+            let (_, version) = split_version_key(&tree_key)
                 .ok_or_else(|| Error::internal("malformed version key"))?;
-            Ok((ts, decode_version(key.as_bytes(), &value)?))
+            Ok((version, decode_version(key.as_bytes(), &value)?))
         })
         .collect()
 }
 
-/// Objects visible at snapshot `ts`, in key order, from `start` (a user-key bound): each
-/// visible version's commit timestamp and encoded record, tombstones skipped. Decoding is left
+/// Objects visible at snapshot version `snapshot`, in key order, from `start` (a user-key bound):
+/// each visible version's commit version and encoded record, tombstones skipped. Decoding is left
 /// to the caller, who may need only part of the record.
 pub(crate) fn scan_at<'a>(
     meta: &'a MetaStore,
     start: Bound<&[u8]>,
-    ts: u64,
+    snapshot: u64,
 ) -> impl Iterator<Item = Result<(Key, u64, MetaBytes)>> + 'a {
     let start = match start {
         Bound::Included(key) => key.to_vec(),
@@ -207,7 +208,7 @@ pub(crate) fn scan_at<'a>(
         let Some((key, version)) = split_version_key(&tree_key) else {
             return Some(Err(Error::internal("malformed version key")));
         };
-        if settled.as_deref() == Some(key) || version > ts {
+        if settled.as_deref() == Some(key) || version > snapshot {
             continue;
         }
         let settled_key = settled.get_or_insert_with(Vec::new);
@@ -222,12 +223,12 @@ pub(crate) fn scan_at<'a>(
 /// Which stored versions a commit may remove, given the versions of a key newest first
 /// (the version being committed included, at index 0) and the live snapshots (ascending).
 ///
-/// Version `i` is needed iff some live snapshot `s` has `ts[i] <= s < ts[i-1]`; the newest is
-/// always needed. Returns the indices of the versions to remove.
-pub(crate) fn collectable(timestamps: &[u64], live: &[u64]) -> Vec<usize> {
-    (1..timestamps.len())
+/// Version `i` is needed iff some live snapshot `s` has `versions[i] <= s < versions[i-1]`; the
+/// newest is always needed. Returns the indices of the versions to remove.
+pub(crate) fn collectable(versions: &[u64], live: &[u64]) -> Vec<usize> {
+    (1..versions.len())
         .filter(|&i| {
-            let (low, high) = (timestamps[i], timestamps[i - 1]);
+            let (low, high) = (versions[i], versions[i - 1]);
             !live.iter().any(|&s| low <= s && s < high)
         })
         .collect()
@@ -240,11 +241,11 @@ mod tests {
     #[test]
     fn collects_only_versions_no_snapshot_sees() {
         // Versions at 10 (new), 7, 4, 2.
-        let ts = [10, 7, 4, 2];
-        assert_eq!(collectable(&ts, &[]), vec![1, 2, 3]);
-        assert_eq!(collectable(&ts, &[8]), vec![2, 3]);
-        assert_eq!(collectable(&ts, &[5]), vec![1, 3]);
-        assert_eq!(collectable(&ts, &[1, 4, 9]), vec![3]);
+        let versions = [10, 7, 4, 2];
+        assert_eq!(collectable(&versions, &[]), vec![1, 2, 3]);
+        assert_eq!(collectable(&versions, &[8]), vec![2, 3]);
+        assert_eq!(collectable(&versions, &[5]), vec![1, 3]);
+        assert_eq!(collectable(&versions, &[1, 4, 9]), vec![3]);
         assert_eq!(collectable(&[3], &[1]), Vec::<usize>::new());
     }
 }

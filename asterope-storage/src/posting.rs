@@ -5,22 +5,22 @@
 //! A posting list mirrors the index entries of its value that nothing has superseded, each
 //! with the entry's value, so a covered record comes along. Commits maintain it in the same
 //! atomic batch as the entries: a commit that adds or removes an entry of a value rewrites the
-//! value's list and stamps it with its commit version. A snapshot at `ts` may use a list
-//! stamped at or before `ts`: every commit it sees that touched the value is in the list, and
-//! no later commit has touched it yet. Otherwise (a newer stamp, or no list) the snapshot
-//! reads the index entries, as it would without lists.
+//! value's list and records in it the commit's version (the list's version). A snapshot may use
+//! a list whose version is at or below the snapshot's: every commit it sees that touched the
+//! value is in the list, and no later commit has touched it yet. Otherwise (a newer list, or no
+//! list) the snapshot reads the index entries, as it would without lists.
 //!
-//! Lists are kept only for ready indexes, and written only by commits after readiness, so a
-//! list stamped at or before its index became ready is a leftover of a dropped earlier index
-//! on that field, and ignored. A value held by more than [`MAX_ENTRIES`] keys (or whose list
-//! outgrows [`MAX_BYTES`]) gets an *overflowed* marker instead of a list: its lookups read the
-//! entries (a range returning that many rows costs little more per row), and commits stop
-//! rewriting a list. The marker keeps how many keys hold the value, so that counts need not
-//! walk its entries.
+//! Lists are kept only for ready indexes, and written only by commits after readiness, so a list
+//! whose version is at or before the one its index became ready at is a leftover of a dropped
+//! earlier index on that field, and ignored. A value held by more than [`MAX_ENTRIES`] keys (or
+//! whose list outgrows [`MAX_BYTES`]) gets an *overflowed* marker instead of a list: its lookups
+//! read the entries (a range returning that many rows costs little more per row), and commits stop
+//! rewriting a list. The marker keeps how many keys hold the value, so that counts need not walk
+//! its entries.
 //!
-//! Layout of a list: state (1 byte: 0 list, 1 overflowed), stamp (8 bytes BE), then per entry,
-//! in key order: key length (u32 BE), key, value length (u32 BE), entry value. A marker: state,
-//! stamp, number of keys (8 bytes BE).
+//! Layout of a list: state (1 byte: 0 list, 1 overflowed), the list's version (8 bytes BE), then
+//! per entry, in key order: key length (u32 BE), key, value length (u32 BE), entry value. A marker:
+//! state, version, number of keys (8 bytes BE).
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, Range};
@@ -51,28 +51,28 @@ pub(crate) struct PostingList {
 }
 
 impl PostingList {
-    /// The list of `value` if a snapshot at `ts` may use it (`None`: read the entries). A list
-    /// returned is well formed.
+    /// The list of `value` if a snapshot at version `snapshot` may use it (`None`: read the
+    /// entries). A list returned is well formed.
     pub(crate) fn read(
         meta: &MetaStore,
         index: &Index,
         value: &[u8],
-        ts: u64,
+        snapshot: u64,
     ) -> Result<Option<PostingList>> {
-        Ok(usable(meta, index, value, ts)?
+        Ok(usable(meta, index, value, snapshot)?
             .filter(|bytes| bytes.first() == Some(&STATE_LIST))
             .map(|bytes| PostingList { bytes }))
     }
 
-    /// How many keys hold `value` as a snapshot at `ts` sees it, if its list or overflow marker
-    /// tells (`None`: count the entries).
+    /// How many keys hold `value` as a snapshot at version `snapshot` sees it, if its list or
+    /// overflow marker tells (`None`: count the entries).
     pub(crate) fn count(
         meta: &MetaStore,
         index: &Index,
         value: &[u8],
-        ts: u64,
+        snapshot: u64,
     ) -> Result<Option<u64>> {
-        let Some(bytes) = usable(meta, index, value, ts)? else {
+        let Some(bytes) = usable(meta, index, value, snapshot)? else {
             return Ok(None);
         };
         if bytes.first() == Some(&STATE_OVERFLOWED) {
@@ -102,16 +102,22 @@ impl PostingList {
     }
 }
 
-/// The stored list or marker of `value`, if well formed and stamped after its index became
-/// ready and at or before `ts`. A damaged one is passed over (the next commit touching the
-/// value rebuilds it).
-fn usable(meta: &MetaStore, index: &Index, value: &[u8], ts: u64) -> Result<Option<MetaBytes>> {
+/// The stored list or marker of `value`, if well formed, and its version is after the one its index
+/// became ready at and at or before `snapshot`. A damaged one is passed over (the next commit
+/// touching the value rebuilds it).
+fn usable(
+    meta: &MetaStore,
+    index: &Index,
+    value: &[u8],
+    snapshot: u64,
+) -> Result<Option<MetaBytes>> {
     let Some(ready_at) = index.def.ready_at else {
         return Ok(None);
     };
-    Ok(meta
-        .get(&posting_key(index, value))?
-        .filter(|bytes| well_formed(bytes).is_some_and(|stamp| stamp > ready_at && stamp <= ts)))
+    Ok(meta.get(&posting_key(index, value))?.filter(|bytes| {
+        well_formed(bytes)
+            .is_some_and(|list_version| list_version > ready_at && list_version <= snapshot)
+    }))
 }
 
 /// The lists a commit changes, loaded on first touch and written back in its batch.
@@ -178,11 +184,11 @@ impl<'a> PostingEdits<'a> {
         Ok(())
     }
 
-    /// The batch operations writing every changed list, stamped with the commit's version.
+    /// The batch operations writing every changed list, with the commit's version as theirs.
     pub(crate) fn finish(self, version: u64) -> Result<Vec<BatchOp>> {
-        let stamp = version.to_be_bytes();
+        let list_version = version.to_be_bytes();
         let overflowed = |count: Option<u64>| {
-            let mut marker = [&[STATE_OVERFLOWED][..], &stamp].concat();
+            let mut marker = [&[STATE_OVERFLOWED][..], &list_version].concat();
             marker.extend(count.map(u64::to_be_bytes).unwrap_or_default());
             marker
         };
@@ -195,7 +201,7 @@ impl<'a> PostingEdits<'a> {
                     let capacity = stored.as_ref().map_or(0, |s| s.len()) + 256;
                     let mut out = Vec::with_capacity(capacity);
                     out.push(STATE_LIST);
-                    out.extend_from_slice(&stamp);
+                    out.extend_from_slice(&list_version);
                     let count = merge(stored.as_deref(), &changes, &mut out)?;
                     if count > MAX_ENTRIES || out.len() > MAX_BYTES {
                         overflowed(Some(count as u64))
@@ -219,7 +225,9 @@ impl<'a> PostingEdits<'a> {
         if !self.lists.contains_key(&tree_key) {
             // A leftover of an earlier index, or a damaged list, is rebuilt.
             let edit = match self.meta.get(&tree_key)? {
-                Some(bytes) if well_formed(&bytes).is_some_and(|stamp| stamp > ready_at) => {
+                Some(bytes)
+                    if well_formed(&bytes).is_some_and(|list_version| list_version > ready_at) =>
+                {
                     match bytes.first() {
                         Some(&STATE_LIST) => Edit::List {
                             stored: Some(bytes),
@@ -325,16 +333,16 @@ fn marker_count(marker: &[u8]) -> Option<u64> {
         .map(u64::from_be_bytes)
 }
 
-/// The stamp of a well-formed list or marker.
+/// The version of a well-formed list or marker.
 fn well_formed(bytes: &[u8]) -> Option<u64> {
-    let (state, stamp) = parse_header(bytes).ok()?;
+    let (state, list_version) = parse_header(bytes).ok()?;
     if state == STATE_LIST {
         let mut at = HEADER_LEN;
         while at < bytes.len() {
             at = parse_entry(bytes, at).ok()?.1.end;
         }
     }
-    Some(stamp)
+    Some(list_version)
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {
@@ -346,14 +354,14 @@ fn malformed() -> Error {
     Error::internal("malformed posting list")
 }
 
-/// State and stamp.
+/// State and version.
 fn parse_header(bytes: &[u8]) -> Result<(u8, u64)> {
     let (&state, rest) = bytes.split_first().ok_or_else(malformed)?;
-    let stamp = rest.first_chunk::<8>().ok_or_else(malformed)?;
+    let list_version = rest.first_chunk::<8>().ok_or_else(malformed)?;
     if state != STATE_LIST && state != STATE_OVERFLOWED {
         return Err(malformed());
     }
-    Ok((state, u64::from_be_bytes(*stamp)))
+    Ok((state, u64::from_be_bytes(*list_version)))
 }
 
 /// The entry at `at`: where its key and its value are.
@@ -388,7 +396,7 @@ mod tests {
             .await
             .unwrap()
             .iter()
-            .any(|i| i.state != "ready")
+            .any(|i| i.state != asterope_core::IndexState::Ready)
         {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
@@ -412,7 +420,7 @@ mod tests {
 
     /// The tree key of the list of a `patient_id` value.
     fn list_key_of(db: &Database, patient: &str) -> Vec<u8> {
-        let indexes = db.inner.indexes();
+        let indexes = db.engine.indexes();
         let mut key = indexes
             .get("patient_id")
             .expect("the patient_id index")
@@ -475,15 +483,17 @@ mod tests {
             put_patient(&db, &format!("c/{i:02}"), "C").await;
         }
         let query = Query::new(field("patient_id").eq("C"));
-        let old = db.snapshot();
+        let old = db.engine.snapshot();
         for i in 0..5 {
             db.delete(&Key::new(format!("c/{i:02}")).unwrap(), Default::default())
                 .await
                 .unwrap();
         }
-        let count_at = |ts| db.with_query(ts, None, |q| q.count(&query)).unwrap();
-        assert_eq!(count_at(old.ts), 40);
-        assert_eq!(count_at(db.snapshot().ts), 35);
+        let count_at = |version| {
+            crate::objects::with_query(&db.engine, version, None, |q| q.count(&query)).unwrap()
+        };
+        assert_eq!(count_at(old.version), 40);
+        assert_eq!(count_at(db.engine.snapshot().version), 35);
         let stored = db
             .meta_store()
             .get(&list_key_of(&db, "C"))

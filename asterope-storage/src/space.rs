@@ -15,6 +15,10 @@
 //! the extent files) fails an allocation, never a write. Freed runs of 1 MiB or more give their
 //! disk blocks back at once (a punched hole, allocated again before reuse), so deleted,
 //! overwritten and deduplicated large blobs stop taking disk without waiting for compaction.
+//!
+//! The space also owns the directory's write budget ([`WRITE_BUDGET_UNITS`] of
+//! [`WRITE_BUDGET_UNIT`] bytes): the writer takes units for the body bytes it buffers, so all
+//! uploads together never buffer more.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,6 +49,14 @@ struct Pins {
     pending: Vec<(u64, Vec<Run>)>,
 }
 
+/// Granularity of the write budget.
+pub(crate) const WRITE_BUDGET_UNIT: usize = 64 * 1024;
+/// Body bytes buffered for writing and hashing across all uploads to one data directory, in units:
+/// the bound that keeps memory flat under many concurrent uploads (each one alone could buffer a
+/// few pieces); a full budget makes uploads wait, which HTTP/2 flow control passes back to the
+/// clients.
+pub(crate) const WRITE_BUDGET_UNITS: u32 = 512; // 32 MiB
+
 /// The blob space of one data directory.
 #[derive(Debug)]
 pub(crate) struct Space {
@@ -53,7 +65,7 @@ pub(crate) struct Space {
     pins: Mutex<Pins>,
     extent_size: u64,
     capacity_limit: Option<u64>,
-    /// Body bytes buffered by uploads to this directory (see `writer::WRITE_BUDGET_UNITS`).
+    /// Body bytes buffered by uploads to this directory (see [`WRITE_BUDGET_UNITS`]).
     write_budget: Arc<tokio::sync::Semaphore>,
     /// Held for as long as the extents can be read or written through this value.
     _lock: DirLock,
@@ -87,9 +99,7 @@ impl Space {
             pins: Mutex::new(Pins::default()),
             extent_size: extent_size / UNIT * UNIT,
             capacity_limit,
-            write_budget: Arc::new(tokio::sync::Semaphore::new(
-                crate::writer::WRITE_BUDGET_UNITS as usize,
-            )),
+            write_budget: Arc::new(tokio::sync::Semaphore::new(WRITE_BUDGET_UNITS as usize)),
             _lock: lock,
         })
     }

@@ -7,6 +7,7 @@
 //! that no written key has a version newer than the snapshot (first committer wins).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use asterope_core::{
     ByteStream, Condition, Error, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata,
@@ -15,24 +16,26 @@ use asterope_core::{
 use asterope_serialization::validate_metadata;
 
 use crate::blob::BlobLayout;
-use crate::database::{list_page, list_query, Database, Intent, Write};
-use crate::mvcc::Snapshot;
+use crate::commit::{commit, Intent, Write};
+use crate::engine::Engine;
+use crate::mvcc::{read_at, Snapshot};
+use crate::objects::{get_at, list_page, list_query, with_query, write_put};
 use crate::query::Overlay;
 use crate::record::ObjectRecord;
 
 /// A transaction of the embedded database.
 #[derive(Debug)]
 pub(crate) struct DbTransaction {
-    db: Database,
+    engine: Arc<Engine>,
     snapshot: Snapshot,
     staged: tokio::sync::Mutex<BTreeMap<Key, Intent>>,
 }
 
 impl DbTransaction {
-    pub(crate) fn new(db: Database) -> DbTransaction {
-        let snapshot = db.snapshot();
+    pub(crate) fn new(engine: Arc<Engine>) -> DbTransaction {
+        let snapshot = engine.snapshot();
         DbTransaction {
-            db,
+            engine,
             snapshot,
             staged: tokio::sync::Mutex::new(BTreeMap::new()),
         }
@@ -40,7 +43,7 @@ impl DbTransaction {
 
     /// The state of `key` as this transaction sees it.
     fn visible(&self, key: &Key, staged: &BTreeMap<Key, Intent>) -> Result<Option<ObjectRecord>> {
-        let base = self.db.read_at(key, self.snapshot.ts)?;
+        let base = read_at(&self.engine.meta, key, self.snapshot.version)?;
         Ok(match staged.get(key) {
             None => base,
             Some(intent) => staged_state(base, &intent.write),
@@ -122,7 +125,7 @@ impl ObjectOps for DbTransaction {
             }),
             _ => None,
         };
-        self.db.get_at(key, record, staged_layout, options)
+        get_at(&self.engine, key, record, staged_layout, options)
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectInfo> {
@@ -132,7 +135,7 @@ impl ObjectOps for DbTransaction {
 
     async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
         let condition = options.condition;
-        let write = self.db.write_put(body, &options).await?;
+        let write = write_put(&self.engine, body, &options).await?;
         self.stage_put(key, Intent { write, condition }).await
     }
 
@@ -193,7 +196,7 @@ impl ObjectOps for DbTransaction {
                 key: key.to_string(),
             });
         }
-        let base_exists = self.db.read_at(key, self.snapshot.ts)?.is_some();
+        let base_exists = read_at(&self.engine.meta, key, self.snapshot.version)?.is_some();
         if base_exists {
             staged.insert(
                 key.clone(),
@@ -213,48 +216,48 @@ impl ObjectOps for DbTransaction {
         let query = list_query(&options)?;
         let staged = self.staged.lock().await;
         let overlay = self.overlay(&staged)?;
-        let (objects, next) = self
-            .db
-            .with_query(self.snapshot.ts, Some(&overlay), |q| list_page(q, &query))?
-            .into_infos();
-        Ok(ListPage { objects, next })
+        let page = with_query(&self.engine, self.snapshot.version, Some(&overlay), |q| {
+            list_page(q, &query)
+        })?;
+        Ok(page.into_list_page())
     }
 
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         let staged = self.staged.lock().await;
         let overlay = self.overlay(&staged)?;
-        let (objects, next) = self
-            .db
-            .with_query(self.snapshot.ts, Some(&overlay), |q| q.page(query))?
-            .into_infos();
-        Ok(QueryPage { objects, next })
+        let page = with_query(&self.engine, self.snapshot.version, Some(&overlay), |q| {
+            q.page(query)
+        })?;
+        Ok(page.into_query_page())
     }
 
     async fn count(&self, query: &Query) -> Result<u64> {
         let staged = self.staged.lock().await;
         let overlay = self.overlay(&staged)?;
-        self.db
-            .with_query(self.snapshot.ts, Some(&overlay), |q| q.count(query))
+        with_query(&self.engine, self.snapshot.version, Some(&overlay), |q| {
+            q.count(query)
+        })
     }
 
     async fn explain(&self, query: &Query) -> Result<QueryPlan> {
-        self.db
-            .with_query(self.snapshot.ts, None, |q| Ok(q.explain(query)))
+        with_query(&self.engine, self.snapshot.version, None, |q| {
+            Ok(q.explain(query))
+        })
     }
 }
 
 #[async_trait::async_trait]
 impl Transaction for DbTransaction {
     fn snapshot_version(&self) -> u64 {
-        self.snapshot.ts
+        self.snapshot.version
     }
 
     async fn commit(self: Box<Self>) -> Result<u64> {
         let staged = std::mem::take(&mut *self.staged.lock().await);
         if staged.is_empty() {
-            return Ok(self.snapshot.ts);
+            return Ok(self.snapshot.version);
         }
-        let (version, _) = self.db.commit(Some(self.snapshot.ts), staged).await?;
+        let (version, _) = commit(&self.engine, Some(self.snapshot.version), staged).await?;
         Ok(version)
     }
 

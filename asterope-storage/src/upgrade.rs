@@ -69,12 +69,12 @@ pub(crate) fn upgrade_format2(meta: &MetaStore, space: &Space) -> Result<usize> 
     }
     for entry in meta.scan_prefix(LATEST_PREFIX) {
         let (tree_key, value) = entry?;
-        let Some((stamp, record)) = value.split_first_chunk::<8>() else {
+        let Some((version, record)) = value.split_first_chunk::<8>() else {
             continue;
         };
         if record.first() == Some(&FORMAT_WITH_RUNS) {
             let record = upgrade.convert(record)?;
-            let latest = crate::mvcc::latest_value(u64::from_be_bytes(*stamp), &record);
+            let latest = crate::mvcc::latest_value(u64::from_be_bytes(*version), &record);
             upgrade.ops.push((tree_key.to_vec(), Some(latest)));
         }
     }
@@ -217,11 +217,11 @@ pub fn downgrade_to_format2(dir: &std::path::Path) -> Result<()> {
     }
     for entry in meta.scan_prefix(LATEST_PREFIX) {
         let (tree_key, value) = entry?;
-        let (stamp, record) = value
+        let (version, record) = value
             .split_first_chunk::<8>()
             .ok_or_else(|| asterope_core::Error::internal("malformed newest-version entry"))?;
         let old = old_form(record)?;
-        let latest = crate::mvcc::latest_value(u64::from_be_bytes(*stamp), &old);
+        let latest = crate::mvcc::latest_value(u64::from_be_bytes(*version), &old);
         ops.push((tree_key.to_vec(), Some(latest)));
     }
     // Index entries had no value then.

@@ -17,19 +17,12 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use crate::alloc::{round_up, Run};
 use crate::blob::{block_crcs, BlockChecksummer};
 use crate::extent::Extent;
-use crate::space::{Reservation, Space};
+use crate::space::{Reservation, Space, WRITE_BUDGET_UNIT, WRITE_BUDGET_UNITS};
 
 /// Chunks smaller than this are coalesced before they are written and hashed.
 pub(crate) const WRITE_CHUNK: usize = 1 << 20;
 /// Pieces in flight per stage.
 const QUEUE_DEPTH: usize = 4;
-/// Granularity of the write budget.
-const WRITE_BUDGET_UNIT: usize = 64 * 1024;
-/// Body bytes buffered for writing and hashing across all uploads to one data directory, in units: the
-/// bound that keeps memory flat under many concurrent uploads (each one alone could buffer a
-/// few pieces); a full budget makes uploads wait, which HTTP/2 flow control passes back to the
-/// clients.
-pub(crate) const WRITE_BUDGET_UNITS: u32 = 512; // 32 MiB
 /// Space requested per allocation when the final size is unknown grows with the blob, between
 /// these bounds, so small blobs stay compact and large ones have few runs.
 const MIN_GROWTH: u64 = 1 << 20;

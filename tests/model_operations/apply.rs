@@ -1,7 +1,8 @@
 //! Applies each operation to the store and to the model, checking what the store answers.
 
 use asterope::{
-    Condition, Database, GetOptions, ListOptions, ObjectInfo, ObjectOps, PutOptions, Store,
+    Condition, Database, GetOptions, IndexState, ListOptions, ObjectInfo, ObjectOps, PutOptions,
+    Store,
 };
 use futures::StreamExt;
 
@@ -220,10 +221,10 @@ async fn wait_until_ready(db: &Database, field: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let indexes = db.list_indexes().await.expect("list indexes");
-        let state = indexes.iter().find(|i| i.field == field).map(|i| &i.state);
-        match state.map(String::as_str) {
-            Some("ready") => return,
-            Some("building") if std::time::Instant::now() < deadline => {
+        let state = indexes.iter().find(|i| i.field == field).map(|i| i.state);
+        match state {
+            Some(IndexState::Ready) => return,
+            Some(IndexState::Building) if std::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
             other => panic!("index {field} is {other:?}"),

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use asterope::{
-    ByteRange, Database, GetOptions, Key, ListOptions, ObjectInfo, ObjectOps, Query, QueryPage,
-    Sha256Digest, Store, StoreExt, Transaction,
+    ByteRange, Database, GetOptions, IndexState, Key, ListOptions, ObjectInfo, ObjectOps,
+    PlanAccess, Query, QueryPage, Sha256Digest, Store, StoreExt, Transaction,
 };
 
 use crate::model::{expected_answer, key, queries, sorted_queries, Model, Object};
@@ -130,11 +130,11 @@ pub(crate) async fn check_store(db: &Database, model: &mut Model) {
             .await
             .expect("explain");
         match indexes.iter().find(|i| i.field == field) {
-            Some(index) if index.state == "ready" => {
+            Some(index) if index.state == IndexState::Ready => {
                 assert_eq!(plan.index.as_deref(), Some(field), "{plan:?}");
             }
-            Some(index) => assert_eq!(index.state, "building", "{index:?}"),
-            None => assert_eq!(plan.access, "scan", "{plan:?}"),
+            Some(index) => assert_eq!(index.state, IndexState::Building, "{index:?}"),
+            None => assert_eq!(plan.access, PlanAccess::Scan, "{plan:?}"),
         }
     }
 

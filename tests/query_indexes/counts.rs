@@ -2,7 +2,7 @@
 //! markers) equal the rows queries return, at every snapshot and after a reopen.
 
 use asterope::{
-    and, field, Condition, Database, Metadata, ObjectOps, Query, Store, StoreExt, Value,
+    and, field, Condition, Database, Metadata, ObjectOps, PlanAccess, Query, Store, StoreExt, Value,
 };
 
 use crate::common::pattern;
@@ -41,7 +41,7 @@ async fn exact_index_counts_see_only_their_snapshot() -> asterope::Result<()> {
         field("study_date").gt(date(2, false)),
         field("study_date").lte(date(6, false)),
     ]));
-    assert_eq!(db.explain(&days).await?.access, "index");
+    assert_eq!(db.explain(&days).await?.access, PlanAccess::Index);
 
     let old = db.begin().await?;
     for i in 0..4 {
@@ -112,7 +112,7 @@ async fn counts_of_popular_values_match_their_rows_at_every_snapshot() -> astero
         }
         let expected = [50u64, 55, 95, 46];
         for (query, want) in queries().into_iter().zip(expected) {
-            assert_eq!(db.explain(&query).await?.access, "index");
+            assert_eq!(db.explain(&query).await?.access, PlanAccess::Index);
             let count = db.count(&query).await?;
             assert_eq!(count, want, "{:?}", query.filter);
             let rows = db

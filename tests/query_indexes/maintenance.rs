@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use asterope::{
-    and, field, Condition, Database, Filter, Metadata, ObjectOps, Predicate, Query, Store, Value,
+    and, field, Condition, Database, Filter, IndexState, Metadata, ObjectOps, PlanAccess,
+    Predicate, Query, Store, Value,
 };
 
 use crate::data::{key, PATIENTS};
@@ -67,10 +68,10 @@ async fn check_maintenance(
         let plan = db.explain(&query).await?;
         match index.filter(|i| indexes.contains(i)) {
             Some(i) => {
-                assert_eq!(access, "index", "{stage}: {filter:?}");
+                assert_eq!(access, PlanAccess::Index, "{stage}: {filter:?}");
                 assert_eq!(plan.index.as_deref(), Some(i), "{stage}: {filter:?}");
             }
-            None => assert_eq!(access, "scan", "{stage}: {filter:?}"),
+            None => assert_eq!(access, PlanAccess::Scan, "{stage}: {filter:?}"),
         }
     }
     Ok(())
@@ -143,7 +144,7 @@ async fn indexes_follow_overwrites_deletes_drop_and_reopen() -> asterope::Result
         let listed = db.list_indexes().await?;
         assert_eq!(listed.len(), 1, "{listed:?}");
         assert_eq!(listed[0].field, "patient_id");
-        assert_eq!(listed[0].state, "ready");
+        assert_eq!(listed[0].state, IndexState::Ready);
         check_maintenance(&db, &model, &["patient_id"], "after reopen").await?;
 
         // More writes after the reopen, then an index declared again over the survivors.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use asterope::{
-    compare_values, Database, Filter, Metadata, ObjectInfo, ObjectOps, Query, Store, StoreExt,
-    Value,
+    compare_values, Database, Filter, IndexState, Metadata, ObjectInfo, ObjectOps, PlanAccess,
+    Query, Store, StoreExt, Value,
 };
 
 use crate::common::pattern;
@@ -35,7 +35,7 @@ pub(crate) async fn wait_ready(db: &Database, fields: &[&str]) -> asterope::Resu
         let ready = fields.iter().all(|f| {
             indexes
                 .iter()
-                .any(|index| index.field == *f && index.state == "ready")
+                .any(|index| index.field == *f && index.state == IndexState::Ready)
         });
         if ready {
             return Ok(());
@@ -76,7 +76,7 @@ pub(crate) async fn compare_with_model(
     db: &Database,
     model: &BTreeMap<String, Metadata>,
     query: &Query,
-) -> asterope::Result<(Option<String>, String)> {
+) -> asterope::Result<(Option<String>, PlanAccess)> {
     let plan = db.explain(query).await?;
     let page = db.query(query).await?;
     let count = db.count(query).await?;

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use asterope::{
-    and, field, not, or, Database, Filter, Metadata, ObjectOps, Predicate, Query, Store, Value,
+    and, field, not, or, Database, Filter, Metadata, ObjectOps, PlanAccess, Predicate, Query,
+    Store, Value,
 };
 
 use crate::data::{date, gen_metadata, map, without_arrays};
@@ -27,7 +28,7 @@ async fn explain_uses_an_index_only_for_indexable_predicates() -> asterope::Resu
     let before = db
         .explain(&Query::new(field("patient_id").eq("P001")))
         .await?;
-    assert_eq!(before.access, "scan");
+    assert_eq!(before.access, PlanAccess::Scan);
     assert_eq!(before.index, None);
 
     db.create_index("patient_id").await?;
@@ -90,7 +91,7 @@ async fn explain_uses_an_index_only_for_indexable_predicates() -> asterope::Resu
     ];
     for (filter, index, kind) in indexed {
         let plan = db.explain(&Query::new(filter.clone())).await?;
-        assert_eq!(plan.access, "index", "{filter:?}: {plan:?}");
+        assert_eq!(plan.access, PlanAccess::Index, "{filter:?}: {plan:?}");
         assert_eq!(plan.index.as_deref(), Some(index), "{filter:?}: {plan:?}");
         assert!(plan.detail.contains(kind), "{filter:?}: {plan:?}");
         let (problem, _) =
@@ -119,7 +120,7 @@ async fn explain_uses_an_index_only_for_indexable_predicates() -> asterope::Resu
     ];
     for filter in scanned {
         let plan = db.explain(&Query::new(filter.clone())).await?;
-        assert_eq!(plan.access, "scan", "{filter:?}: {plan:?}");
+        assert_eq!(plan.access, PlanAccess::Scan, "{filter:?}: {plan:?}");
         assert_eq!(plan.index, None, "{filter:?}: {plan:?}");
         let (problem, _) =
             compare_with_model(&db, &model, &Query::new(filter).with_limit(10_000)).await?;
@@ -164,7 +165,7 @@ async fn array_elements_are_found_through_an_index() -> asterope::Result<()> {
     for filter in filters {
         let query = Query::new(filter).with_limit(100);
         let (problem, access) = compare_with_model(&db, &model, &query).await?;
-        assert_eq!(access, "index");
+        assert_eq!(access, PlanAccess::Index);
         problems.extend(problem);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -203,7 +204,7 @@ async fn comparisons_on_several_values_through_an_index() -> asterope::Result<()
         assert_eq!(naive(&model, filter, None), ["f/1", "f/2"]);
         let query = Query::new(filter.clone()).with_limit(100);
         let (problem, access) = compare_with_model(&db, &model, &query).await?;
-        assert_eq!(access, "scan");
+        assert_eq!(access, PlanAccess::Scan);
         assert_eq!(problem, None);
     }
 
@@ -213,7 +214,7 @@ async fn comparisons_on_several_values_through_an_index() -> asterope::Result<()
     for filter in &forms {
         let query = Query::new(filter.clone()).with_limit(100);
         let (problem, access) = compare_with_model(&db, &model, &query).await?;
-        assert_eq!(access, "index", "{filter:?}");
+        assert_eq!(access, PlanAccess::Index, "{filter:?}");
         problems.extend(problem);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

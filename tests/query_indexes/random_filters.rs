@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use asterope::{Condition, Database, ObjectOps, Query, Store};
+use asterope::{Condition, Database, ObjectOps, PlanAccess, Query, Store};
 
 use crate::data::{gen_filter, gen_metadata, key, without_arrays, INDEXED, OBJECTS};
 use crate::model::{compare_with_model, put, wait_ready};
@@ -74,7 +74,7 @@ async fn check_random_filters(scalars_only: bool) -> asterope::Result<()> {
             }
             let (problem, access) = compare_with_model(&db, &model, &query).await?;
             total += 1;
-            if access == "index" {
+            if access == PlanAccess::Index {
                 through_index += 1;
             }
             if let Some(problem) = problem {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use asterope::{
-    field, Condition, Database, Error, ListOptions, Metadata, ObjectOps, Query, Store, StoreExt,
-    Value,
+    field, Condition, Database, Error, ListOptions, Metadata, ObjectOps, PlanAccess, Query, Store,
+    StoreExt, Value,
 };
 
 use crate::common::pattern;
@@ -69,7 +69,7 @@ async fn indexed_queries_see_one_snapshot_while_writers_run() -> asterope::Resul
 
     let filter = field("patient_id").eq("A");
     let query = Query::new(filter.clone()).with_limit(10_000);
-    assert_eq!(db.explain(&query).await?.access, "index");
+    assert_eq!(db.explain(&query).await?.access, PlanAccess::Index);
     let mut rounds_with_writes_between = 0;
     for _ in 0..6 {
         let txn = db.begin().await?;
@@ -135,7 +135,7 @@ async fn indexed_queries_see_one_snapshot_while_writers_run() -> asterope::Resul
     for patient in ["A", "B"] {
         let q = Query::new(field("patient_id").eq(patient)).with_limit(10_000);
         let (problem, access) = compare_with_model(&db, &model, &q).await?;
-        assert_eq!(access, "index");
+        assert_eq!(access, PlanAccess::Index);
         assert_eq!(problem, None);
     }
     Ok(())
