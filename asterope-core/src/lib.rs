@@ -18,7 +18,10 @@ pub mod protocol;
 mod query;
 mod store;
 mod transaction;
+mod typed;
 mod value;
+mod value_de;
+mod value_ser;
 mod wire;
 
 pub use digest::Sha256Digest;
@@ -34,5 +37,8 @@ pub use query::{
 };
 pub use store::{ByteStream, GetResult, Store, StoreExt};
 pub use transaction::{CompactionReport, IndexInfo, QueryPage, QueryPlan, StoreStats, Transaction};
+pub use typed::{as_timestamp, TypedObject, TypedPage, TypedStoreExt};
 pub use value::{Metadata, Text, Timestamp, Value};
+pub use value_de::{from_metadata, from_value};
+pub use value_ser::{to_metadata, to_value};
 pub use wire::ErrorBody;

@@ -97,9 +97,68 @@ impl From<Timestamp> for Value {
         Value::Timestamp(t)
     }
 }
+impl From<u32> for Value {
+    fn from(n: u32) -> Value {
+        Value::Int(n.into())
+    }
+}
+impl From<f32> for Value {
+    fn from(n: f32) -> Value {
+        Value::Float(n.into())
+    }
+}
+impl From<time::OffsetDateTime> for Value {
+    fn from(t: time::OffsetDateTime) -> Value {
+        Value::Timestamp(t.into())
+    }
+}
+/// A list of values: `Value::from(vec!["a", "b"])` is an array of two strings. (A `Vec<u8>`
+/// is not a list of numbers here but has no conversion: say [`Value::Binary`] for bytes.)
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(items: Vec<T>) -> Value {
+        Value::Array(items.into_iter().map(Into::into).collect())
+    }
+}
+/// `None` is [`Value::Nil`]; `Some(v)` is `v`'s value.
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(option: Option<T>) -> Value {
+        option.map_or(Value::Nil, Into::into)
+    }
+}
+
+/// The largest metadata integer is `i64::MAX`, so a `u64` converts only when it is at most that:
+/// a fallible conversion, hence `TryFrom` and not `From`. Above it the error is
+/// [`Error::InvalidMetadata`] naming the number (never a rounded float).
+impl TryFrom<u64> for Value {
+    type Error = Error;
+
+    fn try_from(n: u64) -> Result<Value> {
+        i64::try_from(n)
+            .map(Value::Int)
+            .map_err(|_| integer_out_of_range(n))
+    }
+}
+
+/// The error of an integer that metadata cannot hold: integers are signed 64-bit.
+pub(crate) fn integer_out_of_range(n: impl fmt::Display) -> Error {
+    Error::InvalidMetadata {
+        reason: format!(
+            "integer {n} is outside the signed 64-bit range of metadata integers \
+             ({}..={})",
+            i64::MIN,
+            i64::MAX
+        ),
+    }
+}
 
 /// Seconds and nanoseconds since the Unix epoch (UTC).
+///
+/// Through serde it is the map `{"secs": .., "nanos": ..}` (the stored record format). The
+/// struct's serde name is `$asterope::Timestamp`, which no format writes out; the typed-metadata
+/// serializer recognizes it, so a `Timestamp` field of a typed document is stored as a
+/// [`Value::Timestamp`] and read back from one.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename = "$asterope::Timestamp")]
 pub struct Timestamp {
     /// Whole seconds since 1970-01-01T00:00:00Z (negative before).
     pub secs: i64,
@@ -108,9 +167,11 @@ pub struct Timestamp {
 }
 
 /// MessagePack extension type of timestamps.
-const TIMESTAMP_EXT: i8 = -1;
+pub(crate) const TIMESTAMP_EXT: i8 = -1;
 /// rmp-serde's magic newtype name for extension values.
-const EXT_STRUCT: &str = "_ExtStruct";
+pub(crate) const EXT_STRUCT: &str = "_ExtStruct";
+/// The serde name of [`Timestamp`] (must equal its `#[serde(rename)]`).
+pub(crate) const TIMESTAMP_STRUCT: &str = "$asterope::Timestamp";
 
 impl Timestamp {
     /// The current time.
@@ -150,7 +211,7 @@ impl Timestamp {
     }
 
     /// Encodes as the 12-byte MessagePack timestamp-96 payload.
-    fn to_ext_payload(self) -> [u8; 12] {
+    pub(crate) fn to_ext_payload(self) -> [u8; 12] {
         let mut out = [0u8; 12];
         out[..4].copy_from_slice(&self.nanos.to_be_bytes());
         out[4..].copy_from_slice(&self.secs.to_be_bytes());
@@ -181,6 +242,33 @@ impl Timestamp {
             }
             _ => None,
         }
+    }
+}
+
+impl From<time::OffsetDateTime> for Timestamp {
+    fn from(t: time::OffsetDateTime) -> Timestamp {
+        Timestamp {
+            secs: t.unix_timestamp(),
+            nanos: t.nanosecond(),
+        }
+    }
+}
+
+/// A timestamp as a UTC date-time; [`Error::InvalidMetadata`] beyond the years `time` can hold
+/// (±9999) or with nanoseconds out of range.
+impl TryFrom<Timestamp> for time::OffsetDateTime {
+    type Error = Error;
+
+    fn try_from(t: Timestamp) -> Result<time::OffsetDateTime> {
+        time::OffsetDateTime::from_unix_timestamp(t.secs)
+            .ok()
+            .and_then(|d| d.replace_nanosecond(t.nanos).ok())
+            .ok_or_else(|| Error::InvalidMetadata {
+                reason: format!(
+                    "timestamp {}.{:09} s is outside the range of a date-time",
+                    t.secs, t.nanos
+                ),
+            })
     }
 }
 
