@@ -1,25 +1,26 @@
 //! Typed metadata through every `Store`: a struct written with `put_with` comes back field for
 //! field from `head_as` and `query_as`, embedded and over the network, with timestamps as
-//! timestamps (queryable in time order), bytes as binary and integers beyond i64 refused.
+//! timestamps (queryable in time order), bytes as binary and integers beyond i64 refused; and
+//! the filters `#[derive(Metadata)]` builds are the ones the JSON syntax gives.
 
 #[path = "common/server.rs"]
 mod server;
 
 use asterope::{
-    as_timestamp, field, Client, Database, Key, Query, ServerConfig, SortSpec, Store, Timestamp,
-    TypedStoreExt, Value,
+    as_timestamp, field, parse_filter, Client, Database, Key, Query, ServerConfig, SortSpec, Store,
+    Timestamp, TypedStoreExt, Value,
 };
 use serde::{Deserialize, Serialize};
 use server::TestServer;
 use time::OffsetDateTime;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, asterope::Metadata)]
 struct Series {
     description: String,
     count: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, asterope::Metadata)]
 struct Study {
     patient_id: String,
     slices: i64,
@@ -28,8 +29,7 @@ struct Study {
     taken: Timestamp,
     #[serde(with = "as_timestamp")]
     reported: OffsetDateTime,
-    #[serde(with = "serde_bytes")]
-    thumbnail: Vec<u8>,
+    thumbnail: serde_bytes::ByteBuf,
     series: Series,
     note: Option<String>,
     tags: Vec<String>,
@@ -44,7 +44,7 @@ fn study(patient_id: &str, day: u32) -> Study {
         contrast: day % 2 == 0,
         taken,
         reported: OffsetDateTime::try_from(taken).unwrap() + time::Duration::hours(3),
-        thumbnail: vec![0, day as u8, 255],
+        thumbnail: serde_bytes::ByteBuf::from(vec![0, day as u8, 255]),
         series: Series {
             description: format!("series of day {day}"),
             count: day,
@@ -80,10 +80,12 @@ async fn typed_round_trips(store: &dyn Store) {
     );
 
     // Timestamps are stored as timestamps: range queries compare them in time order.
+    let fields = Study::fields();
     let mut query = Query::new(
-        field("patient_id")
+        fields
+            .patient_id
             .eq("12345")
-            .and(field("taken").gt(studies[0].taken)),
+            .and(fields.taken.gt(studies[0].taken)),
     );
     query.sort = Some(SortSpec::descending_by("reported"));
     let page = store.query_as::<Study>(&query).await.unwrap();
@@ -92,11 +94,22 @@ async fn typed_round_trips(store: &dyn Store) {
     assert_eq!(page.objects[0].info.key, key("studies/1"));
 
     let all = store
-        .query_as::<Study>(&Query::new(field("tags").eq("chest")))
+        .query_as::<Study>(&Query::new(fields.tags.eq("chest")))
         .await
         .unwrap();
     let found: Vec<_> = all.objects.into_iter().map(|o| o.metadata).collect();
     assert_eq!(found, studies.to_vec());
+
+    let nested = fields
+        .series
+        .count
+        .gte(2)
+        .and(fields.reported.lt(studies[2].reported))
+        .and(fields.note.exists(true))
+        .and(fields.thumbnail.ne(&[0u8, 1, 255][..]));
+    let page = store.query_as::<Study>(&Query::new(nested)).await.unwrap();
+    let found: Vec<_> = page.objects.into_iter().map(|o| o.metadata).collect();
+    assert_eq!(found, vec![studies[1].clone()]);
 }
 
 async fn out_of_range_and_misfit_errors(store: &dyn Store) {
@@ -145,4 +158,75 @@ async fn typed_metadata_round_trips_over_the_network() {
     typed_round_trips(&client).await;
     out_of_range_and_misfit_errors(&client).await;
     server.stop().await;
+}
+
+#[derive(Serialize, Deserialize, asterope::Metadata)]
+#[serde(rename_all = "camelCase")]
+struct Renamed {
+    patient_id: String,
+    #[serde(rename = "StudyInstanceUID")]
+    study_uid: String,
+    #[serde(flatten)]
+    series: Series,
+    #[serde(skip)]
+    #[allow(dead_code)]
+    cache: Vec<u8>,
+    #[asterope(skip)]
+    raw: std::collections::HashMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r#type: Option<String>,
+}
+
+#[test]
+fn derived_filters_are_the_json_filters_with_serde_names() {
+    let json = |text: &str| parse_filter(text).unwrap();
+    let f = Renamed::fields();
+    assert_eq!(f.patient_id.eq("1"), json(r#"{"patientId": "1"}"#));
+    assert_eq!(
+        f.study_uid.is_in(["a", "b"]),
+        json(r#"{"StudyInstanceUID": {"$in": ["a", "b"]}}"#)
+    );
+    assert_eq!(
+        f.series.count.gt(3),
+        json(r#"{"count": {"$gt": 3}}"#),
+        "a flattened struct's fields are at the parent's level"
+    );
+    assert_eq!(f.r#type.ne("x"), json(r#"{"type": {"$ne": "x"}}"#));
+    assert_eq!(
+        f.series.description.prefix("CT"),
+        field("description").prefix("CT")
+    );
+
+    let s = Study::fields();
+    let date = Timestamp::parse("2024-01-31").unwrap();
+    assert_eq!(
+        s.series.description.eq("x").and(s.reported.lte(date)),
+        json(
+            r#"{"$and": [{"series.description": "x"},
+                         {"reported": {"$lte": {"$date": "2024-01-31"}}}]}"#
+        )
+    );
+    assert_eq!(
+        s.slices.not_in([1, 2]),
+        json(r#"{"slices": {"$nin": [1, 2]}}"#)
+    );
+    assert_eq!(s.dose.gte(0.5), json(r#"{"dose": {"$gte": 0.5}}"#));
+    assert_eq!(s.contrast.eq(true), json(r#"{"contrast": true}"#));
+    assert_eq!(
+        s.note.exists(false),
+        json(r#"{"note": {"$exists": false}}"#)
+    );
+    assert_eq!(s.series.count.eq(3), json(r#"{"series.count": 3}"#));
+    let _ = Renamed {
+        patient_id: String::new(),
+        study_uid: String::new(),
+        series: Series {
+            description: String::new(),
+            count: 0,
+        },
+        cache: Vec::new(),
+        raw: Default::default(),
+        r#type: None,
+    }
+    .raw;
 }
