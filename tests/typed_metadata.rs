@@ -7,8 +7,8 @@
 mod server;
 
 use asterope::{
-    as_timestamp, field, parse_filter, Client, Database, Key, Query, ServerConfig, SortSpec, Store,
-    Timestamp, TypedStoreExt, Value,
+    as_timestamp, field, parse_filter, Client, Condition, Database, Key, Query, ServerConfig,
+    SortSpec, Store, Timestamp, TypedStoreExt, Value,
 };
 use serde::{Deserialize, Serialize};
 use server::TestServer;
@@ -68,6 +68,22 @@ async fn typed_round_trips(store: &dyn Store) {
         assert_eq!(info.size, 6);
     }
 
+    let mut changed = studies[1].clone();
+    changed.note = None;
+    let before = store.head(&key("studies/1")).await.unwrap();
+    let info = store
+        .update_metadata_with(
+            &key("studies/1"),
+            &changed,
+            Condition::if_version(before.version),
+        )
+        .await
+        .unwrap();
+    assert_eq!((info.size, info.metadata["note"].clone()), (6, Value::Nil));
+    store
+        .update_metadata_with(&key("studies/1"), &studies[1], Condition::default())
+        .await
+        .unwrap();
     let head = store.head_as::<Study>(&key("studies/1")).await.unwrap();
     assert_eq!(head.metadata, studies[1]);
     assert_eq!(

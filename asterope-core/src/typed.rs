@@ -1,5 +1,5 @@
 //! Typed metadata over any [`Store`]: write a `T: Serialize` as an object's metadata
-//! ([`TypedStoreExt::put_with`]) and read it back as a `T: DeserializeOwned`
+//! ([`TypedStoreExt::put_with`], [`TypedStoreExt::update_metadata_with`]) and read it back as a `T: DeserializeOwned`
 //! ([`TypedStoreExt::head_as`], [`TypedStoreExt::query_as`]), through the
 //! [`to_metadata`]/[`from_metadata`] mapping. Also [`as_timestamp`], the serde adapter that
 //! stores a `time::OffsetDateTime` field as a metadata timestamp.
@@ -14,7 +14,9 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{from_metadata, to_metadata, Error, Key, ObjectInfo, Query, Result, Store, StoreExt};
+use crate::{
+    from_metadata, to_metadata, Condition, Error, Key, ObjectInfo, Query, Result, Store, StoreExt,
+};
 
 /// An object with its metadata read as `T`.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,15 +43,28 @@ pub struct TypedPage<T> {
 /// field, a string where a number is expected) when reading, naming the key.
 pub trait TypedStoreExt: Store {
     /// Stores `body` under `key` with `metadata` (any struct or map) as its metadata document.
-    fn put_with<T: Serialize + ?Sized + Sync>(
+    fn put_with<T: Serialize + ?Sized>(
         &self,
         key: &Key,
-        body: impl Into<Bytes> + Send,
+        body: impl Into<Bytes>,
         metadata: &T,
     ) -> impl Future<Output = Result<ObjectInfo>> + Send {
+        // Converted before the future starts, so neither `T` nor the body type need be `Send`.
         let body = body.into();
         let document = to_metadata(metadata);
         async move { self.put_bytes(key, body, document?).await }
+    }
+
+    /// Replaces an existing object's metadata document with `metadata`, keeping its blob (as
+    /// [`Store::update_metadata`]).
+    fn update_metadata_with<T: Serialize + ?Sized>(
+        &self,
+        key: &Key,
+        metadata: &T,
+        condition: Condition,
+    ) -> impl Future<Output = Result<ObjectInfo>> + Send {
+        let document = to_metadata(metadata);
+        async move { self.update_metadata(key, document?, condition).await }
     }
 
     /// Describes an object, its metadata read as `T`.
