@@ -307,6 +307,13 @@ impl Serialize for Value {
                 }
                 out.end()
             }
+            // For JSON and other text formats: the JSON bridge's tagged form, not the
+            // MessagePack extension's `[-1, [bytes]]`.
+            Value::Timestamp(t) if serializer.is_human_readable() => {
+                let mut out = serializer.serialize_map(Some(1))?;
+                out.serialize_entry(DATE_TAG, &t.to_rfc3339())?;
+                out.end()
+            }
             Value::Timestamp(t) => serializer.serialize_newtype_struct(
                 EXT_STRUCT,
                 &(TIMESTAMP_EXT, serde_bytes::Bytes::new(&t.to_ext_payload())),
@@ -317,11 +324,19 @@ impl Serialize for Value {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Value, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
+        let human_readable = deserializer.is_human_readable();
+        deserializer.deserialize_any(ValueVisitor { human_readable })
     }
 }
 
-struct ValueVisitor;
+/// Reads any value; in a human-readable format (JSON) the map `{"$date": RFC 3339}` is a
+/// timestamp, as in the JSON bridge.
+struct ValueVisitor {
+    human_readable: bool,
+}
+
+/// The tag of a timestamp in text formats (the JSON bridge's `{"$date": ..}`).
+const DATE_TAG: &str = "$date";
 
 impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
@@ -376,6 +391,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some((k, v)) = access.next_entry::<Text, Value>()? {
             map.insert(k, v);
         }
+        if self.human_readable && map.len() == 1 {
+            if let Some(Value::String(date)) = map.get(DATE_TAG) {
+                return Timestamp::parse(date)
+                    .map(Value::Timestamp)
+                    .map_err(de::Error::custom);
+            }
+        }
         Ok(Value::Map(map))
     }
     fn visit_newtype_struct<D: Deserializer<'de>>(
@@ -391,5 +413,36 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Timestamp::from_ext_payload(&payload)
             .map(Value::Timestamp)
             .ok_or_else(|| de::Error::custom("malformed MessagePack timestamp"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_formats_carry_timestamps_as_tagged_dates_and_msgpack_as_extensions() {
+        let t = Timestamp::parse("2024-01-31T12:00:00.5Z").unwrap();
+        let value = Value::Array(vec![Value::Timestamp(t), Value::from("x")]);
+        let json = serde_json::to_string(&value).unwrap();
+        assert_eq!(json, r#"[{"$date":"2024-01-31T12:00:00.5Z"},"x"]"#);
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), value);
+        let map = serde_json::from_str::<Value>(r#"{"$date":"x","y":1}"#).unwrap();
+        assert!(matches!(map, Value::Map(m) if m.len() == 2));
+    }
+
+    #[test]
+    fn u64_converts_only_up_to_i64_max() {
+        assert_eq!(
+            Value::try_from(i64::MAX as u64).unwrap(),
+            Value::Int(i64::MAX)
+        );
+        let error = Value::try_from(i64::MAX as u64 + 1).unwrap_err();
+        assert_eq!(error.code(), "invalid_metadata");
+        assert!(error.to_string().contains("9223372036854775808"), "{error}");
+        assert_eq!(
+            Value::from(vec![Some(1), None]),
+            Value::Array(vec![Value::Int(1), Value::Nil])
+        );
     }
 }
