@@ -7,6 +7,10 @@
 //! [`Value::Int`] fills any integer type it fits (and floats); `Nil` fills an `Option` as `None`
 //! (so does a missing field). Everything else is refused with [`Error::InvalidMetadata`] naming
 //! what was found and what was expected.
+//!
+//! One limit, shared with rmp-serde: a timestamp inside a `#[serde(flatten)]` field or an
+//! untagged enum cannot be read, because serde buffers those through its own representation,
+//! which has no timestamp (the error says "expected struct Timestamp").
 
 use std::fmt;
 
