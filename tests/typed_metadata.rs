@@ -20,8 +20,18 @@ struct Series {
     count: u32,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, asterope::Metadata)]
+#[serde(rename_all = "UPPERCASE")]
+enum Modality {
+    Ct,
+    Mr,
+    #[serde(rename = "PET-CT")]
+    PetCt,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, asterope::Metadata)]
 struct Study {
+    modality: Modality,
     patient_id: String,
     slices: i64,
     dose: f64,
@@ -38,6 +48,7 @@ struct Study {
 fn study(patient_id: &str, day: u32) -> Study {
     let taken = Timestamp::parse(&format!("2024-01-{day:02}T08:30:00.000000001Z")).unwrap();
     Study {
+        modality: [Modality::Ct, Modality::Mr, Modality::PetCt][day as usize % 3],
         patient_id: patient_id.into(),
         slices: 100 + i64::from(day),
         dose: 0.25 * f64::from(day),
@@ -126,6 +137,12 @@ async fn typed_round_trips(store: &dyn Store) {
     let page = store.query_as::<Study>(&Query::new(nested)).await.unwrap();
     let found: Vec<_> = page.objects.into_iter().map(|o| o.metadata).collect();
     assert_eq!(found, vec![studies[1].clone()]);
+
+    assert_eq!(head.info.metadata["modality"], Value::from("PET-CT"));
+    let by_modality = Query::new(fields.modality.is_in([Modality::Mr, Modality::PetCt]));
+    let page = store.query_as::<Study>(&by_modality).await.unwrap();
+    let found: Vec<_> = page.objects.into_iter().map(|o| o.metadata).collect();
+    assert_eq!(found, vec![studies[0].clone(), studies[1].clone()]);
 }
 
 async fn out_of_range_and_misfit_errors(store: &dyn Store) {
@@ -233,6 +250,16 @@ fn derived_filters_are_the_json_filters_with_serde_names() {
         json(r#"{"note": {"$exists": false}}"#)
     );
     assert_eq!(s.series.count.eq(3), json(r#"{"series.count": 3}"#));
+    assert_eq!(s.modality.eq(Modality::Ct), json(r#"{"modality": "CT"}"#));
+    assert_eq!(
+        s.modality.ne(Modality::PetCt),
+        json(r#"{"modality": {"$ne": "PET-CT"}}"#)
+    );
+    let wanted = [Modality::Mr, Modality::PetCt];
+    assert_eq!(
+        s.modality.not_in(wanted.iter()),
+        json(r#"{"modality": {"$nin": ["MR", "PET-CT"]}}"#)
+    );
     let _ = Renamed {
         patient_id: String::new(),
         study_uid: String::new(),

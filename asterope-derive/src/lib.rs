@@ -11,8 +11,12 @@
 //! `#[serde(rename_all = "..")]` are honoured, `#[serde(flatten)]` puts a nested struct's fields
 //! at the parent's level, and fields serde skips (`skip`, `skip_serializing`) get no member;
 //! `#[asterope(skip)]` leaves out a field whose type has no accessor. Nested structs give dotted
-//! paths (`StudyMeta::fields().series.count` is `series.count`). Generic structs, tuple structs
-//! and enums are refused with a compile error.
+//! paths (`StudyMeta::fields().series.count` is `series.count`).
+//!
+//! On an enum of unit variants (which serde stores as their names, `rename` and `rename_all`
+//! honoured) it makes the enum a field type of its own: a `Modality` field compares with
+//! `Modality` values only (`eq(Modality::Ct)` is `{"modality": "CT"}`). Generic types, tuple
+//! structs and enums with data are refused with a compile error.
 //!
 //! A proc-macro is the only way to read a struct's field names and types at compile time; it
 //! needs its own crate (a `proc-macro = true` library), parses with `syn` and emits with
@@ -49,7 +53,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
             Fields::Named(named) => &named.named,
             _ => return Err(unsupported("tuple or unit structs")),
         },
-        Data::Enum(_) => return Err(unsupported("enums")),
+        Data::Enum(data) => return expand_enum(input, data),
         Data::Union(_) => return Err(unsupported("unions")),
     };
     if !input.generics.params.is_empty() {
@@ -60,7 +64,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
     let mut members = Vec::new();
     let mut initializers = Vec::new();
     for field in fields {
-        let options = FieldOptions::read(field)?;
+        let options = FieldOptions::read(&field.attrs)?;
         if options.skip {
             continue;
         }
@@ -127,7 +131,59 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
     })
 }
 
-/// What the attributes of one field say.
+/// An enum of unit variants as a field type: its operands are its variants, as the strings
+/// serde writes for them.
+fn expand_enum(input: &DeriveInput, data: &syn::DataEnum) -> syn::Result<Tokens> {
+    let name = &input.ident;
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            name,
+            "#[derive(Metadata)] does not support generic enums",
+        ));
+    }
+    let rename_all = container_rename_all(input)?;
+    let mut arms = Vec::new();
+    for variant in &data.variants {
+        if !matches!(variant.fields, Fields::Unit) {
+            return Err(syn::Error::new_spanned(
+                variant,
+                "#[derive(Metadata)] on an enum supports unit variants only (stored as their names)",
+            ));
+        }
+        let options = FieldOptions::read(&variant.attrs)?;
+        let ident = &variant.ident;
+        let serialized = match (options.rename, &rename_all) {
+            (Some(renamed), _) => renamed,
+            (None, Some(rule)) => rule.apply_to_variant(&ident.to_string()),
+            (None, None) => ident.to_string(),
+        };
+        arms.push(quote!(#name::#ident => #serialized));
+    }
+    Ok(quote! {
+        impl ::asterope::TypedFields for #name {
+            type Fields = ::asterope::TypedField<#name>;
+            fn fields_at(path: &str) -> ::asterope::TypedField<#name> {
+                ::asterope::TypedField::at(path)
+            }
+        }
+
+        impl ::asterope::Operand<#name> for &#name {
+            fn into_operand(self) -> ::asterope::Value {
+                ::asterope::Value::from(match self {
+                    #(#arms,)*
+                })
+            }
+        }
+
+        impl ::asterope::Operand<#name> for #name {
+            fn into_operand(self) -> ::asterope::Value {
+                ::asterope::Operand::<#name>::into_operand(&self)
+            }
+        }
+    })
+}
+
+/// What the attributes of one field (or variant) say.
 #[derive(Default)]
 struct FieldOptions {
     rename: Option<String>,
@@ -136,9 +192,9 @@ struct FieldOptions {
 }
 
 impl FieldOptions {
-    fn read(field: &syn::Field) -> syn::Result<FieldOptions> {
+    fn read(attrs: &[syn::Attribute]) -> syn::Result<FieldOptions> {
         let mut options = FieldOptions::default();
-        for attr in &field.attrs {
+        for attr in attrs {
             if attr.path().is_ident("serde") {
                 attr.parse_nested_meta(|meta| {
                     if meta.path.is_ident("rename") {
@@ -216,7 +272,7 @@ fn container_rename_all(input: &DeriveInput) -> syn::Result<Option<RenameRule>> 
     Ok(rule)
 }
 
-/// serde's `rename_all` rules, applied to a snake_case Rust field name.
+/// serde's `rename_all` rules, applied to a snake_case Rust field name or a PascalCase variant.
 enum RenameRule {
     Lower,
     Upper,
@@ -270,6 +326,33 @@ impl RenameRule {
             }
             RenameRule::Kebab => field.replace('_', "-"),
             RenameRule::ScreamingKebab => field.replace('_', "-").to_ascii_uppercase(),
+        }
+    }
+
+    /// The rule on a PascalCase variant name, as serde applies it.
+    fn apply_to_variant(&self, variant: &str) -> String {
+        let mut snake = String::new();
+        for (i, c) in variant.char_indices() {
+            if i > 0 && c.is_uppercase() {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+        }
+        match self {
+            RenameRule::Lower => variant.to_ascii_lowercase(),
+            RenameRule::Upper => variant.to_ascii_uppercase(),
+            RenameRule::Pascal => variant.to_string(),
+            RenameRule::Camel => {
+                let mut chars = variant.chars();
+                chars
+                    .next()
+                    .map(|first| first.to_lowercase().chain(chars).collect())
+                    .unwrap_or_default()
+            }
+            RenameRule::Snake => snake,
+            RenameRule::ScreamingSnake => snake.to_ascii_uppercase(),
+            RenameRule::Kebab => snake.replace('_', "-"),
+            RenameRule::ScreamingKebab => snake.replace('_', "-").to_ascii_uppercase(),
         }
     }
 }
