@@ -20,7 +20,11 @@ mod query;
 mod states;
 mod store;
 mod transaction;
+mod typed;
+mod typed_filter;
 mod value;
+mod value_de;
+mod value_ser;
 mod wire;
 
 pub use digest::Sha256Digest;
@@ -37,5 +41,11 @@ pub use query::{
 pub use states::{IndexState, PlanAccess};
 pub use store::{ByteStream, GetResult, ObjectOps, Store, StoreExt};
 pub use transaction::{CompactionReport, IndexInfo, QueryPage, QueryPlan, StoreStats, Transaction};
+pub use typed::{as_timestamp, TypedObject, TypedPage, TypedStoreExt};
+#[doc(hidden)]
+pub use typed_filter::nested_path;
+pub use typed_filter::{Operand, Ordered, TypedField, TypedFields};
 pub use value::{Metadata, Text, Timestamp, Value};
+pub use value_de::{from_metadata, from_value};
+pub use value_ser::{to_metadata, to_value};
 pub use wire::ErrorBody;

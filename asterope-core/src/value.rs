@@ -97,9 +97,68 @@ impl From<Timestamp> for Value {
         Value::Timestamp(t)
     }
 }
+impl From<u32> for Value {
+    fn from(n: u32) -> Value {
+        Value::Int(n.into())
+    }
+}
+impl From<f32> for Value {
+    fn from(n: f32) -> Value {
+        Value::Float(n.into())
+    }
+}
+impl From<time::OffsetDateTime> for Value {
+    fn from(t: time::OffsetDateTime) -> Value {
+        Value::Timestamp(t.into())
+    }
+}
+/// A list of values: `Value::from(vec!["a", "b"])` is an array of two strings. (A `Vec<u8>`
+/// is not a list of numbers here but has no conversion: say [`Value::Binary`] for bytes.)
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(items: Vec<T>) -> Value {
+        Value::Array(items.into_iter().map(Into::into).collect())
+    }
+}
+/// `None` is [`Value::Nil`]; `Some(v)` is `v`'s value.
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(option: Option<T>) -> Value {
+        option.map_or(Value::Nil, Into::into)
+    }
+}
+
+/// The largest metadata integer is `i64::MAX`, so a `u64` converts only when it is at most that:
+/// a fallible conversion, hence `TryFrom` and not `From`. Above it the error is
+/// [`Error::InvalidMetadata`] naming the number (never a rounded float).
+impl TryFrom<u64> for Value {
+    type Error = Error;
+
+    fn try_from(n: u64) -> Result<Value> {
+        i64::try_from(n)
+            .map(Value::Int)
+            .map_err(|_| integer_out_of_range(n))
+    }
+}
+
+/// The error of an integer that metadata cannot hold: integers are signed 64-bit.
+pub(crate) fn integer_out_of_range(n: impl fmt::Display) -> Error {
+    Error::InvalidMetadata {
+        reason: format!(
+            "integer {n} is outside the signed 64-bit range of metadata integers \
+             ({}..={})",
+            i64::MIN,
+            i64::MAX
+        ),
+    }
+}
 
 /// Seconds and nanoseconds since the Unix epoch (UTC).
+///
+/// Through serde it is the map `{"secs": .., "nanos": ..}` (the stored record format). The
+/// struct's serde name is `$asterope::Timestamp`, which no format writes out; the typed-metadata
+/// serializer recognizes it, so a `Timestamp` field of a typed document is stored as a
+/// [`Value::Timestamp`] and read back from one.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename = "$asterope::Timestamp")]
 pub struct Timestamp {
     /// Whole seconds since 1970-01-01T00:00:00Z (negative before).
     pub secs: i64,
@@ -108,9 +167,11 @@ pub struct Timestamp {
 }
 
 /// MessagePack extension type of timestamps.
-const TIMESTAMP_EXT: i8 = -1;
+pub(crate) const TIMESTAMP_EXT: i8 = -1;
 /// rmp-serde's magic newtype name for extension values.
-const EXT_STRUCT: &str = "_ExtStruct";
+pub(crate) const EXT_STRUCT: &str = "_ExtStruct";
+/// The serde name of [`Timestamp`] (must equal its `#[serde(rename)]`).
+pub(crate) const TIMESTAMP_STRUCT: &str = "$asterope::Timestamp";
 
 impl Timestamp {
     /// The current time.
@@ -150,7 +211,7 @@ impl Timestamp {
     }
 
     /// Encodes as the 12-byte MessagePack timestamp-96 payload.
-    fn to_ext_payload(self) -> [u8; 12] {
+    pub(crate) fn to_ext_payload(self) -> [u8; 12] {
         let mut out = [0u8; 12];
         out[..4].copy_from_slice(&self.nanos.to_be_bytes());
         out[4..].copy_from_slice(&self.secs.to_be_bytes());
@@ -181,6 +242,33 @@ impl Timestamp {
             }
             _ => None,
         }
+    }
+}
+
+impl From<time::OffsetDateTime> for Timestamp {
+    fn from(t: time::OffsetDateTime) -> Timestamp {
+        Timestamp {
+            secs: t.unix_timestamp(),
+            nanos: t.nanosecond(),
+        }
+    }
+}
+
+/// A timestamp as a UTC date-time; [`Error::InvalidMetadata`] beyond the years `time` can hold
+/// (±9999) or with nanoseconds out of range.
+impl TryFrom<Timestamp> for time::OffsetDateTime {
+    type Error = Error;
+
+    fn try_from(t: Timestamp) -> Result<time::OffsetDateTime> {
+        time::OffsetDateTime::from_unix_timestamp(t.secs)
+            .ok()
+            .and_then(|d| d.replace_nanosecond(t.nanos).ok())
+            .ok_or_else(|| Error::InvalidMetadata {
+                reason: format!(
+                    "timestamp {}.{:09} s is outside the range of a date-time",
+                    t.secs, t.nanos
+                ),
+            })
     }
 }
 
@@ -219,6 +307,13 @@ impl Serialize for Value {
                 }
                 out.end()
             }
+            // For JSON and other text formats: the JSON bridge's tagged form, not the
+            // MessagePack extension's `[-1, [bytes]]`.
+            Value::Timestamp(t) if serializer.is_human_readable() => {
+                let mut out = serializer.serialize_map(Some(1))?;
+                out.serialize_entry(DATE_TAG, &t.to_rfc3339())?;
+                out.end()
+            }
             Value::Timestamp(t) => serializer.serialize_newtype_struct(
                 EXT_STRUCT,
                 &(TIMESTAMP_EXT, serde_bytes::Bytes::new(&t.to_ext_payload())),
@@ -229,11 +324,19 @@ impl Serialize for Value {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Value, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
+        let human_readable = deserializer.is_human_readable();
+        deserializer.deserialize_any(ValueVisitor { human_readable })
     }
 }
 
-struct ValueVisitor;
+/// Reads any value; in a human-readable format (JSON) the map `{"$date": RFC 3339}` is a
+/// timestamp, as in the JSON bridge.
+struct ValueVisitor {
+    human_readable: bool,
+}
+
+/// The tag of a timestamp in text formats (the JSON bridge's `{"$date": ..}`).
+const DATE_TAG: &str = "$date";
 
 impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
@@ -288,6 +391,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some((k, v)) = access.next_entry::<Text, Value>()? {
             map.insert(k, v);
         }
+        if self.human_readable && map.len() == 1 {
+            if let Some(Value::String(date)) = map.get(DATE_TAG) {
+                return Timestamp::parse(date)
+                    .map(Value::Timestamp)
+                    .map_err(de::Error::custom);
+            }
+        }
         Ok(Value::Map(map))
     }
     fn visit_newtype_struct<D: Deserializer<'de>>(
@@ -303,5 +413,36 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Timestamp::from_ext_payload(&payload)
             .map(Value::Timestamp)
             .ok_or_else(|| de::Error::custom("malformed MessagePack timestamp"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_formats_carry_timestamps_as_tagged_dates_and_msgpack_as_extensions() {
+        let t = Timestamp::parse("2024-01-31T12:00:00.5Z").unwrap();
+        let value = Value::Array(vec![Value::Timestamp(t), Value::from("x")]);
+        let json = serde_json::to_string(&value).unwrap();
+        assert_eq!(json, r#"[{"$date":"2024-01-31T12:00:00.5Z"},"x"]"#);
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), value);
+        let map = serde_json::from_str::<Value>(r#"{"$date":"x","y":1}"#).unwrap();
+        assert!(matches!(map, Value::Map(m) if m.len() == 2));
+    }
+
+    #[test]
+    fn u64_converts_only_up_to_i64_max() {
+        assert_eq!(
+            Value::try_from(i64::MAX as u64).unwrap(),
+            Value::Int(i64::MAX)
+        );
+        let error = Value::try_from(i64::MAX as u64 + 1).unwrap_err();
+        assert_eq!(error.code(), "invalid_metadata");
+        assert!(error.to_string().contains("9223372036854775808"), "{error}");
+        assert_eq!(
+            Value::from(vec![Some(1), None]),
+            Value::Array(vec![Value::Int(1), Value::Nil])
+        );
     }
 }
