@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Embedded CLI put and get, this build against a previous one, in the same run. Each round puts
 # one large file (`asterope --data DIR put KEY FILE`, durable when it returns) into a fresh data
-# directory per binary and reads it back (`asterope --data DIR get KEY | wc -c`: every byte
-# crosses a pipe, with the default CRC-32 check of every block), the two binaries one after the
-# other (which goes first swaps every round); then SMALL_COUNT small objects, one CLI process per
-# put and per get, the binaries alternating object by object. Every round has its own content.
-# Each command's wall-clock time and CPU time (user + system, its children included) is kept.
-# Prints min / median / max per binary and the median (and range) of the per-round ratios:
-# current / previous rate, and previous / current CPU time; above 1 means the current binary is
-# faster.
+# directory and reads it back (`asterope --data DIR get KEY | wc -c`: every byte crosses a pipe,
+# with the default CRC-32 check of every block) four times, the binaries in the order A B B A
+# (B A A B the next round: a transfer runs slower after another than first, so each binary takes
+# an outer and an inner place every round); then SMALL_COUNT small objects, one CLI process per
+# put and per get, the binaries alternating object by object. Every transfer has its own content.
+# Each command's wall-clock time and CPU time (user + system, its children included) is kept and
+# summed per binary and round. Prints min / median / max per binary and the median (and range)
+# of the per-round ratios: current / previous rate, and previous / current CPU time; above 1
+# means the current binary is faster.
 #
 #   PREVIOUS=/path/to/old/asterope bash benches/embedded-vs-previous.sh
 #   PREVIOUS=... CURRENT=target/release/asterope SIZE_MIB=1024 ROUNDS=5 SMALL_COUNT=1000 \
@@ -45,16 +46,24 @@ get_big() {
   [ "$got" = $((SIZE_MIB << 20)) ] || { echo "get returned $got bytes" >&2; return 1; }
 }
 : > "$WORK/times"
+: > "$WORK/disk"
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="previous current"; else order="current previous"; fi
   rm -rf "$WORK/small" "$WORK"/data-* && mkdir "$WORK/small"
-  for which in $order; do
+  # Large object: A B B A (B A A B the next round), each in a fresh directory removed after
+  # its get, so each binary runs once in an outer and once in an inner place every round: the
+  # page cache and writeback left by the transfer before weigh on both alike.
+  slot=0
+  for which in $order $(echo $order | awk '{ print $2, $1 }'); do
+    slot=$((slot + 1))
     if [ $which = previous ]; then bin=$PREVIOUS; else bin=$CURRENT; fi
-    data="$WORK/data-$which"
-    printf 'round %08d %s %s' "$round" "$which" "$RANDOM$RANDOM" |
+    data="$WORK/data-big-$slot"
+    printf 'round %08d %s %s' "$round" "$slot" "$RANDOM$RANDOM" |
       dd of="$WORK/blob" conv=notrunc status=none
     measure "$round" $which put $((SIZE_MIB << 20)) put_big
     measure "$round" $which get $((SIZE_MIB << 20)) get_big
+    echo "$round $which disk-after-large-put $(du -sk "$data" | cut -f1)" >> "$WORK/disk"
+    rm -rf "$data"
   done
   # Small objects: the binaries alternate object by object, so a change in the machine's load
   # falls on both alike.
@@ -63,6 +72,7 @@ for round in $(seq "$ROUNDS"); do
       (cd "$WORK/small" && split -a 5 -d -b "${SMALL_KIB}K" - o)
   fi
   for op in small-put small-get; do
+    [ "$SMALL_COUNT" -gt 0 ] || break
     for f in "$WORK"/small/o*; do
       for which in $order; do
         if [ $which = previous ]; then bin=$PREVIOUS; else bin=$CURRENT; fi
@@ -76,16 +86,17 @@ for round in $(seq "$ROUNDS"); do
     done
   done
   for which in $order; do
-    echo "$round $which disk $(du -sk "$WORK/data-$which" | cut -f1)" >> "$WORK/disk"
+    [ "$SMALL_COUNT" -gt 0 ] || break
+    echo "$round $which disk-after-small-puts $(du -sk "$WORK/data-$which" | cut -f1)" >> "$WORK/disk"
   done
 done
 
 echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "Raw (round binary op wall-seconds cpu-seconds bytes; small objects summed per round):"
 awk '{ k = $1 " " $2 " " $3; if (!(k in w)) order[++n] = k; w[k] += $4; c[k] += $5; b[k] += $6 }
-  END { for (i = 1; i <= n; i++) print order[i], w[order[i]], c[order[i]], b[order[i]] }' "$WORK/times" > "$WORK/sums"
+  END { for (i = 1; i <= n; i++) printf "%s %.3f %.3f %d\n", order[i], w[order[i]], c[order[i]], b[order[i]] }' "$WORK/times" > "$WORK/sums"
 cat "$WORK/sums"
-echo "Disk use (round binary KiB of the data directory at the round's end):"
+echo "Disk use (round binary when KiB of the data directory):"
 cat "$WORK/disk"
 echo
 echo "| operation, $ROUNDS rounds | previous min / median / max | current min / median / max | median of per-round ratios current / previous (range) |"
