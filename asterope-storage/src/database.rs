@@ -16,6 +16,7 @@ use asterope_core::{
 use asterope_serialization::{encode, validate_metadata};
 
 use crate::alloc::Run;
+use crate::backend::Backends;
 use crate::blob::{BlobEntry, BlobId, BlobLayout};
 use crate::extent::ExtentSet;
 use crate::index::{entry_value, Index};
@@ -52,6 +53,8 @@ pub struct DatabaseBuilder {
     cache_bytes: u64,
     dedup: bool,
     compaction: Option<CompactionSchedule>,
+    /// What extent and metadata I/O goes through (the real files and sled by default).
+    backends: Backends,
 }
 
 /// When and how much background compaction runs.
@@ -109,6 +112,13 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Test only: extent and metadata operations of this database fail as `plan` says.
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_plan(mut self, plan: &crate::fault::FaultPlan) -> Self {
+        self.backends = plan.wrap(self.backends);
+        self
+    }
+
     /// Opens (creating if needed) and recovers the data directory: keeps the newest version of
     /// every key (no snapshot survives a restart), drops tombstones and their index entries,
     /// and rebuilds the free-space map from what remains, which also reclaims the space of
@@ -118,8 +128,9 @@ impl DatabaseBuilder {
         fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let lock = DirLock::acquire(&dir)?;
-        let extents = ExtentSet::open(dir.join("extents"), self.extent_size)?;
-        let meta = MetaStore::open(&dir.join("meta"), self.cache_bytes)?;
+        let extents =
+            ExtentSet::open(dir.join("extents"), self.extent_size, self.backends.extents)?;
+        let meta = MetaStore::open_with(&dir.join("meta"), self.cache_bytes, self.backends.meta)?;
         // The entries of `extents/` and `meta/` themselves, in case this open created them.
         crate::extent::sync_dir(&dir)?;
         let space = Arc::new(Space::new(
@@ -308,6 +319,7 @@ impl Database {
             cache_bytes: DEFAULT_CACHE_BYTES,
             dedup: true,
             compaction: Some(CompactionSchedule::default()),
+            backends: Backends::default(),
         }
     }
 
