@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use asterope_core::{Error, Result};
 
-use crate::backend::{MetaIo, SledIo};
+use crate::backend::MetaIo;
 
 /// An ordered key-value store of byte strings.
 #[derive(Debug)]
@@ -87,7 +87,7 @@ impl MetaStore {
     /// Opens the tree at `path` with the real backend.
     #[cfg(any(test, feature = "test-support"))]
     pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<MetaStore> {
-        MetaStore::open_with(path, cache_bytes, Arc::new(SledIo))
+        MetaStore::open_with(path, cache_bytes, Arc::new(crate::backend::SledIo))
     }
 
     /// Opens the tree at `path`, doing its I/O through `io`.
