@@ -247,3 +247,32 @@ impl MetaIo for FaultyMetaIo {
         self.inner.sync_data(file)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_lets_the_skipped_operations_pass_then_fails_the_armed_ones() {
+        let plan = FaultPlan::new();
+        assert!(plan.check(FaultPoint::MetaFlush).is_ok(), "unarmed");
+        plan.fail_after(FaultPoint::MetaFlush, 2, 1);
+        let outcomes: Vec<bool> = (0..4)
+            .map(|_| plan.check(FaultPoint::MetaFlush).is_ok())
+            .collect();
+        assert_eq!(outcomes, [true, true, false, true]);
+        assert_eq!(plan.injected(FaultPoint::MetaFlush), 1);
+        assert_eq!(plan.pending(FaultPoint::MetaFlush), 0);
+        // Points are independent, and a cleared plan fails nothing.
+        plan.fail_next(FaultPoint::ExtentWrite, 5);
+        assert!(plan.check(FaultPoint::ExtentSync).is_ok());
+        assert_eq!(
+            plan.check(FaultPoint::ExtentWrite)
+                .map_err(|e| e.raw_os_error()),
+            Err(Some(5))
+        );
+        plan.clear();
+        assert!(plan.check(FaultPoint::ExtentWrite).is_ok());
+        assert_eq!(plan.injected(FaultPoint::ExtentWrite), 1);
+    }
+}
