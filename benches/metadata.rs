@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use asterope::{
-    field, Condition, Database, Key, Metadata, PutOptions, Query, Store, Timestamp, Value,
+    field, Condition, Database, Key, Metadata, ObjectOps, PutOptions, Query, Store, Timestamp,
+    Value,
 };
 use futures::stream::{self, StreamExt};
 use rusqlite::{params, Connection};

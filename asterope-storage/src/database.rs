@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use asterope_core::{Error, Result};
 
+use crate::backend::Backends;
 use crate::compact::CompactionSchedule;
 use crate::engine::Engine;
 use crate::extent::ExtentSet;
@@ -35,6 +36,8 @@ pub struct DatabaseBuilder {
     cache_bytes: u64,
     dedup: bool,
     compaction: Option<CompactionSchedule>,
+    /// What extent and metadata I/O goes through (the real files and sled by default).
+    backends: Backends,
 }
 
 impl DatabaseBuilder {
@@ -73,6 +76,13 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Test only: extent and metadata operations of this database fail as `plan` says.
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_plan(mut self, plan: &crate::fault::FaultPlan) -> Self {
+        self.backends = plan.wrap(self.backends);
+        self
+    }
+
     /// Opens (creating if needed) and recovers the data directory: keeps the newest version of
     /// every key (no snapshot survives a restart), drops tombstones and their index entries,
     /// and rebuilds the free-space map from what remains, which also reclaims the space of
@@ -82,8 +92,9 @@ impl DatabaseBuilder {
         fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let lock = DirLock::acquire(&dir)?;
-        let extents = ExtentSet::open(dir.join("extents"), self.extent_size)?;
-        let meta = MetaStore::open(&dir.join("meta"), self.cache_bytes)?;
+        let extents =
+            ExtentSet::open(dir.join("extents"), self.extent_size, self.backends.extents)?;
+        let meta = MetaStore::open_with(&dir.join("meta"), self.cache_bytes, self.backends.meta)?;
         // The entries of `extents/` and `meta/` themselves, in case this open created them.
         crate::extent::sync_dir(&dir)?;
         let space = Arc::new(Space::new(
@@ -155,6 +166,7 @@ impl Database {
             cache_bytes: DEFAULT_CACHE_BYTES,
             dedup: true,
             compaction: Some(CompactionSchedule::default()),
+            backends: Backends::default(),
         }
     }
 

@@ -24,15 +24,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use asterope_core::{Error, Result};
 use memmap2::Mmap;
-use rustix::fs::{fallocate, FallocateFlags};
+use rustix::fs::FallocateFlags;
 
+use crate::backend::{is_unsupported, ExtentIo};
 use crate::mmap::map_extent;
 
 /// Identifier of an extent file (`<id>.ext`).
@@ -46,6 +47,8 @@ pub(crate) struct Extent {
     /// by recovery before anything is read.
     max_size: AtomicU64,
     file: File,
+    /// Every operation on `file` goes through this backend ([`crate::backend`]).
+    io: Arc<dyn ExtentIo>,
     /// Read-only mapping of the extent at its maximum size, made on first read and kept.
     mapping: OnceLock<Arc<Mmap>>,
     /// Some range of the file may be a hole (punched, or never allocated).
@@ -71,20 +74,23 @@ impl Extent {
         if to <= from {
             return Ok(());
         }
-        let grown = match fallocate(&self.file, FallocateFlags::empty(), from, to - from) {
+        let grown = match self
+            .io
+            .allocate(&self.file, FallocateFlags::empty(), from, to - from)
+        {
             Ok(()) => Ok(()),
             // Without `fallocate` the file is extended sparse; a full disk then surfaces as an
             // error on the positioned write.
-            Err(e) if e == rustix::io::Errno::OPNOTSUPP => self.extend_sparse(to),
-            Err(e) => Err(e.into()),
+            Err(e) if is_unsupported(&e) => self.extend_sparse(to),
+            Err(e) => Err(e),
         };
         grown.map_err(|e| Error::io(format!("growing extent {} to {to} bytes", self.id), e))
     }
 
     fn extend_sparse(&self, to: u64) -> std::io::Result<()> {
         self.has_holes.store(true, Ordering::SeqCst);
-        if self.file.metadata()?.len() < to {
-            self.file.set_len(to)?;
+        if self.io.len(&self.file)? < to {
+            self.io.set_len(&self.file, to)?;
         }
         Ok(())
     }
@@ -97,21 +103,15 @@ impl Extent {
 
     /// Writes `data` at `offset` (a positioned write; no shared file cursor).
     pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
-        #[cfg(feature = "fault-injection")]
-        crate::fault::check_write()
-            .map_err(|e| Error::io(format!("writing extent {} at offset {offset}", self.id), e))?;
-        self.file
-            .write_all_at(data, offset)
+        self.io
+            .write_at(&self.file, data, offset)
             .map_err(|e| Error::io(format!("writing extent {} at offset {offset}", self.id), e))
     }
 
     /// Makes written data durable.
     pub(crate) fn sync(&self) -> Result<()> {
-        #[cfg(feature = "fault-injection")]
-        crate::fault::check_sync()
-            .map_err(|e| Error::io(format!("syncing extent {}", self.id), e))?;
-        self.file
-            .sync_data()
+        self.io
+            .sync_data(&self.file)
             .map_err(|e| Error::io(format!("syncing extent {}", self.id), e))
     }
 
@@ -120,12 +120,12 @@ impl Extent {
     pub(crate) fn punch_hole(&self, offset: u64, len: u64) -> Result<bool> {
         self.has_holes.store(true, Ordering::SeqCst);
         let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
-        match fallocate(&self.file, flags, offset, len) {
+        match self.io.allocate(&self.file, flags, offset, len) {
             Ok(()) => Ok(true),
-            Err(e) if e == rustix::io::Errno::OPNOTSUPP => Ok(false),
+            Err(e) if is_unsupported(&e) => Ok(false),
             Err(e) => Err(Error::io(
                 format!("punching a hole in extent {} at offset {offset}", self.id),
-                e.into(),
+                e,
             )),
         }
     }
@@ -136,7 +136,7 @@ impl Extent {
         if !self.has_holes.load(Ordering::SeqCst) {
             return Ok(());
         }
-        preallocate_range(&self.file, offset, len).map_err(|e| {
+        preallocate_range(self.io.as_ref(), &self.file, offset, len).map_err(|e| {
             Error::io(
                 format!(
                     "allocating {len} bytes of extent {} at offset {offset}",
@@ -169,16 +169,15 @@ impl Extent {
     /// The file's length now: the bytes that exist. Written ranges lie inside it unless the file
     /// was truncated under the store.
     pub(crate) fn file_len(&self) -> Result<u64> {
-        self.file
-            .metadata()
-            .map(|m| m.len())
+        self.io
+            .len(&self.file)
             .map_err(|e| Error::io(format!("reading size of extent {}", self.id), e))
     }
 
     /// Fills `buf` from `offset` (a positioned read). A file shorter than that (truncated
     /// under the store) fails with an [`Error::Io`] naming the extent.
     pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.file.read_exact_at(buf, offset).map_err(|e| {
+        self.io.read_at(&self.file, buf, offset).map_err(|e| {
             let context = if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 format!(
                     "reading {} bytes of extent {} at offset {offset}: the file ends before \
@@ -201,12 +200,14 @@ pub(crate) struct ExtentSet {
     /// Maximum size of extents created from now on, and of those opened shorter.
     max_size: u64,
     extents: RwLock<BTreeMap<ExtentId, Arc<Extent>>>,
+    /// The backend every extent does its I/O through.
+    io: Arc<dyn ExtentIo>,
 }
 
 impl ExtentSet {
     /// Opens `<data>/extents`, removing leftovers of interrupted extent creation. Each extent
     /// may grow to `max_size`, or stays at its length if it is longer already.
-    pub(crate) fn open(dir: PathBuf, max_size: u64) -> Result<ExtentSet> {
+    pub(crate) fn open(dir: PathBuf, max_size: u64, io: Arc<dyn ExtentIo>) -> Result<ExtentSet> {
         fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let mut extents = BTreeMap::new();
@@ -232,7 +233,7 @@ impl ExtentSet {
             let metadata = file
                 .metadata()
                 .map_err(|e| Error::io(format!("reading size of {}", path.display()), e))?;
-            let extent = new_extent(id, metadata.len().max(max_size), file);
+            let extent = new_extent(id, metadata.len().max(max_size), file, Arc::clone(&io));
             extent
                 .has_holes
                 .store(metadata.blocks() * 512 < metadata.len(), Ordering::SeqCst);
@@ -242,6 +243,7 @@ impl ExtentSet {
             dir,
             max_size,
             extents: RwLock::new(extents),
+            io,
         })
     }
 
@@ -275,9 +277,10 @@ impl ExtentSet {
                 .create_new(true)
                 .open(&tmp_path)
                 .map_err(|e| Error::io(format!("creating {}", tmp_path.display()), e))?;
-            preallocate(&file, size)
+            preallocate(self.io.as_ref(), &file, size)
                 .map_err(|e| Error::io(format!("preallocating {size} bytes for extent {id}"), e))?;
-            file.sync_all()
+            self.io
+                .sync_all(&file)
                 .map_err(|e| Error::io(format!("syncing {}", tmp_path.display()), e))?;
             fs::rename(&tmp_path, &final_path)
                 .map_err(|e| Error::io(format!("renaming {}", tmp_path.display()), e))?;
@@ -287,7 +290,12 @@ impl ExtentSet {
         let file = result.inspect_err(|_| {
             let _ = fs::remove_file(&tmp_path);
         })?;
-        let extent = Arc::new(new_extent(id, self.max_size.max(size), file));
+        let extent = Arc::new(new_extent(
+            id,
+            self.max_size.max(size),
+            file,
+            Arc::clone(&self.io),
+        ));
         extents.insert(id, Arc::clone(&extent));
         Ok(extent)
     }
@@ -310,7 +318,7 @@ impl ExtentSet {
             .open(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         sync_dir(&self.dir)?;
-        let extent = Arc::new(new_extent(id, self.max_size, file));
+        let extent = Arc::new(new_extent(id, self.max_size, file, Arc::clone(&self.io)));
         extents.insert(id, Arc::clone(&extent));
         Ok(extent)
     }
@@ -339,11 +347,12 @@ impl ExtentSet {
     }
 }
 
-fn new_extent(id: ExtentId, max_size: u64, file: File) -> Extent {
+fn new_extent(id: ExtentId, max_size: u64, file: File, io: Arc<dyn ExtentIo>) -> Extent {
     Extent {
         id,
         max_size: AtomicU64::new(max_size),
         file,
+        io,
         mapping: OnceLock::new(),
         has_holes: AtomicBool::new(false),
     }
@@ -360,20 +369,20 @@ fn open_rw(path: &Path) -> Result<File> {
 /// Reserves disk blocks for a new file of `size` bytes. Filesystems without `fallocate` get a
 /// sparse file of the right size instead; a full disk then surfaces as an error on the
 /// positioned write.
-fn preallocate(file: &File, size: u64) -> std::io::Result<()> {
-    match fallocate(file, FallocateFlags::empty(), 0, size) {
+fn preallocate(io: &dyn ExtentIo, file: &File, size: u64) -> std::io::Result<()> {
+    match io.allocate(file, FallocateFlags::empty(), 0, size) {
         Ok(()) => Ok(()),
-        Err(e) if e == rustix::io::Errno::OPNOTSUPP => file.set_len(size),
-        Err(e) => Err(e.into()),
+        Err(e) if is_unsupported(&e) => io.set_len(file, size),
+        Err(e) => Err(e),
     }
 }
 
 /// Allocates blocks for a range inside the file (the size never changes).
-fn preallocate_range(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    match fallocate(file, FallocateFlags::KEEP_SIZE, offset, len) {
+fn preallocate_range(io: &dyn ExtentIo, file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    match io.allocate(file, FallocateFlags::KEEP_SIZE, offset, len) {
         Ok(()) => Ok(()),
-        Err(e) if e == rustix::io::Errno::OPNOTSUPP => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) if is_unsupported(&e) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

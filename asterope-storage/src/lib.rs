@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod alloc;
+mod backend;
 mod blob;
 mod blob_ledger;
 mod commit;

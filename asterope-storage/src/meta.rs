@@ -9,16 +9,27 @@
 //! not yet synced, and `fsync` of the blob directory: a commit acknowledged after a flush
 //! survives power loss, as one in SQLite with `synchronous=FULL` does. Concurrent flushers
 //! share a sync that began after their own sled flush (group commit).
+//!
+//! Every call into sled goes through a [`MetaIo`] backend ([`crate::backend`]), the seam where
+//! tests inject faults.
+//!
+//! A failed flush leaves the outcome of the changes applied before it unknown: they are in the
+//! tree's memory and may or may not reach the disk. So after one the store refuses every
+//! further read and write with a clear error until the directory is opened again, which reads
+//! what did reach the disk (each batch whole or not at all). A failed batch changes nothing
+//! and leaves the store usable.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use asterope_core::{Error, Result};
+
+use crate::backend::MetaIo;
 
 /// An ordered key-value store of byte strings.
 #[derive(Debug)]
@@ -28,6 +39,10 @@ pub(crate) struct MetaStore {
     /// Sled flushes completed so far (each takes the next number once its flush returned).
     flushes: AtomicU64,
     files: Mutex<SyncedFiles>,
+    /// Every call into sled goes through this backend.
+    io: Arc<dyn MetaIo>,
+    /// A flush failed: what the tree holds may differ from the disk (module documentation).
+    failed: AtomicBool,
 }
 
 /// What [`MetaStore::flush`] syncs after sled's flush.
@@ -69,7 +84,18 @@ impl MetaBytes {
 pub(crate) type BatchOp = (Vec<u8>, Option<Vec<u8>>);
 
 impl MetaStore {
+    /// Opens the tree at `path` with the real backend.
+    #[cfg(any(test, feature = "test-support"))]
     pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<MetaStore> {
+        MetaStore::open_with(path, cache_bytes, Arc::new(crate::backend::SledIo))
+    }
+
+    /// Opens the tree at `path`, doing its I/O through `io`.
+    pub(crate) fn open_with(
+        path: &Path,
+        cache_bytes: u64,
+        io: Arc<dyn MetaIo>,
+    ) -> Result<MetaStore> {
         wait_for_release(path)?;
         let db = sled::Config::new()
             .path(path)
@@ -98,12 +124,26 @@ impl MetaStore {
                 synced_below: 0,
                 syncs: 0,
             }),
+            io,
+            failed: AtomicBool::new(false),
         })
     }
 
+    /// Refuses to go on after a failed flush (module documentation).
+    fn check_usable(&self) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(Error::io(
+                "using the metadata store after a failed flush (reopen the database)",
+                std::io::Error::other("an earlier metadata flush failed"),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<MetaBytes>> {
-        self.tree
-            .get(key)
+        self.check_usable()?;
+        self.io
+            .get(&self.tree, key)
             .map(|v| v.map(MetaBytes))
             .map_err(|e| sled_error("reading metadata", e))
     }
@@ -125,10 +165,19 @@ impl MetaStore {
         start: Bound<Vec<u8>>,
         end: Bound<Vec<u8>>,
     ) -> impl Iterator<Item = Result<(MetaBytes, MetaBytes)>> + '_ {
-        self.tree.range((start, end)).map(|entry| {
-            entry
-                .map(|(k, v)| (MetaBytes(k), MetaBytes(v)))
-                .map_err(|e| sled_error("scanning metadata", e))
+        let refused = self.check_usable().err();
+        let mut scan = self.tree.range((start, end));
+        let mut refused = refused.map(Err);
+        std::iter::from_fn(move || {
+            if let Some(refused) = refused.take() {
+                return Some(refused);
+            }
+            let entry = self.io.next_entry(&mut scan)?;
+            Some(
+                entry
+                    .map(|(k, v)| (MetaBytes(k), MetaBytes(v)))
+                    .map_err(|e| sled_error("scanning metadata", e)),
+            )
         })
     }
 
@@ -145,6 +194,7 @@ impl MetaStore {
 
     /// Applies all changes atomically (all or none survive a crash).
     pub(crate) fn apply(&self, ops: Vec<BatchOp>) -> Result<()> {
+        self.check_usable()?;
         let mut batch = sled::Batch::default();
         for (key, value) in ops {
             match value {
@@ -152,15 +202,21 @@ impl MetaStore {
                 None => batch.remove(key),
             }
         }
-        self.tree
-            .apply_batch(batch)
+        self.io
+            .apply(&self.tree, batch)
             .map_err(|e| sled_error("committing metadata", e))
     }
 
     /// Makes every applied change durable, against power loss too (module documentation).
     pub(crate) fn flush(&self) -> Result<()> {
-        self.db
-            .flush()
+        self.check_usable()?;
+        self.flush_and_sync()
+            .inspect_err(|_| self.failed.store(true, Ordering::SeqCst))
+    }
+
+    fn flush_and_sync(&self) -> Result<()> {
+        self.io
+            .flush(&self.db)
             .map_err(|e| sled_error("flushing metadata", e))?;
         let mine = self.flushes.fetch_add(1, Ordering::SeqCst);
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
@@ -168,7 +224,7 @@ impl MetaStore {
             return Ok(()); // a sync that began after this flush returned has completed
         }
         let covered = self.flushes.load(Ordering::SeqCst);
-        files.sync()?;
+        files.sync(self.io.as_ref())?;
         files.synced_below = covered;
         Ok(())
     }
@@ -181,9 +237,8 @@ impl MetaStore {
 }
 
 impl SyncedFiles {
-    fn sync(&mut self) -> Result<()> {
-        self.log
-            .sync_data()
+    fn sync(&mut self, io: &dyn MetaIo) -> Result<()> {
+        io.sync_data(&self.log)
             .map_err(|e| Error::io("syncing the metadata log", e))?;
         let entries = match std::fs::read_dir(&self.blobs) {
             Ok(entries) => entries,
@@ -200,7 +255,7 @@ impl SyncedFiles {
                 .map_err(|e| Error::io("listing the metadata blob directory", e))?
                 .file_name();
             if !self.blobs_synced.contains(&name) {
-                match File::open(self.blobs.join(&name)).and_then(|f| f.sync_data()) {
+                match File::open(self.blobs.join(&name)).and_then(|f| io.sync_data(&f)) {
                     Ok(()) => synced_new = true,
                     // Removed by sled meanwhile: nothing left to make durable.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

@@ -1,37 +1,13 @@
 //! Helpers shared by the integration tests: deterministic test data, streams, digests.
 #![allow(dead_code)]
 
-use asterope::{ByteStream, Database, Result, Sha256Digest};
-use bytes::Bytes;
-use futures::stream::{self, StreamExt};
-use sha2::{Digest, Sha256};
+mod data;
 
-/// `len` pseudo-random bytes determined by `seed` (xorshift64*), generated at run time.
-pub fn pattern(seed: u64, len: usize) -> Bytes {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    Bytes::from(out)
-}
+use asterope::Database;
 
-pub fn sha256(data: &[u8]) -> Sha256Digest {
-    Sha256Digest(Sha256::digest(data).into())
-}
-
-/// Splits `data` into a stream of `chunk`-sized pieces.
-pub fn chunked(data: Bytes, chunk: usize) -> ByteStream {
-    let pieces: Vec<Result<Bytes>> = (0..data.len())
-        .step_by(chunk.max(1))
-        .map(|at| Ok(data.slice(at..(at + chunk).min(data.len()))))
-        .collect();
-    stream::iter(pieces).boxed()
-}
+// Not every test uses the data helpers.
+#[allow(unused_imports)]
+pub use data::*;
 
 /// A database with small (1 MiB) extents, so that modest blobs span several of them.
 pub fn small_extent_db(dir: &std::path::Path) -> Database {
@@ -40,8 +16,6 @@ pub fn small_extent_db(dir: &std::path::Path) -> Database {
         .open()
         .expect("open database")
 }
-
-pub const MIB: usize = 1 << 20;
 
 /// A server configuration with TLS by a self-signed certificate for `localhost`, written with
 /// its key under `dir`; returns the configuration and the certificate's path (a client's root).

@@ -10,7 +10,7 @@ use crate::check::{check_in_transaction, check_info, check_queries, Reader};
 use crate::common::{chunked, MIB};
 use crate::model::{expected_keys, key, other_version, queries, Model};
 use crate::ops::{Content, Meta, Op, Staged};
-use crate::{INDEXABLE, KEYS};
+use crate::ops::{INDEXABLE, KEYS};
 
 pub(crate) fn expect_code<T: std::fmt::Debug>(
     result: asterope::Result<T>,
@@ -39,15 +39,36 @@ pub(crate) async fn put(
     let result = db
         .put(&key(index), chunked(content.bytes(), chunk), options)
         .await;
-    if let Ok(info) = &result {
+    record_put(model, index, content, meta, &result);
+    result
+}
+
+/// Records a put of `index` that succeeded, checking what it answered.
+pub(crate) fn record_put(
+    model: &mut Model,
+    index: usize,
+    content: Content,
+    meta: &Meta,
+    result: &asterope::Result<ObjectInfo>,
+) {
+    if let Ok(info) = result {
         model.put(KEYS[index], content, meta, None);
         model.check_written(info);
     }
-    result
 }
 
 pub(crate) async fn delete(db: &Database, model: &mut Model, index: usize, condition: Condition) {
     let result = db.delete(&key(index), condition).await;
+    record_delete(db, model, index, result).await;
+}
+
+/// Checks the `result` of a delete of `index` against the model, and records it.
+pub(crate) async fn record_delete(
+    db: &Database,
+    model: &mut Model,
+    index: usize,
+    result: asterope::Result<()>,
+) {
     let name = KEYS[index];
     if model.objects.contains_key(name) {
         result.expect("delete of a stored key");
@@ -70,6 +91,16 @@ pub(crate) async fn update(
     let result = db
         .update_metadata(&key(index), meta.document(), condition)
         .await;
+    record_update(model, index, meta, result);
+}
+
+/// Checks the `result` of a metadata update of `index` against the model, and records it.
+pub(crate) fn record_update(
+    model: &mut Model,
+    index: usize,
+    meta: &Meta,
+    result: asterope::Result<ObjectInfo>,
+) {
     let name = KEYS[index];
     match model.objects.get_mut(name) {
         Some(object) => {
@@ -217,7 +248,7 @@ pub(crate) async fn racing_transaction(
 }
 
 /// Waits (at most 10 s) until the index on `field` is built.
-async fn wait_until_ready(db: &Database, field: &str) {
+pub(crate) async fn wait_until_ready(db: &Database, field: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let indexes = db.list_indexes().await.expect("list indexes");
@@ -369,7 +400,7 @@ pub(crate) async fn apply(db: &Database, model: &mut Model, op: &Op) {
             db.compact().await.expect("compact");
         }
         // Run by `run_case`, which owns the handle.
-        Op::Reopen { .. } => {}
+        Op::Reopen { .. } | Op::Failing { .. } | Op::FailingReopen { .. } => {}
         Op::HeldSnapshot { reader_key, writes } => {
             held_snapshot(db, model, *reader_key, writes).await;
         }

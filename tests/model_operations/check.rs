@@ -7,21 +7,29 @@ use asterope::{
     PlanAccess, Query, QueryPage, Sha256Digest, Store, StoreExt, Transaction,
 };
 
-use crate::model::{expected_answer, key, queries, sorted_queries, Model, Object};
-use crate::{EXTENT, INDEXABLE, KEYS};
+use asterope_storage::fault::FaultPlan;
 
-/// Opens `dir` with small extents and no background compaction (the sequence compacts).
-fn try_open(dir: &std::path::Path, dedup: bool) -> asterope::Result<Database> {
+use crate::model::{expected_answer, key, queries, sorted_queries, Model, Object};
+use crate::ops::{EXTENT, INDEXABLE, KEYS};
+
+/// Opens `dir` with small extents and no background compaction (the sequence compacts), its
+/// I/O failing as `plan` says.
+pub(crate) fn try_open(
+    dir: &std::path::Path,
+    dedup: bool,
+    plan: &FaultPlan,
+) -> asterope::Result<Database> {
     Database::builder(dir)
         .extent_size(EXTENT as u64)
         .background_compaction(None)
         .dedup(dedup)
+        .fault_plan(plan)
         .open()
 }
 
 /// Opens `dir` (again).
-pub(crate) async fn open(dir: &std::path::Path, dedup: bool) -> Database {
-    try_open(dir, dedup).expect("open database")
+pub(crate) async fn open(dir: &std::path::Path, dedup: bool, plan: &FaultPlan) -> Database {
+    try_open(dir, dedup, plan).expect("open database")
 }
 
 pub(crate) fn check_info(info: &ObjectInfo, object: &Object) {

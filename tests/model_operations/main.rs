@@ -11,6 +11,14 @@
 //! A case opens its database with content deduplication on or off, and each reopen may switch
 //! it: stored copies must read back either way.
 //!
+//! Fault steps make the next extent write, sync or allocation, or metadata batch or flush, fail
+//! under a put, delete or metadata update (through the database's own fault plan), or the next
+//! extent or metadata read, batch or flush fail while the directory is opened again: the
+//! failing operation changes nothing, and every later step agrees with the model again.
+//!
+//! The same sequences are fuzzed by `fuzz/fuzz_targets/operations.rs`, which includes these
+//! modules (all but the proptest strategies).
+//!
 //! The number of cases is `ASTEROPE_MODEL_CASES`, else `PROPTEST_CASES`, else 64.
 
 #[path = "../common/mod.rs"]
@@ -18,48 +26,15 @@ mod common;
 
 mod apply;
 mod check;
+mod faults;
 mod model;
 mod ops;
+mod run;
+mod strategy;
 
 use proptest::prelude::*;
 
-use apply::apply;
-use check::{check_store, open};
-use common::MIB;
-use model::Model;
-use ops::{op_strategy, Op};
-
-/// Extent size of the database under test: a few checksum blocks (1 MiB each).
-const EXTENT: usize = 2 * MIB;
-/// The keys operations draw from: few enough that they collide often.
-const KEYS: [&str; 6] = ["a/0", "a/1", "a/2", "b/0", "b/1", "c"];
-/// The values of the `tag` field.
-const TAGS: [&str; 3] = ["x", "y", "z"];
-/// Fields an index may be declared on (`w` never is).
-const INDEXABLE: [&str; 2] = ["n", "tag"];
-
-/// Applies `ops` to a fresh store and to the model, checking everything after each.
-async fn run_case(dedup: bool, ops: Vec<Op>) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let mut db = open(dir.path(), dedup).await;
-    let mut model = Model {
-        dedup,
-        dedup_always: dedup,
-        ..Model::default()
-    };
-    for op in &ops {
-        if let Op::Reopen { dedup } = *op {
-            // Closing and opening again changes nothing the model knows.
-            drop(db);
-            db = open(dir.path(), dedup).await;
-            model.dedup = dedup;
-            model.dedup_always &= dedup;
-        } else {
-            apply(&db, &mut model, op).await;
-        }
-        check_store(&db, &mut model).await;
-    }
-}
+use strategy::op_strategy;
 
 fn cases() -> u32 {
     ["ASTEROPE_MODEL_CASES", "PROPTEST_CASES"]
@@ -84,6 +59,6 @@ proptest! {
             .enable_all()
             .build()
             .expect("runtime");
-        runtime.block_on(run_case(dedup, ops));
+        runtime.block_on(run::run_case(dedup, &ops));
     }
 }

@@ -10,8 +10,8 @@ use asterope::{
 use bytes::Bytes;
 
 use crate::common::sha256;
+use crate::ops::KEYS;
 use crate::ops::{Content, Meta};
-use crate::KEYS;
 
 /// What the model knows of one stored object.
 #[derive(Clone, Debug)]
