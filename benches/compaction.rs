@@ -14,6 +14,15 @@
 //! cargo bench --bench compaction                      # 2 GiB filled, 1 GiB live
 //! ASTEROPE_BENCH_SIZE_MIB=512 cargo bench --bench compaction
 //! ```
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 use std::io::Write;
 use std::path::Path;

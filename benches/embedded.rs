@@ -8,6 +8,15 @@
 //! ASTEROPE_BENCH_SIZE_MIB=1024 cargo bench --bench embedded
 //! ASTEROPE_BENCH_DIR=/path/on/disk cargo bench --bench embedded
 //! ```
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 use std::fs::File;
 use std::io::Write;

@@ -14,6 +14,15 @@
 //!
 //! With `ASTEROPE_BENCH_KEEP` a second run skips the load (for profiling the queries); the
 //! commit phase changes the data, so figures for the record come from fresh runs.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

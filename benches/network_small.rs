@@ -6,6 +6,15 @@
 //! cargo bench --bench network_small                 # 20,000 objects
 //! ASTEROPE_BENCH_OBJECTS=5000 cargo bench --bench network_small
 //! ```
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -7,6 +7,15 @@
 //! cargo build --release --bin asterope && cargo bench --bench soak      # 60 s
 //! ASTEROPE_SOAK_SECONDS=10 cargo bench --bench soak
 //! ```
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -20,7 +20,10 @@ pub fn reader_body<R: Read + Send + 'static>(mut reader: R, what: String) -> Byt
         let mut buf = vec![0u8; FILE_CHUNK];
         let mut filled = 0;
         let outcome = loop {
-            match reader.read(&mut buf[filled..]) {
+            let Some(free) = buf.get_mut(filled..) else {
+                break Ok(());
+            };
+            match reader.read(free) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
                     filled += n;

@@ -1,6 +1,15 @@
 //! Clients that break HTTP/2's rules, spoken frame by frame over a raw socket: more concurrent
 //! streams than allowed, frames larger than allowed. The server refuses them within its limits
 //! and keeps serving everyone else.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

@@ -1,6 +1,15 @@
 //! Pages are bounded by bytes as well as rows, and sorted pages come from a bounded top-k:
 //! followed through their cursors, pages give every object exactly once, in order, whatever
 //! the limit, the direction, ties and missing sort fields.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

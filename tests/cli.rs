@@ -1,5 +1,14 @@
 //! The `asterope` command line, embedded and against a server: same commands, same output,
 //! clear errors with stable codes and non-zero exits.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -1,5 +1,14 @@
 //! How the command line reads its arguments and environment: empty variables count as unset,
 //! hyphen values parse, contradictory targets are refused, and help says what is checked.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

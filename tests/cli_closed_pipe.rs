@@ -1,6 +1,15 @@
 //! The command line on a closed pipe (`asterope get KEY | head -c 200`): like `cat`, it stops
 //! quietly, with no panic and no message, and exits with status 141 (128 + SIGPIPE, what a shell
 //! reports for `cat` in the same place).
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

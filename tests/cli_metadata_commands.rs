@@ -1,6 +1,15 @@
 //! Metadata and paging from the command line, embedded and against a server: `meta set`
 //! (no re-upload, `--if-version`), `--meta @FILE` and `@-`, `ls --limit/--cursor`,
 //! `query --cursor`, and listing lines that describe objects as the HTTP listing does.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -1,6 +1,15 @@
 //! The conformance suite: one set of behaviours of the `Store` trait, run against the embedded
 //! `Database` and against `Client` talking to a server over HTTP/2. Every result and every error
 //! code must be the same.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

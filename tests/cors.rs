@@ -1,6 +1,15 @@
 //! Browser applications from other origins (CORS), seen as a browser speaks: HTTP/1.1 with an
 //! `Origin` header and `OPTIONS` preflights. Only configured origins are answered, the reply
 //! headers a script needs are exposed, and a wildcard origin never allows credentials.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/raw_http1.rs"]

@@ -3,6 +3,15 @@
 //! space is counted twice or leaked, and a final compaction gives the space back.
 //!
 //! The test binary re-runs itself as the child (`ASTEROPE_COMPACTION_CHILD` names the data dir).
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

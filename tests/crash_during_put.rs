@@ -3,6 +3,15 @@
 //! the space of the interrupted writes is reused after reopening. The extent files grow during
 //! the puts, so kills also land midway through growing one: whatever length that leaves, the
 //! directory opens, and no file grows beyond the maximum extent size.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -1,6 +1,15 @@
 //! Content deduplication: uploads of content that is already stored share its blob, with
 //! reference counts kept in the same commits as the versions, so deleting one copy never
 //! touches the others and deleting the last frees the space.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

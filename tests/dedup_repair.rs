@@ -2,6 +2,15 @@
 //! good content again (under the same key or another) keeps the fresh copy and repairs the
 //! blob for every key that shares it, and `Database::verify_blobs` names the keys a damaged
 //! blob serves.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

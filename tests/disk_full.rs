@@ -4,6 +4,15 @@
 //! accepts writes again once space is back. Extents grow with the data, so a small disk holds
 //! what fits on it whatever the maximum extent size, and growth beyond the disk or the capacity
 //! limit fails the allocation, never a write.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -3,6 +3,15 @@
 //! the blocks of every file); grown extents survive a reopen, keep growing to their maximum
 //! and no further; a file left longer than its blobs (a crash midway through growing it) opens
 //! and its tail is reused; and extents made at full size by earlier versions keep working.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -1,5 +1,14 @@
 //! Behaviour of the embedded database through the `Store` API: round trips, ranges, overwrite,
 //! delete, reopen, errors, preconditions, listing, and space reuse.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -5,6 +5,15 @@
 //!
 //! The previous format is produced at run time by `asterope_storage::downgrade_to_format2`
 //! (feature `test-support`), which rewrites a closed directory exactly as that release stored it.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

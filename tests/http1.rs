@@ -2,6 +2,15 @@
 //! on a raw socket. Uploads and downloads stream with chunked encoding, the SHA-256 may come as a
 //! chunked trailer, ranges, auth and errors read as over HTTP/2, a corrupt block never ends a
 //! body cleanly, and HTTP/1.1 sockets obey the same handshake deadline, slots and idle timeout.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/raw_http1.rs"]

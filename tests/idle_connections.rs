@@ -2,6 +2,15 @@
 //! TLS handshake or HTTP/2 preface are closed at the handshake deadline (or by newer sockets),
 //! only connections that completed the handshake hold connection slots, and an idle connection
 //! gives its slot up to a newcomer. Real sockets throughout.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

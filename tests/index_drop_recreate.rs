@@ -2,6 +2,15 @@
 //! always ends with a ready index holding every entry: each incarnation of an index has key
 //! prefixes of its own, so the cleanup of the old one never touches the new one's entries, and
 //! a builder still running for a dropped incarnation never marks the new one ready.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,15 @@
 //! Field paths with NUL or other control characters are refused with `invalid_query` (HTTP 400)
 //! everywhere an index is named: the library, a server, the CLI. Such a path once made a
 //! durable definition whose build panicked on every open.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

@@ -1,6 +1,15 @@
 //! I/O errors on extent writes, syncs, growth and reads (injected through a per-database fault
 //! plan at the storage's I/O seam) surface as `io_error`, never as acknowledged writes; nothing partial is stored,
 //! earlier objects stay intact and the store keeps working once the disk recovers.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

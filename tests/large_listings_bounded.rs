@@ -2,6 +2,15 @@
 //! not stall other clients: `GET /v1/objects?limit=300` (twice at once) and a sorted query over
 //! 300 objects with ~60 KB of metadata each, run by a server process of its own, peak under
 //! 256 MiB of anonymous RSS while `/v1/health` keeps answering.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/rss.rs"]

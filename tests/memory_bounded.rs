@@ -1,5 +1,14 @@
 //! Memory stays bounded by the chunk size, not the blob size: a 512 MiB put and verified get
 //! through the embedded API keep the process's anonymous RSS (`RssAnon`) growth small.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/rss.rs"]

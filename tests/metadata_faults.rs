@@ -3,6 +3,15 @@
 //! flush leaves the commit's outcome unknown, so the store refuses everything with a clear
 //! `io_error` until it is reopened, and the reopened store holds every earlier write and the
 //! failed one either whole or not at all.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -1,5 +1,14 @@
 //! A metadata field that no query could address is refused when written (embedded and over
 //! HTTP/2 alike), rather than stored out of reach of every filter.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

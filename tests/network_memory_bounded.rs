@@ -1,6 +1,15 @@
 //! A 2 GiB upload and download over loopback HTTP/2, and 16 concurrent uploads over HTTP/1.1,
 //! keep the server's anonymous RSS bounded (< 128 MiB). The server runs as its own process
 //! (`asterope serve`), so its memory is measured apart from the client's.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/rss.rs"]

@@ -2,6 +2,15 @@
 //! keys and metadata round-trips through the client and the server, whichever way it was stored
 //! (embedded, via the client, via the metadata route, via a third party sending raw UTF-8), and
 //! the header carrying it is always visible ASCII.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

@@ -1,4 +1,13 @@
 //! HTTP/2 over TLS end to end, with a certificate generated for the test (rcgen).
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

@@ -1,6 +1,15 @@
 //! Transactions over the network: the status and typed error of a conflict, commit and
 //! rollback requests that also name a transaction in a header, transactions bound to the token
 //! that began them, the cap on open transactions per token, and their maximum lifetime.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

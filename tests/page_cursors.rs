@@ -2,6 +2,15 @@
 //! spelled as a cursor, or a cursor reused with another sort, filter or prefix is refused with
 //! a clear error, never read as some other position; a page size of 0 is refused too; a key
 //! prefix that no key can have selects nothing.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -1,5 +1,14 @@
 //! The places where Asterope's query semantics differ from MongoDB's, as docs/QUERY.md lists
 //! them ("Differences from MongoDB"), run through a real store so the documentation stays true.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 use asterope::{Database, Key, ObjectOps, Query, SortSpec, StoreExt};
 use asterope_serialization::{metadata_from_json_str, parse_filter, query_from_json};

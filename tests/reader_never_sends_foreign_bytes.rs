@@ -4,6 +4,15 @@
 //! writes. Checked with verification on and off, and chunks received before the reuse are
 //! re-checked after it (they must not change under the caller). Also through a server, whose
 //! reply is paused by a slow client while the transaction is rolled back.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

@@ -1,6 +1,15 @@
 //! Space reclamation: deleted and overwritten blobs give their space back, compaction moves
 //! live blobs out of sparse extents and deletes emptied ones, and free ranges are returned to
 //! the filesystem, all while readers and writers keep going and every blob stays readable.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

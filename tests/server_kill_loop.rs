@@ -2,6 +2,15 @@
 //! delete and commit transactions, then restarted, again and again. Every acknowledged write
 //! must be intact and nothing partial may be visible: an operation in flight at the kill is
 //! either fully there or not at all.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

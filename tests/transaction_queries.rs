@@ -1,5 +1,14 @@
 //! Every read a transaction offers runs inside it: query, count and explain see the
 //! transaction's snapshot and its own staged writes, embedded and over HTTP/2 alike.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 #[path = "common/server.rs"]

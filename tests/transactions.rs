@@ -1,6 +1,15 @@
 //! Snapshot isolation of transactions: repeatable reads under concurrent writers, first
 //! committer wins (lost updates become conflicts), write skew as snapshot isolation allows,
 //! own writes visible, rollback and drop discard everything (space included).
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

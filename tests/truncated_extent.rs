@@ -2,6 +2,15 @@
 //! the reads of the objects in the lost part fail with `io_error`: the process survives (no
 //! SIGBUS), the objects still whole stay readable, and `asterope verify --all` names the damaged
 //! keys.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -2,6 +2,15 @@
 //! field from `head_as` and `query_as`, embedded and over the network, with timestamps as
 //! timestamps (queryable in time order), bytes as binary and integers beyond i64 refused; and
 //! the filters `#[derive(Metadata)]` builds are the ones the JSON syntax gives.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 #[path = "common/server.rs"]
 mod server;

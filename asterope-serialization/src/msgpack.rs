@@ -18,7 +18,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// Deepest nesting of maps and arrays any MessagePack input may have: metadata may nest
 /// [`MAX_METADATA_DEPTH`] levels, and records and requests wrap it in a few more. Deeper input is
 /// refused before the (recursive) decoder sees it, so it cannot exhaust the stack.
-pub const MAX_DECODE_DEPTH: usize = 64;
+pub(crate) const MAX_DECODE_DEPTH: usize = 64;
 
 /// Decodes MessagePack; `what` names the structure in the error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {

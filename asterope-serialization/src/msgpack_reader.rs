@@ -70,10 +70,15 @@ impl<'a> MsgpackReader<'a> {
         }
     }
 
+    /// Steps over the marker byte just looked at (nothing when the input is already empty).
+    fn skip_marker(&mut self) {
+        self.rest = self.rest.get(1..).unwrap_or_default();
+    }
+
     /// Consumes a nil if one is next; true if it did.
     pub fn nil(&mut self) -> bool {
         if self.rest.first() == Some(&0xc0) {
-            self.rest = &self.rest[1..];
+            self.skip_marker();
             true
         } else {
             false
@@ -271,7 +276,7 @@ impl<'a> MsgpackReader<'a> {
             }
             0x80..=0x8f | 0xde | 0xdf => Value::Map(self.map_body(depth)?),
             0x90..=0x9f | 0xdc | 0xdd => {
-                self.rest = &self.rest[1..];
+                self.skip_marker();
                 let len = match marker {
                     0xdc => self.be_len(2)?,
                     0xdd => self.be_len(4)?,
@@ -287,23 +292,23 @@ impl<'a> MsgpackReader<'a> {
             0xa0..=0xbf | 0xd9..=0xdb => Value::String(self.str()?.into()),
             0xc4..=0xc6 => Value::Binary(self.bin()?.to_vec()),
             0xc0 => {
-                self.rest = &self.rest[1..];
+                self.skip_marker();
                 Value::Nil
             }
             0xc2 | 0xc3 => {
-                self.rest = &self.rest[1..];
+                self.skip_marker();
                 Value::Bool(marker == 0xc3)
             }
             0xca => {
-                self.rest = &self.rest[1..];
+                self.skip_marker();
                 Value::Float(f32::from_be_bytes(self.array()?).into())
             }
             0xcb => {
-                self.rest = &self.rest[1..];
+                self.skip_marker();
                 Value::Float(f64::from_be_bytes(self.array()?))
             }
             0xc7..=0xc9 | 0xd4..=0xd8 => {
-                self.rest = &self.rest[1..];
+                self.skip_marker();
                 let len = match marker {
                     0xc7 => self.be_len(1)?,
                     0xc8 => self.be_len(2)?,

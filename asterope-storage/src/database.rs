@@ -23,7 +23,7 @@ use crate::meta::MetaStore;
 use crate::space::Space;
 
 /// Default maximum size of an extent file (files start at 1 MiB and grow with what is written).
-pub const DEFAULT_EXTENT_SIZE: u64 = 1 << 30;
+pub(crate) const DEFAULT_EXTENT_SIZE: u64 = 1 << 30;
 /// Default metadata cache budget.
 const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 

@@ -226,11 +226,14 @@ pub(crate) fn scan_at<'a>(
 /// Version `i` is needed iff some live snapshot `s` has `versions[i] <= s < versions[i-1]`; the
 /// newest is always needed. Returns the indices of the versions to remove.
 pub(crate) fn collectable(versions: &[u64], live: &[u64]) -> Vec<usize> {
-    (1..versions.len())
-        .filter(|&i| {
-            let (low, high) = (versions[i], versions[i - 1]);
-            !live.iter().any(|&s| low <= s && s < high)
+    versions
+        .windows(2)
+        .enumerate()
+        .filter(|(_, pair)| match *pair {
+            [high, low] => !live.iter().any(|&s| *low <= s && s < *high),
+            _ => false,
         })
+        .map(|(i, _)| i + 1)
         .collect()
 }
 

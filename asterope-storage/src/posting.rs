@@ -96,7 +96,7 @@ impl PostingList {
             let (key, value) = parse_entry(&self.bytes, at)?;
             at = value.end;
             let value = self.bytes.slice(value).ok_or_else(malformed)?;
-            found(&self.bytes[key], &value)?;
+            found(self.bytes.get(key).ok_or_else(malformed)?, &value)?;
         }
         Ok(())
     }
@@ -303,7 +303,7 @@ fn merge(
         while at < stored.len() {
             let (key, value) = parse_entry(stored, at)?;
             at = value.end;
-            let key = &stored[key];
+            let key = stored.get(key).ok_or_else(malformed)?;
             // Changed keys before this one are new.
             while let Some((changed, new)) = changes.next_if(|(k, _)| k.as_slice() < key) {
                 if let Some(new) = new {
@@ -313,7 +313,7 @@ fn merge(
             match changes.next_if(|(k, _)| k.as_slice() == key) {
                 Some((_, Some(new))) => put(key, new),
                 Some((_, None)) => {}
-                None => put(key, &stored[value]),
+                None => put(key, stored.get(value).ok_or_else(malformed)?),
             }
         }
     }

@@ -217,7 +217,9 @@ impl QueryContext<'_> {
                     .get(index.prefix.len()..)
                     .and_then(split_index_entry)
                     .ok_or_else(malformed)?;
-                let value_start = &tree_key[..index.prefix.len() + encoded.len()];
+                let value_start = tree_key
+                    .get(..index.prefix.len() + encoded.len())
+                    .ok_or_else(malformed)?;
                 if value_start != value.as_slice() {
                     value.clear();
                     value.extend_from_slice(value_start);
@@ -230,7 +232,7 @@ impl QueryContext<'_> {
                 if of_value == big {
                     let value_end = successor(&value);
                     let whole = admits_from(start, &value) && admits_until(end, &value_end);
-                    let encoded = &value[index.prefix.len()..];
+                    let encoded = value.get(index.prefix.len()..).ok_or_else(malformed)?;
                     if whole {
                         if let Some(count) =
                             PostingList::count(self.meta, index, encoded, self.snapshot)?
@@ -346,7 +348,7 @@ impl QueryContext<'_> {
         if let Some(overlay) = self.overlay {
             keys.extend(overlay.keys().map(|key| (key.clone(), None)));
         }
-        if !keys.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        if !keys.is_sorted_by(|a, b| a.0 < b.0) {
             keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             keys.dedup_by(|later, earlier| later.0 == earlier.0);
         }

@@ -186,7 +186,7 @@ mod tests {
 
     fn record(i: usize) -> VersionRecord {
         let mut metadata = Metadata::new();
-        metadata.insert("i".into(), Value::Int(i as i64));
+        metadata.insert("i".into(), Value::Int(i64::try_from(i).unwrap()));
         VersionRecord::Object(ObjectRecord {
             version: 1,
             size: 0,
@@ -244,7 +244,10 @@ mod tests {
             .iter()
             .map(|(key, record)| {
                 let i: usize = key.as_str()[1..].parse().unwrap();
-                assert_eq!(record.metadata.get("i"), Some(&Value::Int(i as i64)));
+                assert_eq!(
+                    record.metadata.get("i"),
+                    Some(&Value::Int(i64::try_from(i).unwrap()))
+                );
                 i
             })
             .collect();

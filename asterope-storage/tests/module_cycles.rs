@@ -6,6 +6,15 @@
 //! `crate::mvcc::scan_at(..)`). Comments and the `#[cfg(test)] mod tests` block at the end of a
 //! file are not read: tests may reach anywhere, and doc links are not dependencies. `lib.rs`
 //! declares the modules and re-exports; it is the root, not a module of the graph.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

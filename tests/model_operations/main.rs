@@ -20,6 +20,15 @@
 //! modules (all but the proptest strategies).
 //!
 //! The number of cases is `ASTEROPE_MODEL_CASES`, else `PROPTEST_CASES`, else 64.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -8,6 +8,15 @@
 //!
 //! `rng` is the generator, `data` the documents and filters it draws, and `model` the naive
 //! evaluation every answer is compared with; each other module holds the tests of one concern.
+// Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    unreachable_pub
+)]
 
 #[path = "../common/mod.rs"]
 mod common;
