@@ -1,7 +1,8 @@
-//! HTTP/1.1 on the same port as HTTP/2: curl without `--http2-prior-knowledge` and exact bytes
-//! on a raw socket. Uploads and downloads stream with chunked encoding, the SHA-256 may come as a
-//! chunked trailer, ranges, auth and errors read as over HTTP/2, a corrupt block never ends a
-//! body cleanly, and HTTP/1.1 sockets obey the same handshake deadline, slots and idle timeout.
+//! HTTP/1.1 on the same port as HTTP/2, byte-exact on a raw socket (curl's view of the routes
+//! is `http1_curl.rs`): uploads stream with chunked encoding, the SHA-256 may come as a chunked
+//! trailer, auth and errors read as over HTTP/2, a corrupt block never ends a body cleanly
+//! (for curl either), and HTTP/1.1 sockets obey the same handshake deadline, slots and idle
+//! timeout.
 // Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
 #![allow(
     clippy::unwrap_used,
@@ -13,17 +14,19 @@
 )]
 
 mod common;
+#[path = "common/curl.rs"]
+mod curl;
 #[path = "common/raw_http1.rs"]
 mod raw_http1;
 #[path = "common/server.rs"]
 mod server;
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use asterope::{Access, Database, ServerConfig, Tokens};
 use common::{pattern, sha256, MIB};
+use curl::curl;
 use raw_http1::{raw_exchange, text};
 use server::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,31 +38,6 @@ async fn start(dir: &Path, config: ServerConfig) -> TestServer {
         .open()
         .unwrap();
     TestServer::start(db, config).await
-}
-
-fn curl_installed() -> bool {
-    let found = std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        eprintln!("SKIPPED: curl is not installed");
-    }
-    found
-}
-
-/// Runs curl over HTTP/1.1 (`--http1.1`, curl's default for `http://` anyway).
-async fn curl(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
-            .args(["-sS", "--http1.1", "--max-time", "30"])
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 /// A chunked upload of `data` in 64 KiB chunks with `trailer` as its trailer section.
@@ -80,127 +58,6 @@ fn chunked_put(path: &str, data: &[u8], trailer: &str) -> Vec<u8> {
     }
     request.extend_from_slice(b"\r\n");
     request
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn curl_without_prior_knowledge_puts_gets_heads_ranges_queries_and_deletes() {
-    if !curl_installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), ServerConfig::default()).await;
-    let data = pattern(1, 3 * MIB + 17);
-    let file = dir.path().join("upload.bin");
-    std::fs::write(&file, &data).unwrap();
-    let file = file.display().to_string();
-    let url = format!("{}/v1/objects/plain%20curl", server.url());
-
-    // `-T` sends a content-length body (and `Expect: 100-continue`).
-    let out = curl(&[
-        "-T",
-        &file,
-        "-H",
-        "x-asterope-meta: {\"source\":\"curl\"}",
-        "-w",
-        "\n%{http_code} %{http_version}",
-        &url,
-    ])
-    .await;
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout.ends_with("\n201 1.1"),
-        "{stdout} {}",
-        text(&out.stderr)
-    );
-    let reply: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
-    assert_eq!(reply["size"], data.len());
-    assert_eq!(reply["meta"]["source"], "curl");
-    assert_eq!(reply["sha256"], sha256(&data).to_hex());
-
-    // `-T -` reads standard input: a chunked body of unknown length.
-    let chunked_url = format!("{}/v1/objects/from-stdin", server.url());
-    let out = tokio::task::spawn_blocking({
-        let (file, chunked_url) = (file.clone(), chunked_url.clone());
-        move || {
-            std::process::Command::new("curl")
-                .args(["-sS", "--http1.1", "-T", "-", "-w", "\n%{http_code}"])
-                .arg(&chunked_url)
-                .stdin(std::fs::File::open(file).unwrap())
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        text(&out.stdout).ends_with("\n201"),
-        "{}",
-        text(&out.stdout)
-    );
-
-    for url in [&url, &chunked_url] {
-        let out = curl(&[url]).await;
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        assert!(out.stdout == data.to_vec(), "GET returned other bytes");
-    }
-
-    // HEAD: the headers of the GET, its content-length included, and no body.
-    let out = curl(&["-I", &url]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let head = text(&out.stdout).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert!(
-        head.contains(&format!("content-length: {}", data.len())),
-        "{head}"
-    );
-    assert!(head.contains(&format!("x-asterope-sha256: {}", sha256(&data).to_hex())));
-
-    // Ranges: 206 with the bytes, 416 beyond the end.
-    let out = curl(&["-r", "5-9", "-w", "%{http_code}", &url]).await;
-    assert_eq!(&out.stdout[..5], &data[5..10]);
-    assert_eq!(text(&out.stdout[5..]), "206");
-    let beyond = format!("{}-", data.len() + 10);
-    let out = curl(&["-r", &beyond, "-i", &url]).await;
-    let reply = text(&out.stdout).to_ascii_lowercase();
-    assert!(reply.starts_with("http/1.1 416"), "{reply}");
-    assert!(reply.contains("\"code\":\"invalid_range\""), "{reply}");
-
-    // Queries are plain POSTs.
-    let out = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "--data-binary",
-        "{\"filter\":{\"source\":\"curl\"}}",
-        &format!("{}/v1/query", server.url()),
-    ])
-    .await;
-    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
-    assert_eq!(page["items"][0]["key"], "plain curl");
-
-    // An `Upgrade: h2c` offer (curl --http2 on http://) is answered over HTTP/1.1.
-    let health = format!("{}/v1/health", server.url());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
-            .args(["-sS", "--http2", "-o", "/dev/null"])
-            .args(["-w", "%{http_code} %{http_version}", &health])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(text(&out.stdout), "200 1.1", "{}", text(&out.stderr));
-
-    let out = curl(&["-X", "DELETE", "-w", "%{http_code}", &url]).await;
-    assert_eq!(text(&out.stdout), "204");
-    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]).await;
-    assert_eq!(text(&out.stdout), "404");
-    let out = curl(&["-I", "-w", "%{http_code}", &url]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).ends_with("404"));
-    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,14 +175,12 @@ async fn a_corrupt_block_never_ends_an_http1_download_cleanly() {
         "bytes of the corrupt block were sent"
     );
 
-    if curl_installed() {
-        let url = format!("{}/v1/objects/damaged", server.url());
-        let out = curl(&["-o", "/dev/null", &url]).await;
-        assert!(
-            !out.status.success(),
-            "curl saw a clean end of a corrupt body"
-        );
-    }
+    let url = format!("{}/v1/objects/damaged", server.url());
+    let out = curl(&["-o", "/dev/null", &url]).await;
+    assert!(
+        !out.status.success(),
+        "curl saw a clean end of a corrupt body"
+    );
     server.stop().await;
 }
 
@@ -400,39 +255,6 @@ async fn binary_that_is_not_http_is_closed_at_once() {
         closed.is_ok(),
         "binary garbage waited for the handshake deadline"
     );
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_offers_http1_and_http2_by_alpn() {
-    if !curl_installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (config, cert) = common::self_signed_tls(dir.path());
-    let server = start(dir.path(), config).await;
-    let url = format!("https://localhost:{}/v1/health", server.addr.port());
-    let cert = cert.display().to_string();
-    for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
-        let out = tokio::task::spawn_blocking({
-            let (url, cert) = (url.clone(), cert.clone());
-            move || {
-                std::process::Command::new("curl")
-                    .args(["-sS", flag, "--cacert", &cert, "-o", "/dev/null"])
-                    .args(["-w", "%{http_code} %{http_version}", &url])
-                    .output()
-                    .unwrap()
-            }
-        })
-        .await
-        .unwrap();
-        assert_eq!(
-            text(&out.stdout),
-            format!("200 {version}"),
-            "{}",
-            text(&out.stderr)
-        );
-    }
     server.stop().await;
 }
 

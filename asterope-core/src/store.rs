@@ -132,9 +132,9 @@ pub trait Store: ObjectOps {
     async fn compact(&self) -> Result<CompactionReport>;
 }
 
-/// Conveniences over any [`Store`].
+/// Conveniences over any [`ObjectOps`]: a [`Store`] or a [`Transaction`].
 #[async_trait::async_trait]
-pub trait StoreExt: Store {
+pub trait StoreExt: ObjectOps {
     /// Stores an in-memory buffer.
     async fn put_bytes(&self, key: &Key, bytes: Bytes, metadata: Metadata) -> Result<ObjectInfo> {
         let size = u64::try_from(bytes.len()).map_err(|_| Error::internal("buffer too large"))?;
@@ -170,4 +170,4 @@ pub trait StoreExt: Store {
     }
 }
 
-impl<T: Store + ?Sized> StoreExt for T {}
+impl<T: ObjectOps + ?Sized> StoreExt for T {}
