@@ -12,6 +12,7 @@
 
 mod digest;
 mod error;
+mod error_body;
 mod key;
 mod object;
 pub mod protocol;
@@ -19,10 +20,10 @@ mod query;
 mod store;
 mod transaction;
 mod value;
-mod wire;
 
 pub use digest::Sha256Digest;
 pub use error::{Error, Result};
+pub use error_body::ErrorBody;
 pub use key::Key;
 pub use object::{
     ByteRange, Condition, GetOptions, ListOptions, ListPage, ObjectInfo, PutOptions,
@@ -35,4 +36,3 @@ pub use query::{
 pub use store::{ByteStream, GetResult, Store, StoreExt};
 pub use transaction::{CompactionReport, IndexInfo, QueryPage, QueryPlan, StoreStats, Transaction};
 pub use value::{Metadata, Text, Timestamp, Value};
-pub use wire::ErrorBody;
