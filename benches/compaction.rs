@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asterope::{Database, GetOptions, Key, Metadata, Store, StoreExt};
+use asterope::{Database, GetOptions, Key, Metadata, ObjectOps, Store, StoreExt};
 use bytes::Bytes;
 use futures::StreamExt;
 

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use asterope::body::file_body;
-use asterope::{Database, GetOptions, Key, PutOptions, Store};
+use asterope::{Database, GetOptions, Key, ObjectOps, PutOptions};
 use futures::StreamExt;
 
 #[path = "../tests/common/rss.rs"]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use asterope::{
-    field, Client, Database, Key, Metadata, Query, ServerConfig, Store, StoreExt, Value,
+    field, Client, Database, Key, Metadata, ObjectOps, Query, ServerConfig, Store, StoreExt, Value,
 };
 use bytes::Bytes;
 
@@ -69,7 +69,7 @@ async fn main() -> asterope::Result<()> {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(asterope::serve(
         listener,
-        db,
+        std::sync::Arc::new(db),
         ServerConfig::default(),
         std::future::pending(),
     ));

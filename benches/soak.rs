@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use asterope::{
-    field, Client, Condition, Key, Metadata, PutOptions, Query, Sha256Digest, Store, Value,
+    field, Client, Condition, Key, Metadata, ObjectOps, PutOptions, Query, Sha256Digest, Store,
+    Value,
 };
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};

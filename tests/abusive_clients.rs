@@ -8,7 +8,7 @@ mod server;
 
 use std::time::Duration;
 
-use asterope::{Client, Database, Key, Metadata, ServerConfig, Store, StoreExt};
+use asterope::{Client, Database, Key, Metadata, ObjectOps, ServerConfig, StoreExt};
 use common::pattern;
 use server::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -5,8 +5,8 @@
 mod common;
 
 use asterope::{
-    compare_values, Database, Filter, Key, ListOptions, Metadata, Query, SortSpec, Store, StoreExt,
-    Value,
+    compare_values, Database, Filter, Key, ListOptions, Metadata, ObjectOps, Query, SortSpec,
+    StoreExt, Value,
 };
 use bytes::Bytes;
 

@@ -336,13 +336,32 @@ async fn transactions(store: &dyn Store) {
     assert_eq!(tx.head(&key("tx/b")).await.unwrap_err().code(), "not_found");
     // Own writes are visible inside, not outside.
     let data = pattern(3, 2 * MIB);
-    tx.put(
-        &key("tx/c"),
-        chunked(data.clone(), MIB),
-        PutOptions::default(),
-    )
-    .await
-    .unwrap();
+    let staged = tx
+        .put(
+            &key("tx/c"),
+            chunked(data.clone(), MIB),
+            PutOptions::default().with_metadata(meta.clone()),
+        )
+        .await
+        .unwrap();
+    // A staged write is described as the transaction now reads it, with version 0 (no commit
+    // version yet).
+    assert_eq!(
+        (staged.key.as_str(), staged.version, staged.size),
+        ("tx/c", 0, 2 * MIB as u64)
+    );
+    assert_eq!((staged.sha256, &staged.metadata), (sha256(&data), &meta));
+    let head = tx.head(&key("tx/c")).await.unwrap();
+    assert_eq!(
+        (head.version, head.size, head.sha256, head.metadata),
+        (0, staged.size, staged.sha256, staged.metadata.clone())
+    );
+    let restaged = tx
+        .update_metadata(&key("tx/c"), Metadata::new(), Condition::default())
+        .await
+        .unwrap();
+    assert_eq!((restaged.version, restaged.size), (0, 2 * MIB as u64));
+    assert!(restaged.metadata.is_empty());
     assert_eq!(read_in(&*tx, &key("tx/c")).await, data);
     assert_eq!(
         store.head(&key("tx/c")).await.unwrap_err().code(),

@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use asterope::{Database, Key, Metadata, Store, StoreExt, Value};
+use asterope::{Database, Key, Metadata, ObjectOps, Store, StoreExt, Value};
 use common::{pattern, sha256};
 
 const CHILD_ENV: &str = "ASTEROPE_COMPACTION_CHILD";

@@ -4,7 +4,7 @@
 
 mod common;
 
-use asterope::{Database, Key, Metadata, Store, StoreExt};
+use asterope::{Database, Key, Metadata, ObjectOps, Store, StoreExt};
 use common::{pattern, sha256, MIB};
 
 fn key(i: usize) -> Key {

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use asterope::{Condition, Database, Key, PutOptions, Store, StoreExt};
+use asterope::{Condition, Database, Key, ObjectOps, PutOptions, StoreExt};
 use common::{chunked, pattern, sha256, MIB};
 
 #[tokio::test]

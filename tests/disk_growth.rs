@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use asterope::{Database, Key, PutOptions, Store, StoreExt};
+use asterope::{Database, Key, ObjectOps, PutOptions, StoreExt};
 use common::{chunked, pattern, MIB};
 
 /// What `du` reports: the disk blocks of every file under `dir`.

@@ -4,8 +4,8 @@
 mod common;
 
 use asterope::{
-    ByteRange, Condition, Database, Error, GetOptions, Key, ListOptions, Metadata, PutOptions,
-    Store, StoreExt, Value,
+    ByteRange, Condition, Database, Error, GetOptions, Key, ListOptions, Metadata, ObjectOps,
+    PutOptions, StoreExt, Value,
 };
 use bytes::Bytes;
 use common::{chunked, pattern, sha256, small_extent_db, MIB};

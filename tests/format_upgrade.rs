@@ -8,7 +8,9 @@
 
 mod common;
 
-use asterope::{field, Condition, Database, GetOptions, Key, Metadata, Query, Store, StoreExt};
+use asterope::{
+    field, Condition, Database, GetOptions, Key, Metadata, ObjectOps, Query, Store, StoreExt,
+};
 use common::{pattern, MIB};
 
 fn key(name: &str) -> Key {

@@ -10,7 +10,7 @@ mod server;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use asterope::{Client, Database, Key, ServerConfig, Store};
+use asterope::{Client, Database, Key, ObjectOps, ServerConfig};
 use server::TestServer;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;

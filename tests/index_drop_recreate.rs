@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asterope::{field, Database, Key, Metadata, PutOptions, Query, Result, Store};
+use asterope::{field, Database, Key, Metadata, ObjectOps, PutOptions, Query, Result, Store};
 use futures::stream::{self, StreamExt};
 
 const OBJECTS: usize = 5_000;

@@ -7,7 +7,7 @@ mod common;
 mod server;
 
 use asterope::{
-    Client, Condition, Database, Key, Metadata, PutOptions, ServerConfig, Store, StoreExt,
+    Client, Condition, Database, Key, Metadata, ObjectOps, PutOptions, ServerConfig, StoreExt,
 };
 use asterope_storage::fault::{fail_next_syncs, fail_next_writes};
 use common::{chunked, pattern, MIB};

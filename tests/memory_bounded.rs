@@ -7,7 +7,7 @@ mod rss;
 
 use rss::{rss_anon, PeakRss};
 
-use asterope::{Database, GetOptions, Key, PutOptions, Store};
+use asterope::{Database, GetOptions, Key, ObjectOps, PutOptions};
 use bytes::Bytes;
 use common::{pattern, MIB};
 use futures::stream::{self, StreamExt};

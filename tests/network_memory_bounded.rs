@@ -8,7 +8,7 @@ mod rss;
 
 use rss::PeakRss;
 
-use asterope::{Client, GetOptions, Key, PutOptions, Store};
+use asterope::{Client, GetOptions, Key, ObjectOps, PutOptions};
 use bytes::Bytes;
 use common::{pattern, MIB};
 use futures::stream::{self, StreamExt};

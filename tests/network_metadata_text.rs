@@ -7,7 +7,9 @@ mod common;
 #[path = "common/server.rs"]
 mod server;
 
-use asterope::{Client, Condition, Database, Key, Metadata, Query, ServerConfig, Store, StoreExt};
+use asterope::{
+    Client, Condition, Database, Key, Metadata, ObjectOps, Query, ServerConfig, Store, StoreExt,
+};
 use asterope_serialization::{metadata_from_json_str, parse_filter};
 use bytes::Bytes;
 use common::pattern;

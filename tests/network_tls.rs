@@ -4,7 +4,7 @@ mod common;
 #[path = "common/server.rs"]
 mod server;
 
-use asterope::{Client, Database, Key, Metadata, Store, StoreExt};
+use asterope::{Client, Database, Key, Metadata, ObjectOps, StoreExt};
 use common::pattern;
 use server::TestServer;
 

@@ -6,7 +6,8 @@
 mod common;
 
 use asterope::{
-    field, Database, Filter, Key, ListOptions, Metadata, Query, SortSpec, Store, StoreExt, Value,
+    field, Database, Filter, Key, ListOptions, Metadata, ObjectOps, Query, SortSpec, StoreExt,
+    Value,
 };
 use common::pattern;
 

@@ -719,7 +719,7 @@ async fn shutdown_drains_then_aborts_unfinished_uploads() {
         }
     }
     let db = reopened.expect("data directory still locked after shutdown");
-    use asterope::Store;
+    use asterope::ObjectOps;
     assert!(db.head(&asterope::Key::new("done").unwrap()).await.is_ok());
     assert_eq!(
         db.head(&asterope::Key::new("unfinished").unwrap())

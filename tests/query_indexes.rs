@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use asterope::{
     and, compare_values, field, not, or, Condition, Database, Error, Filter, Key, ListOptions,
-    Metadata, ObjectInfo, Predicate, Query, SortSpec, Store, StoreExt, Timestamp, Value,
+    Metadata, ObjectInfo, ObjectOps, Predicate, Query, SortSpec, Store, StoreExt, Timestamp, Value,
 };
 use common::pattern;
 

@@ -1,7 +1,7 @@
 //! The places where Asterope's query semantics differ from MongoDB's, as docs/QUERY.md lists
 //! them ("Differences from MongoDB"), run through a real store so the documentation stays true.
 
-use asterope::{Database, Key, Query, SortSpec, Store, StoreExt};
+use asterope::{Database, Key, ObjectOps, Query, SortSpec, StoreExt};
 use asterope_serialization::{metadata_from_json_str, parse_filter, query_from_json};
 use bytes::Bytes;
 

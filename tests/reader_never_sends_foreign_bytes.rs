@@ -10,7 +10,8 @@ mod common;
 mod server;
 
 use asterope::{
-    Client, Database, GetOptions, Key, Metadata, PutOptions, Result, ServerConfig, Store, StoreExt,
+    Client, Database, GetOptions, Key, Metadata, ObjectOps, PutOptions, Result, ServerConfig,
+    Store, StoreExt,
 };
 use bytes::Bytes;
 use common::{chunked, pattern, MIB};

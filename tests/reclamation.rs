@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use asterope::{Database, GetOptions, Key, Metadata, Store, StoreExt};
+use asterope::{Database, GetOptions, Key, Metadata, ObjectOps, Store, StoreExt};
 use common::{pattern, sha256, MIB};
 use futures::StreamExt;
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use asterope::{
-    Client, Condition, Key, Metadata, PutOptions, Sha256Digest, Store, StoreExt, Value,
+    Client, Condition, Key, Metadata, ObjectOps, PutOptions, Sha256Digest, Store, StoreExt, Value,
 };
 use common::{chunked, pattern, sha256};
 

@@ -7,8 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use asterope::{
-    field, Condition, Database, Error, GetOptions, Key, ListOptions, Metadata, PutOptions, Query,
-    Store, StoreExt, Value,
+    field, Condition, Database, Error, GetOptions, Key, ListOptions, Metadata, ObjectOps,
+    PutOptions, Query, Store, StoreExt, Value,
 };
 use common::{chunked, pattern, MIB};
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use asterope::{Client, Database, GetOptions, Key, Metadata, Result, Store, StoreExt};
+use asterope::{Client, Database, GetOptions, Key, Metadata, ObjectOps, Result, Store, StoreExt};
 use common::{pattern, MIB};
 use futures::StreamExt;
 

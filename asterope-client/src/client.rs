@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use asterope_core::{
     ByteRange, ByteStream, CompactionReport, Condition, Error, GetOptions, GetResult, IndexInfo,
-    Key, ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage, QueryPlan,
-    Result, Store, StoreStats, Transaction,
+    Key, ListOptions, ListPage, Metadata, ObjectInfo, ObjectOps, PutOptions, Query, QueryPage,
+    QueryPlan, Result, Store, StoreStats, Transaction,
 };
 use asterope_serialization::wire::headers::{
     HEADER_IF_VERSION, HEADER_META, HEADER_SHA256, HEADER_TRANSACTION, HEADER_VERIFY, JSON,
@@ -230,7 +230,7 @@ async fn read_description(response: Response<Incoming>) -> Result<ObjectInfo> {
 }
 
 #[async_trait::async_trait]
-impl Store for Client {
+impl ObjectOps for Client {
     async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
         // Refused here, before any byte of the body is read or sent.
         validate_metadata(&options.metadata)?;
@@ -346,6 +346,16 @@ impl Store for Client {
         Ok(reply.into())
     }
 
+    async fn list(&self, options: ListOptions) -> Result<ListPage> {
+        let path = list_path(&options.prefix, options.limit, options.cursor.as_deref());
+        let page: Page = self.call_json(Method::GET, &path, "listing").await?;
+        let (objects, next) = page.into_objects()?;
+        Ok(ListPage { objects, next })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Client {
     async fn create_index(&self, field: &str) -> Result<IndexInfo> {
         let path = index_path(field);
         let reply: IndexDescription = self.call_json(Method::PUT, &path, "index").await?;
@@ -384,12 +394,5 @@ impl Store for Client {
             .call_json(Method::POST, COMPACT_PATH, "compaction report")
             .await?;
         Ok(reply.into())
-    }
-
-    async fn list(&self, options: ListOptions) -> Result<ListPage> {
-        let path = list_path(&options.prefix, options.limit, options.cursor.as_deref());
-        let page: Page = self.call_json(Method::GET, &path, "listing").await?;
-        let (objects, next) = page.into_objects()?;
-        Ok(ListPage { objects, next })
     }
 }

@@ -3,7 +3,7 @@
 
 use asterope_core::{
     ByteStream, Condition, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata, ObjectInfo,
-    PutOptions, Query, QueryPage, QueryPlan, Result, Store, Transaction,
+    ObjectOps, PutOptions, Query, QueryPage, QueryPlan, Result, Transaction,
 };
 use asterope_serialization::wire::paths::{commit_path, transaction_path};
 use asterope_serialization::wire::CommitReply;
@@ -36,30 +36,25 @@ impl ClientTransaction {
     }
 }
 
+/// The transaction's operations are the client's, sent with the transaction's header.
 #[async_trait::async_trait]
-impl Transaction for ClientTransaction {
-    fn snapshot_version(&self) -> u64 {
-        self.snapshot
-    }
+impl ObjectOps for ClientTransaction {
     async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         self.client.get(key, options).await
     }
     async fn head(&self, key: &Key) -> Result<ObjectInfo> {
         self.client.head(key).await
     }
-    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<()> {
-        self.client.put(key, body, options).await.map(drop)
+    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
+        self.client.put(key, body, options).await
     }
     async fn update_metadata(
         &self,
         key: &Key,
         metadata: Metadata,
         condition: Condition,
-    ) -> Result<()> {
-        self.client
-            .update_metadata(key, metadata, condition)
-            .await
-            .map(drop)
+    ) -> Result<ObjectInfo> {
+        self.client.update_metadata(key, metadata, condition).await
     }
     async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
         self.client.delete(key, condition).await
@@ -75,6 +70,13 @@ impl Transaction for ClientTransaction {
     }
     async fn explain(&self, query: &Query) -> Result<QueryPlan> {
         self.client.explain(query).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for ClientTransaction {
+    fn snapshot_version(&self) -> u64 {
+        self.snapshot
     }
     async fn commit(mut self: Box<Self>) -> Result<u64> {
         self.finished = true;

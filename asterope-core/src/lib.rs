@@ -2,7 +2,8 @@
 //!
 //! Everything that both sides of the product speak lives here: validated [`Key`]s, the
 //! [`ObjectInfo`] record a caller sees, the MessagePack-shaped metadata [`Value`] model, the one
-//! [`Error`] enum with stable machine-readable codes, and the object-safe async [`Store`] trait.
+//! [`Error`] enum with stable machine-readable codes, and the object-safe async [`ObjectOps`] and
+//! [`Store`] traits.
 //! The embedded `Database` (asterope-storage) implements [`Store`]; so does the network client.
 //!
 //! Blob bodies travel as [`ByteStream`]s of chunks in both directions, so no implementation ever
@@ -33,6 +34,6 @@ pub use query::{
     and, compare_values, field, not, or, FieldCondition, FieldPath, Filter, Predicate, Query,
     SortSpec, MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_IN_LIST_LEN,
 };
-pub use store::{ByteStream, GetResult, Store, StoreExt};
+pub use store::{ByteStream, GetResult, ObjectOps, Store, StoreExt};
 pub use transaction::{CompactionReport, IndexInfo, QueryPage, QueryPlan, StoreStats, Transaction};
 pub use value::{Metadata, Text, Timestamp, Value};

@@ -115,7 +115,7 @@ impl Condition {
     }
 }
 
-/// Options of [`Store::put`](crate::Store::put).
+/// Options of [`ObjectOps::put`](crate::ObjectOps::put).
 #[derive(Clone, Debug, Default)]
 pub struct PutOptions {
     /// The metadata document stored with the blob.
@@ -155,7 +155,7 @@ impl PutOptions {
     }
 }
 
-/// Options of [`Store::get`](crate::Store::get).
+/// Options of [`ObjectOps::get`](crate::ObjectOps::get).
 #[derive(Clone, Debug)]
 pub struct GetOptions {
     /// Only these bytes.
@@ -189,12 +189,12 @@ impl GetOptions {
     }
 }
 
-/// Default page size of [`Store::list`](crate::Store::list).
+/// Default page size of [`ObjectOps::list`](crate::ObjectOps::list).
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
-/// Largest page size of [`Store::list`](crate::Store::list).
+/// Largest page size of [`ObjectOps::list`](crate::ObjectOps::list).
 pub const MAX_LIST_LIMIT: usize = 10_000;
 
-/// Options of [`Store::list`](crate::Store::list).
+/// Options of [`ObjectOps::list`](crate::ObjectOps::list).
 #[derive(Clone, Debug, Default)]
 pub struct ListOptions {
     /// Only keys starting with this.

@@ -1,4 +1,4 @@
-//! The `Store` trait: the one API of Asterope, embedded or networked.
+//! The `ObjectOps` and `Store` traits: the one API of Asterope, embedded or networked.
 
 use std::fmt;
 use std::ops::Range;
@@ -18,7 +18,7 @@ use crate::{Error, Result};
 /// means the body is incomplete or invalid and must not be treated as the object.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
-/// The answer of [`Store::get`]: the object's description and its (possibly ranged) body.
+/// The answer of [`ObjectOps::get`]: the object's description and its (possibly ranged) body.
 pub struct GetResult {
     /// The object as of the read.
     pub info: ObjectInfo,
@@ -51,15 +51,23 @@ impl GetResult {
     }
 }
 
-/// An object store: streaming put/get of blobs with metadata, by key.
+/// The object operations: put, read, describe, delete and re-describe objects by key, and list,
+/// query, count and explain over them.
 ///
-/// Implemented by the embedded `asterope_storage::Database` and by `asterope_client::Client`
-/// with the same semantics and error codes. Object-safe: use it as `Arc<dyn Store>`.
+/// This is the one home of these operations. Both the whole store ([`Store`]) and an open
+/// [`Transaction`] implement it, with the same semantics and error codes: on a store each write
+/// commits on its own; inside a transaction it is staged and reads see the snapshot plus the
+/// transaction's own writes. Object-safe: servers and callers use it as `&dyn ObjectOps`.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait ObjectOps: Send + Sync {
     /// Stores `body` under `key`, replacing any previous object atomically. The object becomes
     /// visible (and durable) only when the whole body has arrived and passed the checks of
     /// `options`; on any error nothing changes.
+    ///
+    /// Returns the object as written. On a [`Store`] its `version` is the commit version of
+    /// the write. Inside a [`Transaction`] the write is only staged: the returned description
+    /// is the staged state the transaction now reads, whose `version` is `0` (a commit version
+    /// is assigned only by [`Transaction::commit`]).
     async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo>;
 
     /// Reads an object, streaming its bytes.
@@ -71,7 +79,9 @@ pub trait Store: Send + Sync {
     /// Deletes an object. [`Error::NotFound`] if there is none.
     async fn delete(&self, key: &Key, condition: Condition) -> Result<()>;
 
-    /// Replaces the metadata document of an existing object, keeping its blob.
+    /// Replaces the metadata document of an existing object, keeping its blob. Returns the
+    /// object as written (staged inside a transaction, with `version` `0`, as for
+    /// [`ObjectOps::put`]).
     async fn update_metadata(
         &self,
         key: &Key,
@@ -88,9 +98,18 @@ pub trait Store: Send + Sync {
     /// Counts the objects a query selects (ignoring sort, limit and cursor).
     async fn count(&self, query: &Query) -> Result<u64>;
 
-    /// Tells how a query would be executed: through which index, or by a scan.
+    /// Tells how a query would be executed: through which index, or by a scan. Inside a
+    /// transaction, an index declared or finished after it began is not used.
     async fn explain(&self, query: &Query) -> Result<QueryPlan>;
+}
 
+/// An object store: the [`ObjectOps`] on the current state, plus the operations on the whole
+/// store (indexes, transactions, accounting, compaction).
+///
+/// Implemented by the embedded `asterope_storage::Database` and by `asterope_client::Client`
+/// with the same semantics and error codes. Object-safe: use it as `Arc<dyn Store>`.
+#[async_trait::async_trait]
+pub trait Store: ObjectOps {
     /// Declares a secondary index on a field path and fills it from existing objects in the
     /// background; queries use it once it is ready.
     async fn create_index(&self, field: &str) -> Result<IndexInfo>;

@@ -4,10 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    ByteStream, Condition, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata, ObjectInfo,
-    PutOptions, Query, Result,
-};
+use crate::{ObjectInfo, ObjectOps, Result};
 
 /// One page of query results.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -78,7 +75,7 @@ pub struct IndexInfo {
     pub state: String,
 }
 
-/// An interactive transaction with snapshot isolation.
+/// An interactive transaction with snapshot isolation: the [`ObjectOps`] at a snapshot.
 ///
 /// Reads see the snapshot taken at `begin` plus the transaction's own writes. Writes are staged
 /// (blob bytes are written to free space right away, but nothing is visible to others) and
@@ -87,33 +84,9 @@ pub struct IndexInfo {
 /// written keys after this one began (first committer wins). Dropping a transaction without
 /// committing rolls it back.
 #[async_trait::async_trait]
-pub trait Transaction: Send + Sync {
+pub trait Transaction: ObjectOps {
     /// The commit version this transaction reads at.
     fn snapshot_version(&self) -> u64;
-    /// Reads an object at the snapshot (or as staged by this transaction).
-    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult>;
-    /// Describes an object at the snapshot (or as staged).
-    async fn head(&self, key: &Key) -> Result<ObjectInfo>;
-    /// Stages a blob upload.
-    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<()>;
-    /// Stages a metadata replacement.
-    async fn update_metadata(
-        &self,
-        key: &Key,
-        metadata: Metadata,
-        condition: Condition,
-    ) -> Result<()>;
-    /// Stages a delete.
-    async fn delete(&self, key: &Key, condition: Condition) -> Result<()>;
-    /// Lists at the snapshot, with staged writes applied.
-    async fn list(&self, options: ListOptions) -> Result<ListPage>;
-    /// Queries at the snapshot, with staged writes applied.
-    async fn query(&self, query: &Query) -> Result<QueryPage>;
-    /// Counts at the snapshot, with staged writes applied (sort, limit and cursor ignored).
-    async fn count(&self, query: &Query) -> Result<u64>;
-    /// Tells how a query would run at the snapshot (an index declared or finished after it
-    /// began is not used).
-    async fn explain(&self, query: &Query) -> Result<QueryPlan>;
     /// Applies every staged write atomically and durably; returns the commit version.
     async fn commit(self: Box<Self>) -> Result<u64>;
     /// Discards every staged write.

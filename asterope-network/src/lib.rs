@@ -1,13 +1,15 @@
-//! The Asterope HTTP server: an embedded [`Database`](asterope_storage::Database) served over
-//! HTTP/2 and HTTP/1.1 on one port, cleartext (HTTP/2 with prior knowledge) or over TLS (ALPN
-//! `h2` or `http/1.1`); the protocol is told from a connection's first bytes.
+//! The Asterope HTTP server: any [`Store`](asterope_core::Store) (the embedded database, in the
+//! product) served over HTTP/2 and HTTP/1.1 on one port, cleartext (HTTP/2 with prior
+//! knowledge) or over TLS (ALPN `h2` or `http/1.1`); the protocol is told from a connection's
+//! first bytes.
 //!
 //! Layers, from the socket up: [`serve`] accepts connections and owns shutdown; hyper owns
 //! HTTP/2 framing and flow control and HTTP/1.1 message framing; `routes` turns requests into
-//! `Store` calls; `body` adapts request and response bodies to chunk streams; `status` maps
-//! error codes to HTTP statuses in one place. Bodies stream in both directions with bounded buffers: a request body is written
-//! to disk as it arrives (flow-control credit is released only as the store consumes chunks)
-//! and a response streams zero-copy from the extent mapping.
+//! `ObjectOps` and `Store` calls; `body` adapts request and response bodies to chunk streams;
+//! `status` maps error codes to HTTP statuses in one place. Bodies stream in both directions
+//! with bounded buffers: a request body is written to disk as it arrives (flow-control credit
+//! is released only as the store consumes chunks) and a response streams zero-copy from the
+//! extent mapping.
 //!
 //! The wire protocol is documented in `docs/PROTOCOL.md`.
 #![forbid(unsafe_code)]

@@ -5,9 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asterope_core::Result;
+use asterope_core::{Result, Store};
 use asterope_serialization::MAX_HEADER_LIST_BYTES;
-use asterope_storage::Database;
 use http_body_util::BodyExt;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -111,18 +110,18 @@ impl Default for ServerConfig {
     }
 }
 
-/// Serves `db` on `listener` until `shutdown` completes, then stops accepting, lets in-flight
+/// Serves `store` on `listener` until `shutdown` completes, then stops accepting, lets in-flight
 /// requests finish for [`ServerConfig::shutdown_grace`] and aborts the rest (an aborted upload
 /// commits nothing).
 pub async fn serve(
     listener: TcpListener,
-    db: Database,
+    store: Arc<dyn Store>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     let state = Arc::new(AppState {
-        db,
+        store,
         tokens: config.tokens.clone(),
         metrics: Arc::clone(&metrics),
         body_idle_timeout: config.body_idle_timeout,

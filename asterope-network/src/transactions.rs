@@ -1,5 +1,4 @@
-//! Interactive transactions over HTTP: a registry of open transactions with leases, and the
-//! operations a request runs either directly on the database or inside a transaction.
+//! Interactive transactions over HTTP: a registry of open transactions with leases.
 //!
 //! `POST /v1/transactions` opens one and returns its id; requests carrying
 //! `x-asterope-transaction: <id>` run inside it; `POST /v1/transactions/{id}/commit` commits and
@@ -17,11 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asterope_core::{
-    ByteStream, Condition, Error, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata,
-    ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result, Store, Transaction,
-};
-use asterope_storage::Database;
+use asterope_core::{Error, Result, Transaction};
 use sha2::{Digest, Sha256};
 
 /// Who began a transaction: a digest of the credential presented, or everyone when the server
@@ -175,99 +170,5 @@ impl Transactions {
 fn unknown(id: &str) -> Error {
     Error::NotFound {
         key: format!("transaction {id}"),
-    }
-}
-
-/// What a request does to objects, directly or inside a transaction.
-#[async_trait::async_trait]
-pub(crate) trait Ops: Send + Sync {
-    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo>;
-    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult>;
-    async fn head(&self, key: &Key) -> Result<ObjectInfo>;
-    async fn delete(&self, key: &Key, condition: Condition) -> Result<()>;
-    async fn update_metadata(
-        &self,
-        key: &Key,
-        metadata: Metadata,
-        condition: Condition,
-    ) -> Result<ObjectInfo>;
-    async fn list(&self, options: ListOptions) -> Result<ListPage>;
-    async fn query(&self, query: &Query) -> Result<QueryPage>;
-    async fn count(&self, query: &Query) -> Result<u64>;
-    async fn explain(&self, query: &Query) -> Result<QueryPlan>;
-}
-
-#[async_trait::async_trait]
-impl Ops for Database {
-    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
-        Store::put(self, key, body, options).await
-    }
-    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
-        Store::get(self, key, options).await
-    }
-    async fn head(&self, key: &Key) -> Result<ObjectInfo> {
-        Store::head(self, key).await
-    }
-    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
-        Store::delete(self, key, condition).await
-    }
-    async fn update_metadata(
-        &self,
-        key: &Key,
-        metadata: Metadata,
-        condition: Condition,
-    ) -> Result<ObjectInfo> {
-        Store::update_metadata(self, key, metadata, condition).await
-    }
-    async fn list(&self, options: ListOptions) -> Result<ListPage> {
-        Store::list(self, options).await
-    }
-    async fn query(&self, query: &Query) -> Result<QueryPage> {
-        Store::query(self, query).await
-    }
-    async fn count(&self, query: &Query) -> Result<u64> {
-        Store::count(self, query).await
-    }
-    async fn explain(&self, query: &Query) -> Result<QueryPlan> {
-        Store::explain(self, query).await
-    }
-}
-
-/// Inside a transaction, writes are staged: their replies describe the staged state (version 0).
-#[async_trait::async_trait]
-impl Ops for Box<dyn Transaction> {
-    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
-        Transaction::put(self.as_ref(), key, body, options).await?;
-        Transaction::head(self.as_ref(), key).await
-    }
-    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
-        Transaction::get(self.as_ref(), key, options).await
-    }
-    async fn head(&self, key: &Key) -> Result<ObjectInfo> {
-        Transaction::head(self.as_ref(), key).await
-    }
-    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
-        Transaction::delete(self.as_ref(), key, condition).await
-    }
-    async fn update_metadata(
-        &self,
-        key: &Key,
-        metadata: Metadata,
-        condition: Condition,
-    ) -> Result<ObjectInfo> {
-        Transaction::update_metadata(self.as_ref(), key, metadata, condition).await?;
-        Transaction::head(self.as_ref(), key).await
-    }
-    async fn list(&self, options: ListOptions) -> Result<ListPage> {
-        Transaction::list(self.as_ref(), options).await
-    }
-    async fn query(&self, query: &Query) -> Result<QueryPage> {
-        Transaction::query(self.as_ref(), query).await
-    }
-    async fn count(&self, query: &Query) -> Result<u64> {
-        Transaction::count(self.as_ref(), query).await
-    }
-    async fn explain(&self, query: &Query) -> Result<QueryPlan> {
-        Transaction::explain(self.as_ref(), query).await
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use asterope_core::{
     ByteStream, CompactionReport, Condition, Error, Filter, GetOptions, GetResult, IndexInfo, Key,
-    ListOptions, ListPage, Metadata, ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result,
-    Sha256Digest, Store, StoreStats, Timestamp, Transaction,
+    ListOptions, ListPage, Metadata, ObjectInfo, ObjectOps, PutOptions, Query, QueryPage,
+    QueryPlan, Result, Sha256Digest, Store, StoreStats, Timestamp, Transaction,
 };
 use asterope_serialization::{encode, validate_metadata};
 
@@ -669,7 +669,7 @@ impl Inner {
 }
 
 #[async_trait::async_trait]
-impl Store for Database {
+impl ObjectOps for Database {
     async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
         validate_metadata(&options.metadata)?;
         // Refuse early what would be refused at commit, before the body is consumed.
@@ -726,28 +726,18 @@ impl Store for Database {
     async fn list(&self, options: ListOptions) -> Result<ListPage> {
         let query = list_query(&options)?;
         let snapshot = self.snapshot();
-        let page = self.with_query(snapshot.ts, None, |q| list_page(q, &query))?;
-        Ok(ListPage {
-            objects: page
-                .objects
-                .into_iter()
-                .map(|(k, r)| r.into_info(k))
-                .collect(),
-            next: page.next,
-        })
+        let (objects, next) = self
+            .with_query(snapshot.ts, None, |q| list_page(q, &query))?
+            .into_infos();
+        Ok(ListPage { objects, next })
     }
 
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         let snapshot = self.snapshot();
-        let page = self.with_query(snapshot.ts, None, |q| q.page(query))?;
-        Ok(QueryPage {
-            objects: page
-                .objects
-                .into_iter()
-                .map(|(k, r)| r.into_info(k))
-                .collect(),
-            next: page.next,
-        })
+        let (objects, next) = self
+            .with_query(snapshot.ts, None, |q| q.page(query))?
+            .into_infos();
+        Ok(QueryPage { objects, next })
     }
 
     async fn count(&self, query: &Query) -> Result<u64> {
@@ -759,7 +749,10 @@ impl Store for Database {
         let snapshot = self.snapshot();
         self.with_query(snapshot.ts, None, |q| Ok(q.explain(query)))
     }
+}
 
+#[async_trait::async_trait]
+impl Store for Database {
     async fn create_index(&self, field: &str) -> Result<IndexInfo> {
         self.inner.create_index(field)
     }

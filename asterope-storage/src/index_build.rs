@@ -422,7 +422,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use asterope_core::{Key, Metadata, Store, StoreExt};
+    use asterope_core::{Key, Metadata, ObjectOps, Store, StoreExt};
 
     use super::*;
     use crate::Database;

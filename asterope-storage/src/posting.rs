@@ -377,7 +377,7 @@ fn parse_entry(bytes: &[u8], at: usize) -> Result<(Range<usize>, Range<usize>)> 
 
 #[cfg(test)]
 mod tests {
-    use asterope_core::{field, Key, Metadata, Query, Store, StoreExt};
+    use asterope_core::{field, Key, Metadata, ObjectOps, Query, Store, StoreExt};
 
     use super::*;
     use crate::Database;

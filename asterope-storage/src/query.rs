@@ -16,7 +16,7 @@ use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 
 use asterope_core::{
-    Error, Filter, Key, Query, QueryPlan, Result, SortSpec, Value, DEFAULT_LIST_LIMIT,
+    Error, Filter, Key, ObjectInfo, Query, QueryPlan, Result, SortSpec, Value, DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
 };
 use asterope_serialization::{decode, encode, query_to_json};
@@ -115,6 +115,18 @@ pub(crate) struct QueryContext<'a> {
 pub(crate) struct Page {
     pub(crate) objects: Vec<(Key, ObjectRecord)>,
     pub(crate) next: Option<String>,
+}
+
+impl Page {
+    /// The page as callers see it: each object's description, and the next page's cursor.
+    pub(crate) fn into_infos(self) -> (Vec<ObjectInfo>, Option<String>) {
+        let objects = self
+            .objects
+            .into_iter()
+            .map(|(key, record)| record.into_info(key))
+            .collect();
+        (objects, self.next)
+    }
 }
 
 impl QueryContext<'_> {

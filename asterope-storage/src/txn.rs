@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use asterope_core::{
     ByteStream, Condition, Error, GetOptions, GetResult, Key, ListOptions, ListPage, Metadata,
-    ObjectInfo, PutOptions, Query, QueryPage, QueryPlan, Result, Timestamp, Transaction,
+    ObjectInfo, ObjectOps, PutOptions, Query, QueryPage, QueryPlan, Result, Timestamp, Transaction,
 };
 use asterope_serialization::validate_metadata;
 
@@ -54,10 +54,22 @@ impl DbTransaction {
             .collect()
     }
 
-    async fn stage(&self, key: &Key, intent: Intent) {
+    /// Stages a put and returns the object as the transaction now sees it.
+    async fn stage_put(&self, key: &Key, intent: Intent) -> Result<ObjectInfo> {
+        let mut staged = self.staged.lock().await;
         // Replacing an earlier staged put drops its reservation: its space is retired, free
         // once no reader still streams the staged bytes.
-        self.staged.lock().await.insert(key.clone(), intent);
+        staged.insert(key.clone(), intent);
+        self.staged_info(key, &staged)
+    }
+
+    /// The object `key` as this transaction sees it (`version` 0 when staged).
+    fn staged_info(&self, key: &Key, staged: &BTreeMap<Key, Intent>) -> Result<ObjectInfo> {
+        self.visible(key, staged)?
+            .map(|r| r.info(key.clone()))
+            .ok_or_else(|| Error::NotFound {
+                key: key.to_string(),
+            })
     }
 }
 
@@ -89,11 +101,7 @@ fn staged_state(base: Option<ObjectRecord>, write: &Write) -> Option<ObjectRecor
 }
 
 #[async_trait::async_trait]
-impl Transaction for DbTransaction {
-    fn snapshot_version(&self) -> u64 {
-        self.snapshot.ts
-    }
-
+impl ObjectOps for DbTransaction {
     async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let staged = self.staged.lock().await;
         let record = self.visible(key, &staged)?;
@@ -119,18 +127,13 @@ impl Transaction for DbTransaction {
 
     async fn head(&self, key: &Key) -> Result<ObjectInfo> {
         let staged = self.staged.lock().await;
-        self.visible(key, &staged)?
-            .map(|r| r.info(key.clone()))
-            .ok_or_else(|| Error::NotFound {
-                key: key.to_string(),
-            })
+        self.staged_info(key, &staged)
     }
 
-    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<()> {
+    async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
         let condition = options.condition;
         let write = self.db.write_put(body, &options).await?;
-        self.stage(key, Intent { write, condition }).await;
-        Ok(())
+        self.stage_put(key, Intent { write, condition }).await
     }
 
     async fn update_metadata(
@@ -138,7 +141,7 @@ impl Transaction for DbTransaction {
         key: &Key,
         metadata: Metadata,
         condition: Condition,
-    ) -> Result<()> {
+    ) -> Result<ObjectInfo> {
         validate_metadata(&metadata)?;
         let mut staged = self.staged.lock().await;
         if self.visible(key, &staged)?.is_none() {
@@ -175,12 +178,12 @@ impl Transaction for DbTransaction {
                         condition: earlier,
                     },
                 );
-                return Ok(());
+                return self.staged_info(key, &staged);
             }
             _ => Write::Metadata(metadata),
         };
         staged.insert(key.clone(), Intent { write, condition });
-        Ok(())
+        self.staged_info(key, &staged)
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
@@ -210,33 +213,21 @@ impl Transaction for DbTransaction {
         let query = list_query(&options)?;
         let staged = self.staged.lock().await;
         let overlay = self.overlay(&staged)?;
-        let page = self
+        let (objects, next) = self
             .db
-            .with_query(self.snapshot.ts, Some(&overlay), |q| list_page(q, &query))?;
-        Ok(ListPage {
-            objects: page
-                .objects
-                .into_iter()
-                .map(|(k, r)| r.into_info(k))
-                .collect(),
-            next: page.next,
-        })
+            .with_query(self.snapshot.ts, Some(&overlay), |q| list_page(q, &query))?
+            .into_infos();
+        Ok(ListPage { objects, next })
     }
 
     async fn query(&self, query: &Query) -> Result<QueryPage> {
         let staged = self.staged.lock().await;
         let overlay = self.overlay(&staged)?;
-        let page = self
+        let (objects, next) = self
             .db
-            .with_query(self.snapshot.ts, Some(&overlay), |q| q.page(query))?;
-        Ok(QueryPage {
-            objects: page
-                .objects
-                .into_iter()
-                .map(|(k, r)| r.into_info(k))
-                .collect(),
-            next: page.next,
-        })
+            .with_query(self.snapshot.ts, Some(&overlay), |q| q.page(query))?
+            .into_infos();
+        Ok(QueryPage { objects, next })
     }
 
     async fn count(&self, query: &Query) -> Result<u64> {
@@ -249,6 +240,13 @@ impl Transaction for DbTransaction {
     async fn explain(&self, query: &Query) -> Result<QueryPlan> {
         self.db
             .with_query(self.snapshot.ts, None, |q| Ok(q.explain(query)))
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for DbTransaction {
+    fn snapshot_version(&self) -> u64 {
+        self.snapshot.ts
     }
 
     async fn commit(self: Box<Self>) -> Result<u64> {

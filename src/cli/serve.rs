@@ -52,7 +52,7 @@ pub(crate) async fn serve(cli: Cli) -> Result<()> {
         "asterope: serving {} on {scheme}://{address} (HTTP/2 and HTTP/1.1)",
         cli.data.display()
     ));
-    asterope::serve(listener, db, config, shutdown_signal()).await
+    asterope::serve(listener, std::sync::Arc::new(db), config, shutdown_signal()).await
 }
 
 /// Completes on SIGINT or SIGTERM.

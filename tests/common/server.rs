@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use asterope::{Database, ServerConfig};
 use tokio::sync::oneshot;
@@ -18,9 +19,14 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(asterope::serve(listener, db, config, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(asterope::serve(
+            listener,
+            Arc::new(db),
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         TestServer {
             addr,
             stop: Some(stop),

@@ -1,6 +1,8 @@
 //! Applies each operation to the store and to the model, checking what the store answers.
 
-use asterope::{Condition, Database, GetOptions, ListOptions, ObjectInfo, PutOptions, Store};
+use asterope::{
+    Condition, Database, GetOptions, ListOptions, ObjectInfo, ObjectOps, PutOptions, Store,
+};
 use futures::StreamExt;
 
 use crate::check::{check_in_transaction, check_info, check_queries, Reader};

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use asterope::{
-    ByteRange, Database, GetOptions, Key, ListOptions, ObjectInfo, Query, QueryPage, Sha256Digest,
-    Store, StoreExt, Transaction,
+    ByteRange, Database, GetOptions, Key, ListOptions, ObjectInfo, ObjectOps, Query, QueryPage,
+    Sha256Digest, Store, StoreExt, Transaction,
 };
 
 use crate::model::{expected_answer, key, queries, sorted_queries, Model, Object};
