@@ -5,7 +5,6 @@
 
 mod filter;
 mod header;
-mod info;
 mod json;
 mod msgpack;
 mod msgpack_reader;
@@ -18,7 +17,6 @@ pub use header::{
     metadata_from_header_json, metadata_to_header_json, MAX_HEADER_LIST_BYTES,
     MAX_METADATA_HEADER_BYTES,
 };
-pub use info::object_info_to_json;
 pub use json::{metadata_from_json, metadata_from_json_str, metadata_to_json, value_to_json};
 pub use msgpack::{
     decode, decode_versioned, encode, encode_versioned, validate_metadata, MAX_METADATA_BYTES,

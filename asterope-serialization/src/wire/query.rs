@@ -22,12 +22,16 @@ pub struct QueryRequest {
     pub filter: Option<serde_json::Value>,
     /// Objects per page at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub limit: Option<u64>,
     /// Only keys starting with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// `field` (ascending) or `-field` (descending); keys break ties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = "^-?[^.\\u0000-\\u001f\\u007f-\\u009f]+(\\.[^.\\u0000-\\u001f\\u007f-\\u009f]+)*$"
+    )]
     pub sort: Option<String>,
 }
 
