@@ -142,8 +142,8 @@ fn object_routes() -> Vec<Route> {
         operation(id, "List objects in key order", Access::Read)
             .parameter(query_param(
                 "prefix",
-                "Only keys starting with this.",
-                text(None),
+                "Only keys starting with this (empty: every key).",
+                string(),
             ))
             .parameter(query_param(
                 "cursor",
