@@ -5,22 +5,26 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use asterope::{
-    Access, ByteRange, Client, CompactionSchedule, Condition, Database, Error, GetOptions,
-    IndexState, Key, ListOptions, PutOptions, Query, Result, ServerConfig, Sha256Digest, SortSpec,
-    Store, StoreExt, Tokens,
+    ByteRange, Client, CompactionSchedule, Condition, Database, Error, GetOptions, IndexState, Key,
+    ListOptions, PutOptions, Query, Result, SortSpec, Store, StoreExt,
 };
-use asterope_serialization::{object_info_to_json, parse_filter};
+use asterope_serialization::parse_filter;
+use asterope_serialization::wire::{
+    to_json_text, CompactReply, IndexDescription, ObjectDescription, PlanReply, StatsReply,
+};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use futures::StreamExt;
-use sha2::{Digest, Sha256};
 
 #[path = "cli/output.rs"]
 mod output;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/transfer.rs"]
 mod transfer;
+#[path = "cli/verify.rs"]
+mod verify;
 
-use output::{print_error, print_line, print_pages, CLOSED_PIPE_STATUS};
+use output::{print_body, print_line, print_pages, CLOSED_PIPE_STATUS};
 use transfer::{get, put, read_metadata_argument};
 
 #[derive(Parser, Debug)]
@@ -313,7 +317,7 @@ fn choose_store(matches: &ArgMatches, cli: &mut Cli) -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     if let Command::Serve { .. } = cli.command {
-        return serve(cli).await;
+        return serve::serve(cli).await;
     }
     let store: Box<dyn Store> = match &cli.server {
         Some(url) => {
@@ -353,7 +357,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             options.condition.if_version = if_version;
             let info = put(db, &key, &file, options).await?;
-            print_json(&object_info_to_json(&info));
+            print_body(&ObjectDescription::from(&info));
             Ok(())
         }
         Command::Get {
@@ -370,7 +374,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Head { key } => {
             let info = db.head(&Key::new(key)?).await?;
-            print_json(&object_info_to_json(&info));
+            print_body(&ObjectDescription::from(&info));
             Ok(())
         }
         Command::Serve { .. } => Ok(()),
@@ -388,9 +392,7 @@ async fn run(cli: Cli) -> Result<()> {
             query.sort = sort.as_deref().map(SortSpec::parse).transpose()?;
             if explain {
                 let plan = db.explain(&query).await?;
-                return print_line(serde_json::json!({
-                    "access": plan.access, "index": plan.index, "detail": plan.detail,
-                }));
+                return print_line(to_json_text(&PlanReply::from(plan)));
             }
             if count {
                 return print_line(db.count(&query).await?);
@@ -407,51 +409,18 @@ async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Command::Verify { key, all: _ } => {
-            let embedded = cli.server.is_none();
             let keys = match key {
                 Some(key) => vec![Key::new(key)?],
                 None => db.list_all("").await?.into_iter().map(|o| o.key).collect(),
             };
-            let mut damaged = 0usize;
-            for key in &keys {
-                if let Err(e) = verify_one(db, key).await {
-                    // The content identity groups keys that share one damaged blob; putting
-                    // that content again (any key) repairs the blob for all of them.
-                    let described = db.head(key).await.ok();
-                    // An I/O error reading an object's bytes is damage too (an extent truncated
-                    // or unreadable), unless it is the connection to a server failing: a server
-                    // that still describes the object answered for its bytes.
-                    let damage = matches!(e.code(), "corrupt" | "not_found")
-                        || (e.code() == "io_error" && (embedded || described.is_some()));
-                    if !damage {
-                        return Err(e);
-                    }
-                    damaged += 1;
-                    let sha256 = described.map(|info| info.sha256.to_hex());
-                    print_json(&serde_json::json!({
-                        "key": key.as_str(), "sha256": sha256, "code": e.code(),
-                        "error": e.to_string(),
-                    }));
-                }
-            }
-            print_error(format!(
-                "asterope: verified {} objects, {damaged} damaged",
-                keys.len()
-            ));
-            if damaged > 0 {
-                return Err(Error::Corrupt {
-                    key: format!("{damaged} of {} objects", keys.len()),
-                    reason: "stored bytes do not match their SHA-256".into(),
-                });
-            }
-            Ok(())
+            verify::verify(db, &keys, cli.server.is_none()).await
         }
         Command::Stats => {
-            print_json(&serde_json::json!(db.stats().await?));
+            print_body(&StatsReply::from(db.stats().await?));
             Ok(())
         }
         Command::Compact => {
-            print_json(&serde_json::json!(db.compact().await?));
+            print_body(&CompactReply::from(db.compact().await?));
             Ok(())
         }
         Command::Index { action } => match action {
@@ -470,7 +439,7 @@ async fn run(cli: Cli) -> Result<()> {
                             key: format!("index {}", info.field),
                         })?;
                 }
-                print_json(&serde_json::json!({"field": info.field, "state": info.state}));
+                print_body(&IndexDescription::from(&info));
                 if info.state == IndexState::Failed {
                     return Err(Error::internal(format!(
                         "the index on {} could not be built (it is listed as failed; \
@@ -483,7 +452,7 @@ async fn run(cli: Cli) -> Result<()> {
             IndexAction::Drop { field } => db.drop_index(&field).await,
             IndexAction::Ls => {
                 for info in db.list_indexes().await? {
-                    print_json(&serde_json::json!({"field": info.field, "state": info.state}));
+                    print_body(&IndexDescription::from(&info));
                 }
                 Ok(())
             }
@@ -522,39 +491,12 @@ async fn run(cli: Cli) -> Result<()> {
             let info = db
                 .update_metadata(&Key::new(key)?, metadata, Condition { if_version })
                 .await?;
-            print_line(object_info_to_json(&info))
+            print_line(ObjectDescription::json_of(&info))
         }
     }
 }
 
-/// Streams one whole object (its block checksums checked on the way) and compares the SHA-256 of
-/// what arrived with the recorded one.
-async fn verify_one(db: &dyn Store, key: &Key) -> Result<()> {
-    let result = db.get(key, GetOptions::default()).await?;
-    let mut body = result.body;
-    let mut hasher = Sha256::new();
-    while let Some(chunk) = body.next().await {
-        hasher.update(&chunk?);
-    }
-    let actual = Sha256Digest(hasher.finalize().into());
-    if actual != result.info.sha256 {
-        return Err(Error::Corrupt {
-            key: key.to_string(),
-            reason: format!(
-                "stored bytes hash to {actual}, recorded sha256 is {}",
-                result.info.sha256
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Prints one JSON line; a failure is reported when the command ends.
-fn print_json(value: &serde_json::Value) {
-    output::print_line_or_remember(value);
-}
-
-fn open_database(cli: &Cli) -> Result<Database> {
+pub(crate) fn open_database(cli: &Cli) -> Result<Database> {
     // A command that only reads never creates a store: a mistyped `--data` path is an error,
     // not a new empty directory.
     let only_reads = matches!(
@@ -589,71 +531,4 @@ fn open_database(cli: &Cli) -> Result<Database> {
         builder = builder.extent_size(size);
     }
     builder.open()
-}
-
-async fn serve(cli: Cli) -> Result<()> {
-    let Command::Serve {
-        listen,
-        tls_cert,
-        tls_key,
-        auth_tokens,
-        read_tokens,
-        tokens_file,
-        cors_origins,
-    } = &cli.command
-    else {
-        return Ok(());
-    };
-    let mut config = ServerConfig {
-        cors: asterope_network::Cors::new(cors_origins)?,
-        ..ServerConfig::default()
-    };
-    if let Some(path) = tokens_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        config.tokens = Tokens::parse_file(&text)?;
-    }
-    for token in auth_tokens {
-        config.tokens.add(token, Access::ReadWrite);
-    }
-    for token in read_tokens {
-        config.tokens.add(token, Access::ReadOnly);
-    }
-    if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
-        config.tls = Some(asterope_network::load_tls_config(cert, key)?);
-    }
-    let db = open_database(&cli)?;
-    let listener = tokio::net::TcpListener::bind(listen.as_str())
-        .await
-        .map_err(|e| Error::io(format!("listening on {listen}"), e))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the listening address", e))?;
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    output::print_error(format_args!(
-        "asterope: serving {} on {scheme}://{address} (HTTP/2 and HTTP/1.1)",
-        cli.data.display()
-    ));
-    asterope::serve(listener, std::sync::Arc::new(db), config, shutdown_signal()).await
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    output::print_error("asterope: shutting down");
 }

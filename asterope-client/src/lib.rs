@@ -22,5 +22,8 @@
 
 mod client;
 mod connection;
+mod reply;
+mod streams;
+mod transaction;
 
 pub use client::{Client, ClientBuilder};

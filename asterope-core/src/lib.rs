@@ -13,6 +13,7 @@
 
 mod digest;
 mod error;
+mod error_body;
 mod key;
 mod object;
 pub mod protocol;
@@ -25,10 +26,10 @@ mod typed_filter;
 mod value;
 mod value_de;
 mod value_ser;
-mod wire;
 
 pub use digest::Sha256Digest;
 pub use error::{Error, Result};
+pub use error_body::ErrorBody;
 pub use key::Key;
 pub use object::{
     ByteRange, Condition, GetOptions, ListOptions, ListPage, ObjectInfo, PutOptions,
@@ -48,4 +49,3 @@ pub use typed_filter::{Operand, Ordered, TypedField, TypedFields};
 pub use value::{Metadata, Text, Timestamp, Value};
 pub use value_de::{from_metadata, from_value};
 pub use value_ser::{to_metadata, to_value};
-pub use wire::ErrorBody;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 /// State of a secondary index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IndexState {
     /// Filling from existing objects; queries scan meanwhile.
@@ -24,7 +24,7 @@ pub enum IndexState {
 }
 
 /// How a query reads its candidates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PlanAccess {
     /// From the entries of one index.

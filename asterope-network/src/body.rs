@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use asterope_core::protocol::HEADER_SHA256;
 use asterope_core::{ByteStream, Error, Sha256Digest};
+use asterope_serialization::wire::headers::HEADER_SHA256;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use http_body_util::combinators::UnsyncBoxBody;

@@ -9,11 +9,11 @@
 //! allows credentials (browsers refuse that combination, and echoing any origin with credentials
 //! would let every site act as the user).
 
-use asterope_core::protocol::{
+use asterope_core::{Error, Result};
+use asterope_serialization::wire::headers::{
     HEADER_CREATED, HEADER_ERROR_CODE, HEADER_META, HEADER_SHA256, HEADER_SIZE, HEADER_TRANSACTION,
     HEADER_UPDATED, HEADER_VERSION,
 };
-use asterope_core::{Error, Result};
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,

@@ -6,12 +6,14 @@
 //! Layers, from the socket up: [`serve`] accepts connections and owns shutdown; hyper owns
 //! HTTP/2 framing and flow control and HTTP/1.1 message framing; `routes` turns requests into
 //! `ObjectOps` and `Store` calls; `body` adapts request and response bodies to chunk streams;
-//! `status` maps error codes to HTTP statuses in one place. Bodies stream in both directions
+//! replies take their status from `Error::http_status`, the one table of the protocol;
+//! [`openapi`] describes every route for clients. Bodies stream in both directions
 //! with bounded buffers: a request body is written to disk as it arrives (flow-control credit
 //! is released only as the store consumes chunks) and a response streams zero-copy from the
 //! extent mapping.
 //!
-//! The wire protocol is documented in `docs/PROTOCOL.md`.
+//! The wire protocol is documented in `docs/PROTOCOL.md` and, for its shapes, in the OpenAPI
+//! document served at `GET /v1/openapi.json`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -21,10 +23,10 @@ mod blocking;
 mod body;
 mod cors;
 mod metrics;
+pub mod openapi;
 mod request;
 mod routes;
 mod server;
-mod status;
 mod tls;
 mod transactions;
 
@@ -33,5 +35,4 @@ pub use cors::Cors;
 #[doc(hidden)]
 pub use routes::parse_request_parts;
 pub use server::{serve, ServerConfig};
-pub use status::http_status;
 pub use tls::load_tls_config;

@@ -4,8 +4,9 @@
 //! instead: a repeated header or parameter, an unknown `x-asterope-` header, a header or query
 //! string where it means nothing, a malformed percent escape, a number with a sign.
 
-use asterope_core::protocol::*;
+use asterope_core::protocol::parse_decimal;
 use asterope_core::{ByteRange, Condition, Error, Key, Result};
+use asterope_serialization::wire::headers::*;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RANGE};
 use http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;

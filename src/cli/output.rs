@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use asterope::{Error, ObjectInfo, Result, MAX_LIST_LIMIT};
-use asterope_serialization::object_info_to_json;
+use asterope_serialization::wire::{to_json_text, ObjectDescription};
+use serde::Serialize;
 
 /// Exit status of a command whose standard output was closed by its reader.
 pub(crate) const CLOSED_PIPE_STATUS: u8 = 141;
@@ -86,6 +87,17 @@ pub(crate) fn print_error(message: impl Display) {
     let _ = writeln!(io::stderr(), "{message}");
 }
 
+/// Where a listing stopped by its limit goes on: `{"next": CURSOR}`.
+#[derive(Serialize)]
+struct NextCursor {
+    next: String,
+}
+
+/// Prints a reply body as one JSON line; a failure is reported when the command ends.
+pub(crate) fn print_body<T: Serialize>(body: &T) {
+    print_line_or_remember(to_json_text(body));
+}
+
 /// Prints objects page by page from `fetch(page_limit, cursor)` until `limit` are printed or
 /// the pages end. When the limit stopped it with more to come, prints `{"next": CURSOR}` on
 /// stderr: `--cursor CURSOR` goes on from there.
@@ -102,7 +114,7 @@ where
     while remaining > 0 {
         let (objects, next) = fetch(remaining.min(MAX_LIST_LIMIT), cursor.take()).await?;
         for info in objects.iter().take(remaining) {
-            print_line(object_info_to_json(info))?;
+            print_line(ObjectDescription::json_of(info))?;
         }
         remaining = remaining.saturating_sub(objects.len());
         match next {
@@ -111,7 +123,7 @@ where
         }
     }
     if let Some(next) = cursor {
-        print_error(serde_json::json!({ "next": next }));
+        print_error(to_json_text(&NextCursor { next }));
     }
     Ok(())
 }

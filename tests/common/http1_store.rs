@@ -16,15 +16,16 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use asterope::protocol::*;
 use asterope::{
     ByteRange, ByteStream, CompactionReport, Condition, Error, ErrorBody, GetOptions, GetResult,
     IndexInfo, Key, ListOptions, ListPage, Metadata, ObjectInfo, ObjectOps, PutOptions, Query,
     QueryPage, QueryPlan, Result, Sha256Digest, Store, StoreStats, Timestamp, Transaction,
 };
+use asterope_serialization::wire::headers::*;
+use asterope_serialization::wire::paths::*;
+use asterope_serialization::wire::ObjectDescription;
 use asterope_serialization::{
-    metadata_from_header_json, metadata_to_header_json, metadata_to_json, object_info_from_json,
-    query_to_json,
+    metadata_from_header_json, metadata_to_header_json, metadata_to_json, query_to_json,
 };
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -182,6 +183,13 @@ fn condition_headers(condition: Condition) -> HeaderMap {
         headers.insert(HEADER_IF_VERSION, HeaderValue::from(version));
     }
     headers
+}
+
+/// An object description as the server writes it.
+fn object_info_from_json(json: &serde_json::Value) -> Result<ObjectInfo> {
+    let description: ObjectDescription = serde_json::from_value(json.clone())
+        .map_err(|e| Error::internal(format!("malformed object description: {e}")))?;
+    ObjectInfo::try_from(description)
 }
 
 /// `{"items": [...], "next": cursor|null}`.

@@ -10,7 +10,7 @@ use http::{HeaderMap, Request};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::MSGPACK;
+use asterope_serialization::wire::headers::MSGPACK;
 
 /// Largest JSON request body accepted (metadata updates).
 const MAX_JSON_BODY: usize = 1 << 20;

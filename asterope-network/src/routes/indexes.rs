@@ -2,8 +2,8 @@
 //! the whole store, never inside a transaction.
 
 use asterope_core::{Result, Store};
+use asterope_serialization::wire::{IndexDescription, IndexList};
 use http::{Response, StatusCode};
-use serde_json::json;
 
 use super::reply::{json_response, no_content};
 use super::AppState;
@@ -13,11 +13,8 @@ use crate::request::decode_segment;
 /// `GET /v1/indexes`: `{"indexes": [{"field", "state"}, ...]}`.
 pub(super) async fn list(store: &dyn Store) -> Result<Response<ResponseBody>> {
     let indexes = store.list_indexes().await?;
-    let items: Vec<_> = indexes
-        .iter()
-        .map(|i| json!({"field": i.field, "state": i.state}))
-        .collect();
-    Ok(json_response(StatusCode::OK, &json!({ "indexes": items })))
+    let indexes = indexes.iter().map(IndexDescription::from).collect();
+    Ok(json_response(StatusCode::OK, &IndexList { indexes }))
 }
 
 /// `PUT /v1/indexes/{field}`: declares the index (built in the background).
@@ -30,7 +27,7 @@ pub(super) async fn create(
     let info = state.blocking.call(store.create_index(&field)).await??;
     Ok(json_response(
         StatusCode::OK,
-        &json!({"field": info.field, "state": info.state}),
+        &IndexDescription::from(&info),
     ))
 }
 

@@ -15,9 +15,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use asterope_core::protocol::*;
 use asterope_core::{Error, ObjectOps, Result, Store};
 use asterope_serialization::metadata_from_header_json;
+use asterope_serialization::wire::headers::{
+    HEADER_META, HEADER_SHA256, HEADER_TRANSACTION, MSGPACK,
+};
+use asterope_serialization::wire::paths::*;
 use http::header::{AUTHORIZATION, RANGE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
@@ -32,9 +35,6 @@ use crate::request::{
     form_pairs, header_str, parse_key, parse_range_header,
 };
 use crate::transactions::{Owner, Transactions};
-
-/// Media type of MessagePack bodies (`Content-Type` of requests, `Accept` for replies).
-const MSGPACK: &str = "application/msgpack";
 
 /// What every request handler shares.
 pub(crate) struct AppState {
@@ -55,9 +55,10 @@ impl std::fmt::Debug for AppState {
 }
 
 /// The routes, for metrics labels.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     Health,
+    OpenApi,
     Metrics,
     List,
     Object,
@@ -79,6 +80,8 @@ impl Route {
     fn of(path: &str) -> (Route, &str) {
         if path == HEALTH_PATH {
             (Route::Health, "")
+        } else if path == OPENAPI_PATH {
+            (Route::OpenApi, "")
         } else if path == METRICS_PATH {
             (Route::Metrics, "")
         } else if path == OBJECTS_PATH {
@@ -89,9 +92,9 @@ impl Route {
             (Route::Metadata, key)
         } else if path == QUERY_PATH {
             (Route::Query, "")
-        } else if path == "/v1/query/explain" {
+        } else if path == QUERY_EXPLAIN_PATH {
             (Route::Explain, "")
-        } else if path == "/v1/query/count" {
+        } else if path == QUERY_COUNT_PATH {
             (Route::Count, "")
         } else if path == STATS_PATH {
             (Route::Stats, "")
@@ -100,7 +103,7 @@ impl Route {
         } else if path == TRANSACTIONS_PATH {
             (Route::Begin, "")
         } else if let Some(rest) = strip(path, TRANSACTIONS_PATH) {
-            match rest.strip_suffix("/commit") {
+            match rest.strip_suffix(COMMIT_SUFFIX) {
                 Some(id) => (Route::Commit, id),
                 None => (Route::Transaction, rest),
             }
@@ -129,6 +132,7 @@ impl Route {
     fn label(self) -> &'static str {
         match self {
             Route::Health => "health",
+            Route::OpenApi => "openapi",
             Route::Metrics => "metrics",
             Route::List => "list",
             Route::Object => "object",
@@ -217,7 +221,7 @@ async fn dispatch(
         .headers()
         .get(AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    if !matches!(route, Route::Health) {
+    if !matches!(route, Route::Health | Route::OpenApi) {
         state.tokens.authorize(authorization, needed)?;
     }
     let owner = Owner::of(state.tokens.is_enabled(), authorization);
@@ -255,6 +259,7 @@ async fn dispatch(
             admin::compact(store_wide(state, names_transaction)?).await
         }
         (Route::Health, Method::GET | Method::HEAD) => Ok(admin::health()),
+        (Route::OpenApi, Method::GET | Method::HEAD) => Ok(admin::openapi()),
         (Route::Metrics, Method::GET | Method::HEAD) => admin::metrics(state),
         (Route::List, Method::GET | Method::HEAD) => objects::list(state, ops, &request).await,
         (Route::Object, Method::PUT) => {
@@ -340,5 +345,73 @@ fn method_label(method: &Method) -> &'static str {
         Method::POST => "POST",
         Method::DELETE => "DELETE",
         _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route, listed through an exhaustive `match`: a new variant does not compile until
+    /// it is added here (and so checked against the OpenAPI document).
+    fn every_route() -> Vec<Route> {
+        let all = vec![
+            Route::Health,
+            Route::OpenApi,
+            Route::Metrics,
+            Route::List,
+            Route::Object,
+            Route::Metadata,
+            Route::Query,
+            Route::Explain,
+            Route::Count,
+            Route::Indexes,
+            Route::Index,
+            Route::Begin,
+            Route::Transaction,
+            Route::Commit,
+            Route::Stats,
+            Route::Compact,
+        ];
+        for route in &all {
+            match route {
+                Route::Health
+                | Route::OpenApi
+                | Route::Metrics
+                | Route::List
+                | Route::Object
+                | Route::Metadata
+                | Route::Query
+                | Route::Explain
+                | Route::Count
+                | Route::Indexes
+                | Route::Index
+                | Route::Begin
+                | Route::Transaction
+                | Route::Commit
+                | Route::Stats
+                | Route::Compact
+                | Route::Unknown => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_every_documented_path_is_a_route() {
+        let documented: Vec<Route> = crate::openapi::operations()
+            .iter()
+            .map(|(_, template)| {
+                let path = template
+                    .replace("{key}", "k")
+                    .replace("{field}", "f")
+                    .replace("{id}", "t");
+                Route::of(&path).0
+            })
+            .collect();
+        assert!(!documented.contains(&Route::Unknown));
+        for route in every_route() {
+            assert!(documented.contains(&route), "{route:?} is not documented");
+        }
     }
 }

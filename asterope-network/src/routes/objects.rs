@@ -4,13 +4,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use asterope_core::protocol::*;
+use asterope_core::protocol::parse_decimal;
 use asterope_core::{
     Error, GetOptions, Key, ListOptions, ObjectInfo, ObjectOps, PutOptions, Result,
 };
-use asterope_serialization::{
-    metadata_from_header_json, metadata_to_header_json, object_info_to_json,
-};
+use asterope_serialization::wire::headers::*;
+use asterope_serialization::wire::ObjectDescription;
+use asterope_serialization::{metadata_from_header_json, metadata_to_header_json};
 use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, RANGE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -55,7 +55,7 @@ pub(super) async fn put(
     let info = ops.put(&key, body, options).await?;
     Ok(json_response(
         StatusCode::CREATED,
-        &object_info_to_json(&info),
+        &ObjectDescription::from(&info),
     ))
 }
 
@@ -129,7 +129,7 @@ fn object_headers(
 ) -> Result<http::response::Builder> {
     let meta = metadata_to_header_json(&info.metadata);
     Ok(builder
-        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(CONTENT_TYPE, OCTET_STREAM)
         .header(ACCEPT_RANGES, "bytes")
         .header(ETAG, format!("\"{}\"", info.sha256))
         .header(HEADER_SHA256, info.sha256.to_hex())
@@ -169,7 +169,10 @@ pub(super) async fn delete(
 /// `GET /v1/metadata/{key}`: the object's description as JSON.
 pub(super) async fn head_metadata(ops: &dyn ObjectOps, key: Key) -> Result<Response<ResponseBody>> {
     let info = ops.head(&key).await?;
-    Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
+    Ok(json_response(
+        StatusCode::OK,
+        &ObjectDescription::from(&info),
+    ))
 }
 
 /// `PUT /v1/metadata/{key}`: replaces the metadata document, keeping the blob.
@@ -184,7 +187,10 @@ pub(super) async fn update_metadata(
     let json = read_small_body(request, state.body_idle_timeout, invalid).await?;
     let metadata = asterope_serialization::metadata_from_json(json)?;
     let info = ops.update_metadata(&key, metadata, condition).await?;
-    Ok(json_response(StatusCode::OK, &object_info_to_json(&info)))
+    Ok(json_response(
+        StatusCode::OK,
+        &ObjectDescription::from(&info),
+    ))
 }
 
 /// `GET /v1/objects?prefix=&cursor=&limit=`: one page of the key-ordered listing.

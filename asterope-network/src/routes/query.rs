@@ -3,9 +3,9 @@
 //! it runs in the blocking pool once the request body has arrived.
 
 use asterope_core::{ObjectOps, Result};
+use asterope_serialization::wire::{CountReply, PlanReply};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde_json::json;
 
 use super::extract::read_query;
 use super::reply::{json_response, page_response};
@@ -34,10 +34,10 @@ pub(super) async fn count(
 ) -> Result<Response<ResponseBody>> {
     let query = read_query(request, state.body_idle_timeout).await?;
     let count = state.blocking.call(ops.count(&query)).await??;
-    Ok(json_response(StatusCode::OK, &json!({ "count": count })))
+    Ok(json_response(StatusCode::OK, &CountReply { count }))
 }
 
-/// `POST /v1/query/explain`: `{"access", "index", "detail"}`.
+/// `POST /v1/query/explain`: [`PlanReply`].
 pub(super) async fn explain(
     state: &AppState,
     ops: &dyn ObjectOps,
@@ -45,8 +45,5 @@ pub(super) async fn explain(
 ) -> Result<Response<ResponseBody>> {
     let query = read_query(request, state.body_idle_timeout).await?;
     let plan = state.blocking.call(ops.explain(&query)).await??;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"access": plan.access, "index": plan.index, "detail": plan.detail}),
-    ))
+    Ok(json_response(StatusCode::OK, &PlanReply::from(plan)))
 }

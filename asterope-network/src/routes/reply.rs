@@ -2,26 +2,24 @@
 //! status and code header, MessagePack re-encoding for clients that ask for it, and the
 //! body-less reply to a HEAD.
 
-use asterope_core::protocol::HEADER_ERROR_CODE;
-use asterope_core::{Error, ErrorBody, ObjectInfo};
-use asterope_serialization::object_info_to_json;
+use asterope_core::{Error, ObjectInfo};
+use asterope_serialization::wire::headers::{HEADER_ERROR_CODE, JSON, MSGPACK};
+use asterope_serialization::wire::{to_json_text, ErrorReply, Page};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Body;
-use serde_json::json;
+use serde::Serialize;
 
-use super::MSGPACK;
 use crate::auth::BEARER_CHALLENGE;
 use crate::body::{empty, full, ResponseBody};
-use crate::status::http_status;
 
 /// Re-encodes a JSON reply as MessagePack for clients that asked for it.
 pub(super) async fn to_msgpack(response: Response<ResponseBody>) -> Response<ResponseBody> {
     let is_json = response
         .headers()
         .get(CONTENT_TYPE)
-        .is_some_and(|t| t == "application/json");
+        .is_some_and(|t| t == JSON);
     if !is_json {
         return response;
     }
@@ -57,47 +55,33 @@ pub(super) fn head_reply(response: Response<ResponseBody>) -> Response<ResponseB
     Response::from_parts(parts, empty())
 }
 
-/// `{"items": [...], "next": cursor|null}`, written item by item: each item's JSON tree exists
-/// only while it is written, and its object is dropped once written (a page held as one JSON
-/// tree, then copied into a second, costs many times its text).
+/// A [`Page`] reply, written item by item ([`Page::json_text`]).
 pub(super) fn page_response(
     objects: Vec<ObjectInfo>,
     next: Option<String>,
 ) -> Response<ResponseBody> {
-    let mut text = String::from("{\"items\":[");
-    for (i, info) in objects.into_iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        text.push_str(&object_info_to_json(&info).to_string());
-    }
-    text.push_str("],\"next\":");
-    text.push_str(&serde_json::Value::from(next).to_string());
-    text.push('}');
-    json_text_response(StatusCode::OK, text)
+    json_text_response(StatusCode::OK, Page::json_text(objects, next.as_deref()))
 }
 
-pub(super) fn json_response(
-    status: StatusCode,
-    value: &serde_json::Value,
-) -> Response<ResponseBody> {
-    json_text_response(status, value.to_string())
+/// A reply whose body is a wire type.
+pub(super) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<ResponseBody> {
+    json_text_response(status, to_json_text(body))
 }
 
-fn json_text_response(status: StatusCode, text: String) -> Response<ResponseBody> {
+/// A reply whose body is JSON text already written.
+pub(super) fn json_text_response(status: StatusCode, text: String) -> Response<ResponseBody> {
     let mut response = Response::new(full(text));
     *response.status_mut() = status;
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
     response
 }
 
-/// `{"error": {"code", "message", ...}}` with the mapped status and the code in a header.
+/// `{"error": {"code", "message", ...}}` with the error's status ([`Error::http_status`], the
+/// one table of the protocol) and the code in a header.
 pub(super) fn error_response(error: &Error) -> Response<ResponseBody> {
-    let body = ErrorBody::from(error);
-    let json = serde_json::to_value(&body).unwrap_or_else(|_| json!({"code": body.code}));
-    let mut response = json_response(http_status(error), &json!({ "error": json }));
+    let mut response = json_response(http_status(error), &ErrorReply::from(error));
     if let Ok(code) = HeaderValue::from_str(error.code()) {
         response.headers_mut().insert(HEADER_ERROR_CODE, code);
     }
@@ -110,6 +94,12 @@ pub(super) fn error_response(error: &Error) -> Response<ResponseBody> {
     response
 }
 
+/// The HTTP status of an error.
+fn http_status(error: &Error) -> StatusCode {
+    // Every status of the table is a valid code; 500 only guards that invariant.
+    StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 pub(super) fn internal(e: http::Error) -> Error {
     Error::internal(format!("building a response: {e}"))
 }
@@ -120,4 +110,27 @@ pub(super) fn no_content() -> Result<Response<ResponseBody>, Error> {
         .status(StatusCode::NO_CONTENT)
         .body(empty())
         .map_err(internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_status_is_a_valid_http_status() {
+        let errors = [
+            Error::Conflict { key: "k".into() },
+            Error::TooManyTransactions { limit: 1 },
+            Error::StorageFull {
+                reason: "full".into(),
+            },
+            Error::Locked { path: "/d".into() },
+        ];
+        for error in errors {
+            assert_eq!(http_status(&error).as_u16(), error.http_status());
+            let reply = error_response(&error);
+            assert_eq!(reply.status().as_u16(), error.http_status());
+            assert_eq!(reply.headers()[HEADER_ERROR_CODE], error.code());
+        }
+    }
 }

@@ -3,24 +3,27 @@
 //! (the registry of open transactions is [`crate::transactions`]).
 
 use asterope_core::{Error, Result};
+use asterope_serialization::wire::{CommitReply, TransactionOpened};
 use http::{Response, StatusCode};
-use serde_json::json;
 
 use super::reply::{json_response, no_content};
 use super::AppState;
 use crate::body::ResponseBody;
 use crate::transactions::Owner;
 
-/// `POST /v1/transactions`: `{"id", "snapshot", "lease_seconds", "max_lifetime_seconds"}`.
+/// `POST /v1/transactions`: [`TransactionOpened`].
 pub(super) async fn begin(state: &AppState, owner: Owner) -> Result<Response<ResponseBody>> {
     let tx = state.store.begin().await?;
     let snapshot = tx.snapshot_version();
     let id = state.transactions.insert(tx, owner)?;
     Ok(json_response(
         StatusCode::CREATED,
-        &json!({"id": id, "snapshot": snapshot,
-                "lease_seconds": state.transactions.lease().as_secs(),
-                "max_lifetime_seconds": state.transactions.max_lifetime().as_secs()}),
+        &TransactionOpened {
+            id,
+            lease_seconds: state.transactions.lease().as_secs(),
+            max_lifetime_seconds: state.transactions.max_lifetime().as_secs(),
+            snapshot,
+        },
     ))
 }
 
@@ -40,10 +43,7 @@ pub(super) async fn commit(
             key: format!("transaction {id}"),
         })?;
     let version = tx.commit().await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "version": version }),
-    ))
+    Ok(json_response(StatusCode::OK, &CommitReply { version }))
 }
 
 /// `DELETE /v1/transactions/{id}`.

@@ -1,47 +1,52 @@
 //! The wire form of errors: every field of every [`Error`] variant, so that an error sent by a
-//! server comes back out of a client as the same variant with the same code.
+//! server comes back out of a client as the same variant with the same code. It lives beside
+//! [`Error`] because only the crate that defines a `#[non_exhaustive]` enum can match it
+//! exhaustively; the protocol's other bodies are `asterope_serialization::wire`, which
+//! re-exports this one.
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// An [`Error`] as carried in a response body (`{"error": ErrorBody}`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// An [`Error`] as carried in a reply body (`{"error": ErrorBody}`): every field of every
+/// variant, so that an error sent by a server comes back out of a client as the same variant
+/// with the same code.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// The digest that arrived (`checksum_mismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
     /// The stable code ([`Error::code`]).
     pub code: String,
-    /// Human-readable message ([`Error`]'s `Display`).
-    pub message: String,
-    /// Variant fields, when the variant has them.
+    /// The version found (`precondition_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    /// The digest announced (`checksum_mismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// The format version found (`unsupported_format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found: Option<u32>,
+    /// The key, path or name concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The limit reached (`too_many_transactions`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[allow(missing_docs)]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[allow(missing_docs)]
-    pub expected: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[allow(missing_docs)]
-    pub actual: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[allow(missing_docs)]
-    pub required: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[allow(missing_docs)]
-    pub current: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[allow(missing_docs)]
-    pub what: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[allow(missing_docs)]
-    pub found: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[allow(missing_docs)]
-    pub supported: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[allow(missing_docs)]
     pub limit: Option<u64>,
+    /// Human-readable message ([`Error`]'s `Display`).
+    pub message: String,
+    /// Why, when the variant says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The version required (`precondition_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<u64>,
+    /// The newest format version supported (`unsupported_format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported: Option<u32>,
+    /// What has an unsupported format (`unsupported_format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what: Option<String>,
 }
 
 impl ErrorBody {
