@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use asterope_core::MAX_LIST_LIMIT;
+use asterope_core::{IndexState, PlanAccess, MAX_LIST_LIMIT};
 use asterope_serialization::wire::headers::*;
 use asterope_serialization::wire::paths::{self, templates};
 use asterope_serialization::wire::{
@@ -89,6 +89,8 @@ pub fn document() -> OpenApi {
         .schema_from::<CountReply>()
         .schema_from::<PlanReply>()
         .schema_from::<IndexDescription>()
+        .schema_from::<IndexState>()
+        .schema_from::<PlanAccess>()
         .schema_from::<IndexList>()
         .schema_from::<TransactionOpened>()
         .schema_from::<CommitReply>()
