@@ -20,6 +20,7 @@ mod auth;
 mod blocking;
 mod body;
 mod cors;
+mod linger;
 mod metrics;
 mod request;
 mod routes;
