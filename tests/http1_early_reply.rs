@@ -2,7 +2,8 @@
 //! its whole reply even though the client is still sending: the server closes its write half
 //! and discards what still arrives for a bounded time and number of bytes (lingering close)
 //! instead of resetting the connection; a client that never stops sending is cut off at the
-//! bound, and a lingering socket does not keep a newcomer from a connection slot.
+//! bound, and a lingering socket does not keep a newcomer from a connection slot. curl, hyper's
+//! HTTP/1 client and raw sockets all see the reply.
 
 mod common;
 #[path = "common/raw_http1.rs"]
@@ -214,4 +215,35 @@ async fn a_lingering_connection_gives_its_slot_to_a_newcomer() {
     let mut rest = Vec::new();
     let _ = reader.read_to_end(&mut rest).await;
     dribble.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyper_http1_client_gets_storage_full_while_its_upload_is_still_arriving() {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_small(dir.path(), ServerConfig::default()).await;
+    let piece = pattern(8, MIB);
+    for round in 0..ROUNDS {
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let pieces = std::iter::repeat_n(piece.clone(), UPLOAD / MIB)
+            .map(|p| Ok::<_, std::convert::Infallible>(Frame::data(p)));
+        let request = http::Request::put(format!("/v1/objects/hyper-{round}"))
+            .header("host", "localhost")
+            .header("content-length", UPLOAD.to_string())
+            .body(StreamBody::new(futures::stream::iter(pieces)))
+            .unwrap();
+        let response = sender
+            .send_request(request)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(response.status(), 507, "round {round}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(error_code(&body), "storage_full", "round {round}");
+    }
 }
