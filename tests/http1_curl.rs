@@ -1,6 +1,7 @@
 //! curl speaking HTTP/1.1 to the server, without `--http2-prior-knowledge`: PUT (with a
 //! content-length and as a chunked body of unknown length), GET, HEAD, ranges, queries, DELETE,
-//! an announced SHA-256 header right and wrong, an `Upgrade: h2c` offer, and ALPN over TLS. curl is required: these tests fail when it is missing.
+//! an announced SHA-256 header right and wrong, a store too full for an upload, an `Upgrade:
+//! h2c` offer, and ALPN over TLS. curl is required: these tests fail when it is missing.
 // Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
 #![allow(
     clippy::unwrap_used,
@@ -30,6 +31,7 @@ use server::TestServer;
 async fn start(dir: &Path, config: ServerConfig) -> TestServer {
     let db = Database::builder(dir.join("data"))
         .extent_size(8 << 20)
+        .capacity_limit(Some(32 << 20))
         .open()
         .unwrap();
     TestServer::start(db, config).await
@@ -211,6 +213,32 @@ async fn an_announced_checksum_header_is_checked_over_http1() {
         let out = curl(&[&url]).await;
         assert!(out.stdout == data.to_vec(), "GET returned other bytes");
     }
+    server.stop().await;
+}
+
+/// The server answers 507 while the upload is still arriving, and reads on (lingering) until
+/// curl has sent its body, so curl gets the reply instead of a reset connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_too_large_for_the_store_is_507_storage_full_over_http1() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), ServerConfig::default()).await;
+    let file = dir.path().join("too-large.bin");
+    std::fs::write(&file, pattern(9, 48 * MIB)).unwrap();
+    let file = file.display().to_string();
+    let url = format!("{}/v1/objects/too-large", server.url());
+    for chunked in [false, true] {
+        let (status, body) = curl_put(&url, &file, chunked, &[]).await;
+        assert_eq!(
+            (status.as_str(), error_code(body.as_bytes()).as_str()),
+            ("507", "storage_full"),
+            "chunked {chunked}: {body}"
+        );
+    }
+    assert_eq!(
+        head_status(&url).await,
+        "404",
+        "a refused upload stored nothing"
+    );
     server.stop().await;
 }
 

@@ -153,6 +153,11 @@ impl Activity {
         RequestGuard(Arc::clone(self))
     }
 
+    /// Whether the connection still holds its slot (a newcomer has not taken it).
+    pub(crate) fn holds_slot(&self) -> bool {
+        lock(&self.slot).is_some()
+    }
+
     /// Since when the connection has had no request in progress; `None` while it has one.
     pub(crate) fn idle_since(&self) -> Option<Instant> {
         let since = *lock(&self.idle_since);

@@ -22,6 +22,7 @@ mod auth;
 mod blocking;
 mod body;
 mod cors;
+mod linger;
 mod metrics;
 pub mod openapi;
 mod request;

@@ -1,13 +1,16 @@
 //! Accepting connections, HTTP/2 and HTTP/1.1 settings, and graceful shutdown.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use asterope_core::{Result, Store};
 use asterope_serialization::MAX_HEADER_LIST_BYTES;
 use http_body_util::BodyExt;
+use hyper::server::conn::http1::Parts;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -20,6 +23,7 @@ use crate::admission::{read_opening, Activity, Established, Pending, Protocol};
 use crate::auth::Tokens;
 use crate::blocking::BlockingPool;
 use crate::cors::Cors;
+use crate::linger::linger;
 use crate::metrics::Metrics;
 use crate::routes::{handle, AppState};
 use crate::transactions::{Limits, Transactions};
@@ -329,8 +333,11 @@ where
         let guard = tracked.begin();
         let state = Arc::clone(&state);
         let cors = Arc::clone(&cors);
-        async move {
-            let response = match cors.preflight(request.method(), request.headers()) {
+        // Boxed, so that the HTTP/1.1 connection is `Unpin` and gives its socket back.
+        Box::pin(async move {
+            let http1 = request.version() < http::Version::HTTP_2;
+            let has_body = !hyper::body::Body::is_end_stream(request.body());
+            let mut response = match cors.preflight(request.method(), request.headers()) {
                 Some(preflight) => preflight,
                 None => {
                     let origin = request.headers().get(http::header::ORIGIN).cloned();
@@ -339,6 +346,9 @@ where
                     response
                 }
             };
+            if http1 && has_body && !response.status().is_success() {
+                close_after_refusal(&mut response);
+            }
             Ok::<_, std::convert::Infallible>(response.map(|body| {
                 body.map_frame(move |frame| {
                     let _ = &guard;
@@ -346,9 +356,10 @@ where
                 })
                 .boxed_unsync()
             }))
-        }
+        })
     });
     let io = TokioIo::new(io);
+    let stop_again = stop.clone();
     let lifetime = Lifetime {
         config,
         stop,
@@ -382,10 +393,63 @@ where
                 .max_header_size(head_limit(config))
                 .max_buf_size(HTTP1_DEFAULT_BUFFER.max(head_limit(config) + (16 << 10)))
                 .keep_alive(true);
-            let connection = std::pin::pin!(builder.serve_connection(io, service));
-            lifetime.drive(connection, |c| c.graceful_shutdown()).await
+            let mut connection = UntilReplied(builder.serve_connection(io, service));
+            let outcome = lifetime
+                .drive(Pin::new(&mut connection), |c| {
+                    Pin::new(&mut c.get_mut().0).graceful_shutdown();
+                })
+                .await;
+            outcome?;
+            // The last reply is flushed; request bytes may still be on their way.
+            let Parts { io, read_buf, .. } = connection.0.into_parts();
+            if !activity.holds_slot() {
+                return Ok(());
+            }
+            let mut stop = stop_again;
+            let cut_short = async {
+                tokio::select! {
+                    _ = stop.wait_for(|stop| *stop) => {}
+                    () = activity.evicted.notified() => {}
+                }
+            };
+            let end = linger(io.into_inner(), read_buf.len(), cut_short).await;
+            tracing::trace!("lingering close ended: {end:?}");
+            Ok(())
         }
     }
+}
+
+/// An HTTP/1.1 connection run until it ends without closing its socket, so that the socket
+/// can linger (see the `linger` module).
+struct UntilReplied<C>(C);
+
+impl<I, S> Future for UntilReplied<http1::Connection<I, S>>
+where
+    http1::Connection<I, S>: Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    type Output = hyper::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().0.poll_without_shutdown(cx)
+    }
+}
+
+/// Marks an error reply to a request whose body may not have been read to its end as the
+/// connection's last (`Connection: close`): the server will not read the rest of the body,
+/// so the connection cannot carry another request, and the client learns to stop sending.
+/// hyper adds the header itself only if it noticed the unread body before encoding the reply
+/// head, which depends on when the handler dropped the body.
+fn close_after_refusal<B>(response: &mut hyper::Response<B>) {
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
 }
 
 /// What ends a connection besides its peer: server shutdown, idleness, eviction.

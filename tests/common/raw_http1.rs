@@ -42,10 +42,15 @@ pub async fn raw_exchange(server: &TestServer, request: &[u8]) -> RawReply {
         .await
         .expect("the server answered and closed")
         .unwrap();
+    parse_reply(&all)
+}
+
+/// Splits a whole reply, read until the server closed, into status, header block and body.
+pub fn parse_reply(all: &[u8]) -> RawReply {
     let split = all
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("a complete reply head");
+        .unwrap_or_else(|| panic!("a complete reply head in {:?}", text(all)));
     let head = text(&all[..split]).to_ascii_lowercase();
     let status = head
         .split_whitespace()

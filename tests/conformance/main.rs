@@ -3,16 +3,12 @@
 //! (`common/http1_store.rs`). Every result and every error code must be the same.
 //!
 //! Which cases run where:
-//! - [`object_and_query_cases`] (the object and query routes: the cases of `objects.rs` but
-//!   `storage_full`, and `queries::queries`) runs on all three transports;
+//! - [`object_and_query_cases`] (the object and query routes: the cases of `objects.rs`,
+//!   `storage_full` included, and `queries::queries`) runs on all three transports;
 //! - [`suite`] adds, for the embedded database and the HTTP/2 client, the cases that need the
 //!   rest of `Store` (transactions, indexes, stats, dedup and compaction: `store_wide.rs` and
-//!   `queries::indexes`) and `objects::storage_full`. The HTTP/1.1 store implements only the
-//!   object and query routes; its other operations fail with an `unsupported:` error, which a
-//!   test checks. `storage_full` is left out over HTTP/1.1: the server answers 507 while the
-//!   upload is still arriving and closes the connection without reading the rest, so the
-//!   client may see the connection reset instead of the reply (hyper's HTTP/1 client reports
-//!   its failed body write; curl, under load, sometimes loses the reply too).
+//!   `queries::indexes`). The HTTP/1.1 store implements only the object and query routes; its
+//!   other operations fail with an `unsupported:` error, which a test checks.
 // Tests and benches may unwrap, index and cast freely: a panic there is a failed test.
 #![allow(
     clippy::unwrap_used,
@@ -72,6 +68,7 @@ async fn object_and_query_cases(store: &dyn ObjectOps, dir: &Path) {
     objects::refused_uploads_store_nothing(store).await;
     objects::listing(store).await;
     objects::corruption_is_reported(store, dir).await;
+    objects::storage_full(store).await;
     objects::no_file_named_after_keys(dir);
 }
 
@@ -79,7 +76,6 @@ async fn object_and_query_cases(store: &dyn ObjectOps, dir: &Path) {
 async fn suite(store: &dyn Store, dir: &Path) {
     store_wide::transactions(store).await;
     object_and_query_cases(store, dir).await;
-    objects::storage_full(store).await;
     queries::indexes(store).await;
     store_wide::stats_add_up(store).await;
     store_wide::dedup_and_compaction(store).await;
