@@ -53,10 +53,13 @@ async fn request(
 }
 
 /// Whether the server routes `method` on `path`: anything but the refusal of an unknown route
-/// or method (`400 invalid_argument`, "no such route" / "not supported on this route"; a HEAD
-/// reply carries only the code).
+/// (`400 invalid_argument`, "no such route"; a HEAD reply carries only the code) or of a method
+/// the route does not take (`405 method_not_allowed`).
 async fn routed(server: &TestServer, method: &str, path: &str) -> bool {
     let reply = request(server, method, path, None).await;
+    if reply.status == 405 {
+        return false;
+    }
     if reply.status != 400
         || reply.header("x-asterope-error-code").as_deref() != Some("invalid_argument")
     {
@@ -65,8 +68,7 @@ async fn routed(server: &TestServer, method: &str, path: &str) -> bool {
     if method == "HEAD" {
         return false;
     }
-    let body = String::from_utf8_lossy(&reply.body);
-    !(body.contains("no such route") || body.contains("is not supported on this route"))
+    !String::from_utf8_lossy(&reply.body).contains("no such route")
 }
 
 async fn document(server: &TestServer) -> serde_json::Value {
@@ -101,6 +103,39 @@ async fn every_routed_method_is_documented_and_every_documented_one_is_routed() 
     }
     assert_eq!(documented, served);
     assert!(!routed(&server, "GET", "/v1/nothing-here").await);
+}
+
+/// A method a documented path does not take is `405 method_not_allowed`, and its `Allow` header
+/// lists exactly the methods the document gives the path.
+#[tokio::test]
+async fn other_methods_are_405_with_the_documented_methods_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), ServerConfig::default()).await;
+    let document = document(&server).await;
+    for (template, item) in document["paths"].as_object().unwrap() {
+        let documented: BTreeSet<String> = METHODS
+            .iter()
+            .filter(|m| item.get(m.to_ascii_lowercase()).is_some())
+            .map(|m| m.to_string())
+            .collect();
+        let refused = ["PATCH", "TRACE"]
+            .into_iter()
+            .chain(METHODS.into_iter().filter(|m| !documented.contains(*m)));
+        for method in refused {
+            let reply = request(&server, method, &sample(template), None).await;
+            assert_eq!(reply.status, 405, "{method} {template}");
+            assert_eq!(
+                reply.header("x-asterope-error-code").as_deref(),
+                Some("method_not_allowed"),
+                "{method} {template}"
+            );
+            let allow = reply.header("allow").unwrap_or_default();
+            let allowed: BTreeSet<String> =
+                allow.split(", ").map(str::to_ascii_uppercase).collect();
+            assert_eq!(allowed, documented, "Allow of {method} {template}");
+        }
+    }
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -106,6 +106,14 @@ pub enum Error {
         /// The contended key.
         key: String,
     },
+    /// The route exists but is not served with this request method.
+    #[error("method {method} is not allowed on this route (allowed: {allowed})")]
+    MethodNotAllowed {
+        /// The method of the request.
+        method: String,
+        /// The methods the route takes, comma-separated (the `Allow` header's value).
+        allowed: String,
+    },
     /// The caller already holds as many open transactions as the server allows; commit or roll
     /// one back first.
     #[error("too many open transactions: at most {limit} per token")]
@@ -164,6 +172,7 @@ impl Error {
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
             Error::Conflict { .. } => "conflict",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::TooManyTransactions { .. } => "too_many_transactions",
             Error::Locked { .. } => "locked",
             Error::UnsupportedFormat { .. } => "unsupported_format",
@@ -186,6 +195,7 @@ impl Error {
             Error::Unauthorized { .. } => 401,
             Error::Forbidden { .. } => 403,
             Error::NotFound { .. } => 404,
+            Error::MethodNotAllowed { .. } => 405,
             Error::Conflict { .. } => 409,
             Error::PreconditionFailed { .. } => 412,
             Error::InvalidRange { .. } => 416,

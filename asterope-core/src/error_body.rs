@@ -16,6 +16,9 @@ pub struct ErrorBody {
     /// The digest that arrived (`checksum_mismatch`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actual: Option<String>,
+    /// The methods the route takes, comma-separated (`method_not_allowed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<String>,
     /// The stable code ([`Error::code`]).
     pub code: String,
     /// The version found (`precondition_failed`).
@@ -44,7 +47,8 @@ pub struct ErrorBody {
     /// The newest format version supported (`unsupported_format`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported: Option<u32>,
-    /// What has an unsupported format (`unsupported_format`).
+    /// What has an unsupported format (`unsupported_format`), or the method refused
+    /// (`method_not_allowed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub what: Option<String>,
 }
@@ -59,6 +63,7 @@ impl ErrorBody {
             401 => "unauthorized",
             403 => "forbidden",
             404 => "not_found",
+            405 => "method_not_allowed",
             409 => "conflict",
             412 => "precondition_failed",
             416 => "invalid_range",
@@ -110,6 +115,10 @@ impl From<&Error> for ErrorBody {
                 body.current = Some(*current);
             }
             Error::Locked { path } => body.key = Some(path.clone()),
+            Error::MethodNotAllowed { method, allowed } => {
+                body.what = Some(method.clone());
+                body.allowed = Some(allowed.clone());
+            }
             Error::TooManyTransactions { limit } => body.limit = Some(*limit),
             Error::UnsupportedFormat {
                 what,
@@ -153,6 +162,10 @@ impl From<ErrorBody> for Error {
                 current: body.current.unwrap_or_default(),
             },
             "locked" => Error::Locked { path: key },
+            "method_not_allowed" => Error::MethodNotAllowed {
+                method: body.what.unwrap_or_default(),
+                allowed: body.allowed.unwrap_or_default(),
+            },
             "too_many_transactions" => Error::TooManyTransactions {
                 limit: body.limit.unwrap_or_default(),
             },
@@ -206,6 +219,10 @@ mod tests {
             Error::Forbidden { reason: "r".into() },
             Error::Conflict { key: "k".into() },
             Error::TooManyTransactions { limit: 8 },
+            Error::MethodNotAllowed {
+                method: "PATCH".into(),
+                allowed: "GET, HEAD".into(),
+            },
             Error::Locked { path: "/p".into() },
             Error::UnsupportedFormat {
                 what: "manifest".into(),
@@ -235,6 +252,7 @@ mod tests {
                 | Error::Forbidden { .. }
                 | Error::Conflict { .. }
                 | Error::TooManyTransactions { .. }
+                | Error::MethodNotAllowed { .. }
                 | Error::Locked { .. }
                 | Error::UnsupportedFormat { .. }
                 | Error::Io { .. }

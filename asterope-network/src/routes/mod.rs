@@ -116,6 +116,29 @@ impl Route {
         }
     }
 
+    /// The methods [`dispatch`] serves on the route, as an `Allow` header lists them.
+    fn allowed_methods(self) -> &'static str {
+        match self {
+            Route::Health
+            | Route::OpenApi
+            | Route::Metrics
+            | Route::List
+            | Route::Stats
+            | Route::Indexes => "GET, HEAD",
+            Route::Metadata => "GET, HEAD, PUT",
+            Route::Object => "GET, HEAD, PUT, DELETE",
+            Route::Query
+            | Route::Explain
+            | Route::Count
+            | Route::Begin
+            | Route::Commit
+            | Route::Compact => "POST",
+            Route::Index => "PUT, DELETE",
+            Route::Transaction => "DELETE",
+            Route::Unknown => "",
+        }
+    }
+
     /// Whether the route's work grows with the data (see [`handle`]).
     fn is_heavy(self) -> bool {
         matches!(
@@ -297,8 +320,9 @@ async fn dispatch(
         (Route::Unknown, _) => Err(Error::InvalidArgument {
             reason: "no such route".into(),
         }),
-        (_, method) => Err(Error::InvalidArgument {
-            reason: format!("method {method} is not supported on this route"),
+        (route, method) => Err(Error::MethodNotAllowed {
+            method: method.to_string(),
+            allowed: route.allowed_methods().to_string(),
         }),
     }
 }

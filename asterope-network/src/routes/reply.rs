@@ -85,11 +85,19 @@ pub(super) fn error_response(error: &Error) -> Response<ResponseBody> {
     if let Ok(code) = HeaderValue::from_str(error.code()) {
         response.headers_mut().insert(HEADER_ERROR_CODE, code);
     }
-    if let Error::Unauthorized { .. } = error {
-        response.headers_mut().insert(
-            http::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(BEARER_CHALLENGE),
-        );
+    match error {
+        Error::Unauthorized { .. } => {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BEARER_CHALLENGE),
+            );
+        }
+        Error::MethodNotAllowed { allowed, .. } => {
+            if let Ok(allowed) = HeaderValue::from_str(allowed) {
+                response.headers_mut().insert(http::header::ALLOW, allowed);
+            }
+        }
+        _ => {}
     }
     response
 }
