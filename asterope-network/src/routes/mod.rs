@@ -116,26 +116,34 @@ impl Route {
         }
     }
 
-    /// The methods [`dispatch`] serves on the route, as an `Allow` header lists them.
-    fn allowed_methods(self) -> &'static str {
+    /// The methods [`dispatch`] serves on the route (an unknown route takes none).
+    fn allowed_methods(self) -> &'static [&'static str] {
         match self {
             Route::Health
             | Route::OpenApi
             | Route::Metrics
             | Route::List
             | Route::Stats
-            | Route::Indexes => "GET, HEAD",
-            Route::Metadata => "GET, HEAD, PUT",
-            Route::Object => "GET, HEAD, PUT, DELETE",
+            | Route::Indexes => &["GET", "HEAD"],
+            Route::Metadata => &["GET", "HEAD", "PUT"],
+            Route::Object => &["GET", "HEAD", "PUT", "DELETE"],
             Route::Query
             | Route::Explain
             | Route::Count
             | Route::Begin
             | Route::Commit
-            | Route::Compact => "POST",
-            Route::Index => "PUT, DELETE",
-            Route::Transaction => "DELETE",
-            Route::Unknown => "",
+            | Route::Compact => &["POST"],
+            Route::Index => &["PUT", "DELETE"],
+            Route::Transaction => &["DELETE"],
+            Route::Unknown => &[],
+        }
+    }
+
+    /// `405 method_not_allowed` for a method the route does not take.
+    fn refuse_method(self, method: &Method) -> Error {
+        Error::MethodNotAllowed {
+            method: method.to_string(),
+            allowed: self.allowed_methods().join(", "),
         }
     }
 
@@ -231,6 +239,12 @@ async fn dispatch(
     raw_key: &str,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>> {
+    // A method the route does not take is refused before anything else is read: which
+    // methods a route takes is public (the OpenAPI document), and no header or body of the
+    // request means anything for it.
+    if route != Route::Unknown && !route.allowed_methods().contains(&request.method().as_str()) {
+        return Err(route.refuse_method(request.method()));
+    }
     check_request_headers(request.headers())?;
     check_query_string(route, request.uri())?;
     check_headers_apply(route, request.method(), request.headers())?;
@@ -320,10 +334,7 @@ async fn dispatch(
         (Route::Unknown, _) => Err(Error::InvalidArgument {
             reason: "no such route".into(),
         }),
-        (route, method) => Err(Error::MethodNotAllowed {
-            method: method.to_string(),
-            allowed: route.allowed_methods().to_string(),
-        }),
+        (route, method) => Err(route.refuse_method(&method)),
     }
 }
 
