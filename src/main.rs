@@ -63,6 +63,9 @@ struct Cli {
     /// Size extent files may grow to, in bytes (they start at 1 MiB).
     #[arg(long, global = true, env = "ASTEROPE_EXTENT_SIZE", hide = true)]
     extent_size: Option<u64>,
+    /// Memory budget of the metadata tree's page cache, in bytes (default 64 MiB).
+    #[arg(long, global = true, env = "ASTEROPE_CACHE_SIZE", value_name = "BYTES")]
+    cache_size: Option<u64>,
     /// Talk to this server (http://HOST:PORT or https://HOST:PORT) instead of a data directory.
     #[arg(long, global = true, env = "ASTEROPE_URL")]
     server: Option<String>,
@@ -242,13 +245,24 @@ enum IndexAction {
     Ls,
 }
 
+/// With the `mimalloc` feature, the process allocates through mimalloc instead of the system's
+/// allocator (docs/BENCHMARKS.md, "Server memory").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Before any thread exists (removing variables is only sound then).
     forget_empty_environment();
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let outcome = choose_store(&matches, &mut cli).and_then(|()| {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut runtime = tokio::runtime::Builder::new_multi_thread();
+        if let Command::Serve { .. } = cli.command {
+            // As many blocking threads as the server's own bounds can occupy, not tokio's 512.
+            runtime.max_blocking_threads(asterope::ServerConfig::default().blocking_threads());
+        }
+        runtime
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the runtime", e))?
@@ -529,6 +543,9 @@ pub(crate) fn open_database(cli: &Cli) -> Result<Database> {
         .background_compaction(schedule);
     if let Some(size) = cli.extent_size {
         builder = builder.extent_size(size);
+    }
+    if let Some(bytes) = cli.cache_size {
+        builder = builder.cache_bytes(bytes);
     }
     builder.open()
 }

@@ -254,3 +254,26 @@ fn reading_commands_do_not_create_a_store_at_a_mistyped_path() {
         assert!(!missing.exists(), "{args:?} created {}", missing.display());
     }
 }
+
+#[test]
+fn the_metadata_cache_size_is_an_option_of_every_command_that_opens_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    std::fs::write(cwd.join("in.bin"), b"small cache").unwrap();
+    let cache = ["--cache-size", "1048576"];
+    ok(&asterope(
+        cwd,
+        &[],
+        &[&cache[..], &["put", "k", "in.bin"]].concat(),
+    ));
+    let got = ok(&asterope(
+        cwd,
+        &[("ASTEROPE_CACHE_SIZE", "2097152")],
+        &["get", "k"],
+    ));
+    assert_eq!(got, "small cache");
+    let help = ok(&asterope(cwd, &[], &["serve", "--help"]));
+    assert!(help.contains("--cache-size <BYTES>"), "{help}");
+    let refused = asterope(cwd, &[], &["--cache-size", "lots", "ls"]);
+    assert_eq!(refused.status.code(), Some(2));
+}

@@ -77,6 +77,10 @@ pub struct ServerConfig {
     /// this many at once (each holds at most a page of objects); further ones wait their turn
     /// without occupying the async workers that serve everything else.
     pub max_blocking_requests: usize,
+    /// Uploads (`PUT /v1/objects/{key}`) streaming into the store at once; further ones wait
+    /// for a place before their body is read. Each holds two blocking threads (writer and
+    /// hasher) while it streams: see [`ServerConfig::blocking_threads`].
+    pub max_concurrent_uploads: usize,
     /// An open transaction unused for this long is rolled back.
     pub transaction_lease: Duration,
     /// A transaction is rolled back this long after it began, however often its lease was
@@ -107,10 +111,33 @@ impl Default for ServerConfig {
             stream_window: 4 << 20,
             connection_window: 16 << 20,
             max_blocking_requests: 4,
+            max_concurrent_uploads: 32,
             transaction_lease: Duration::from_secs(30),
             transaction_max_lifetime: Duration::from_secs(600),
             max_transactions_per_token: 64,
         }
+    }
+}
+
+/// Blocking threads the server needs besides those its bounded work holds: commits of the
+/// metadata and delete routes, deduplication checks, verification, statistics and compaction
+/// (each finishes without waiting for another blocking thread).
+const SPARE_BLOCKING_THREADS: usize = 16;
+
+impl ServerConfig {
+    /// The most blocking threads the server's runtime should allow
+    /// (`tokio::runtime::Builder::max_blocking_threads`): two per upload place (writer and
+    /// hasher, which wait for each other), two per blocking request place (the request's own
+    /// thread and a commit it may wait for), and spares for work that waits for no other thread.
+    /// With this many, work holding a thread never waits for a thread that cannot be had, and
+    /// the threads (and the allocator memory each thread's use leaves behind) stay bounded.
+    pub fn blocking_threads(&self) -> usize {
+        let uploads = self.max_concurrent_uploads.max(1);
+        let requests = self.max_blocking_requests.max(1);
+        uploads
+            .saturating_mul(2)
+            .saturating_add(requests.saturating_mul(2))
+            .saturating_add(SPARE_BLOCKING_THREADS)
     }
 }
 
@@ -135,6 +162,7 @@ pub async fn serve(
             per_owner: config.max_transactions_per_token,
         }),
         blocking: BlockingPool::new(config.max_blocking_requests),
+        uploads: tokio::sync::Semaphore::new(config.max_concurrent_uploads.max(1)),
     });
     let reaper = {
         let state = Arc::clone(&state);

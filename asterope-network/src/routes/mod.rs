@@ -44,6 +44,8 @@ pub(crate) struct AppState {
     pub(crate) body_idle_timeout: Duration,
     pub(crate) transactions: Transactions,
     pub(crate) blocking: BlockingPool,
+    /// Places for uploads streaming into the store (`ServerConfig::max_concurrent_uploads`).
+    pub(crate) uploads: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for AppState {

@@ -52,6 +52,13 @@ pub(super) async fn put(
         state.body_idle_timeout,
         Arc::clone(&state.metrics),
     );
+    // A place first, before any byte of the body is read: an upload holds two blocking threads
+    // while it streams, and the runtime has threads for a bounded number of them.
+    let _place = state
+        .uploads
+        .acquire()
+        .await
+        .map_err(|_| Error::internal("the upload places are closed"))?;
     let info = ops.put(&key, body, options).await?;
     Ok(json_response(
         StatusCode::CREATED,
