@@ -13,7 +13,6 @@ use std::sync::Arc;
 use asterope_core::{
     ByteStream, Error, Filter, GetOptions, GetResult, Key, ListOptions, PutOptions, Query, Result,
 };
-use asterope_serialization::validate_metadata;
 
 use crate::blob::BlobLayout;
 use crate::commit::Write;
@@ -77,13 +76,12 @@ pub(crate) fn with_query<T>(
     f(&context)
 }
 
-/// Writes a blob for a put, checking size and digest.
+/// Writes a blob for a put, checking size and digest (the caller has checked the metadata).
 pub(crate) async fn write_put(
     engine: &Arc<Engine>,
     body: ByteStream,
     options: &PutOptions,
 ) -> Result<Write> {
-    validate_metadata(&options.metadata)?;
     let written = write_blob(Arc::clone(&engine.space), body, options.size).await?;
     let late = options
         .sha256_after_body

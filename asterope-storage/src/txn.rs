@@ -134,6 +134,7 @@ impl ObjectOps for DbTransaction {
     }
 
     async fn put(&self, key: &Key, body: ByteStream, options: PutOptions) -> Result<ObjectInfo> {
+        validate_metadata(&options.metadata)?;
         let condition = options.condition;
         let write = write_put(&self.engine, body, &options).await?;
         self.stage_put(key, Intent { write, condition }).await
